@@ -1,0 +1,332 @@
+/*
+ * streams.h - the internal header of the stream core, one section per file.
+ *
+ * Conventions used throughout (see STYLE.md):
+ *  - errors are 0 / -errno; positive values are counts;
+ *  - time is uint64_t microseconds of CLOCK_MONOTONIC, deadlines absolute;
+ *  - destructors accept NULL;
+ *  - nothing here logs or exits: callers decide.
+ */
+#ifndef PROVIUM_STREAMS_H
+#define PROVIUM_STREAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define USEC_PER_SEC 1000000ULL
+#define USEC_PER_MSEC 1000ULL
+
+/* ------------------------------------------------------------------ */
+/* reactor.c - the event loop: fd watches, timers, deferred calls,     */
+/* signals. The only file that includes <sys/epoll.h>.                 */
+/* ------------------------------------------------------------------ */
+
+struct reactor;
+
+#define REACTOR_IN 0x1u  /* readable (or peer hung up: read to find out) */
+#define REACTOR_OUT 0x2u /* writable */
+#define REACTOR_ERR 0x4u /* error or hang-up reported by the kernel */
+
+typedef void reactor_fd_fn(struct reactor *r, int fd, unsigned events,
+                           void *arg);
+typedef void reactor_fn(struct reactor *r, void *arg);
+
+/*
+ * A timer is embedded in its owner's object (no allocation to fail).
+ * Zero-initialise it; reactor_timer_start() arms or re-arms it,
+ * reactor_timer_stop() disarms it (harmless when not armed). The
+ * callback runs once per arming, after the timer has been disarmed, so it
+ * may re-arm the timer or free its owner.
+ */
+struct reactor_timer {
+    uint64_t deadline;   /* absolute, clock_now() scale */
+    size_t heap_index;   /* 0 = not armed; else 1-based index in the heap */
+    reactor_fn *fn;
+    void *arg;
+};
+
+uint64_t clock_now(void); /* CLOCK_MONOTONIC in microseconds */
+
+int reactor_new(struct reactor **out);
+void reactor_free(struct reactor *r);
+
+/* Watch fd for events (REACTOR_IN|REACTOR_OUT); a second call for the
+ * same fd replaces events, fn and arg. */
+int reactor_watch(struct reactor *r, int fd, unsigned events,
+                  reactor_fd_fn *fn, void *arg);
+/* Stop watching fd. Safe to call from any callback, including fd's own;
+ * no callback for fd runs after it returns. Call before close(fd). */
+void reactor_unwatch(struct reactor *r, int fd);
+
+void reactor_timer_start(struct reactor *r, struct reactor_timer *t,
+                         uint64_t deadline, reactor_fn *fn, void *arg);
+void reactor_timer_stop(struct reactor *r, struct reactor_timer *t);
+static inline bool
+reactor_timer_armed(const struct reactor_timer *t)
+{
+    return t->heap_index != 0;
+}
+
+/* Run fn(arg) on the next loop turn, before any fd is polled again.
+ * Deferred calls run in the order they were queued. */
+int reactor_defer(struct reactor *r, reactor_fn *fn, void *arg);
+
+/* Deliver signo through a signalfd: the signal is blocked in the calling
+ * thread and fn runs from the loop when it arrives. */
+int reactor_signal(struct reactor *r, int signo, reactor_fn *fn, void *arg);
+
+/* Run until reactor_stop(). Returns 0, or -errno if epoll itself fails. */
+int reactor_run(struct reactor *r);
+/* Run one turn: deferred calls, expired timers, then wait for fds at most
+ * until max_deadline (0 = don't wait, UINT64_MAX = wait forever). */
+int reactor_run_once(struct reactor *r, uint64_t max_deadline);
+void reactor_stop(struct reactor *r);
+bool reactor_stopped(const struct reactor *r);
+
+/* ------------------------------------------------------------------ */
+/* command.c - the command line syntax of SPEC §5: words separated by */
+/* blanks, double-quoted words with C escapes, durations.              */
+/* ------------------------------------------------------------------ */
+
+#define COMMAND_MAX_LINE 65536 /* bytes in one command write */
+#define COMMAND_MAX_WORDS 256
+#define COMMAND_ERR_LEN 256
+
+struct word {
+    const char *p; /* not NUL-terminated in general; may contain NULs */
+    size_t len;
+};
+
+struct command {
+    int argc;
+    struct word argv[COMMAND_MAX_WORDS];
+    char *buf; /* owns the unescaped bytes argv points into */
+};
+
+/*
+ * Split one command line (a trailing "\n" or "\r\n" is allowed) into
+ * words. Returns 0, or -EINVAL / -EMSGSIZE with a message naming the
+ * problem in err (COMMAND_ERR_LEN bytes). On success the caller frees with
+ * command_free(); on failure nothing needs freeing.
+ */
+int command_parse(struct command *cmd, const char *line, size_t len,
+                  char *err);
+void command_free(struct command *cmd);
+
+/* Does word w equal the C string s? */
+bool word_is(struct word w, const char *s);
+/* If w is "key=value" with the given key, point *value at the value. */
+bool word_option(struct word w, const char *key, struct word *value);
+
+/*
+ * Parse a duration: "1.5" (seconds), "250ms", "2s", "1.5m", "1h".
+ * Messages are Provium's:
+ *   duration: cannot parse `X` (expected number or `Nms`/`Ns`/`Nm`/`Nh`)
+ *   duration: must be a finite, non-negative number (got X)
+ * Returns 0 and *usec, or -EINVAL with the message in err.
+ */
+int duration_parse(struct word w, uint64_t *usec, char *err);
+/* Format usec as Provium would print a timeout ("10s", "500ms", "1.5s"). */
+void duration_format(uint64_t usec, char *buf, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* spool.c - append-only history of one stream in an unlinked file,   */
+/* with the frame boundaries kept in a second unlinked file. Memory    */
+/* is bounded: a small write-behind buffer for the index.              */
+/* ------------------------------------------------------------------ */
+
+struct spool;
+
+/* Create a spool in dir (O_TMPFILE, or mkstemp + unlink). */
+int spool_new(const char *dir, struct spool **out);
+void spool_free(struct spool *sp);
+/* Append one frame (len > 0). All or nothing: -errno leaves the spool as
+ * it was. */
+int spool_append(struct spool *sp, const void *buf, size_t len);
+uint64_t spool_size(const struct spool *sp);
+uint64_t spool_frames(const struct spool *sp);
+/* End offset of frame k (k < spool_frames). Frame k covers
+ * [spool_frame_end(k-1), spool_frame_end(k)), frame -1 ending at 0. */
+int spool_frame_end(struct spool *sp, uint64_t k, uint64_t *end);
+/* Index of the frame containing byte off (off < size), by binary search;
+ * off == size gives spool_frames(). */
+int spool_frame_at(struct spool *sp, uint64_t off, uint64_t *k);
+/* Read history bytes at off; short only at the end of history. */
+ssize_t spool_pread(struct spool *sp, void *buf, size_t len, uint64_t off);
+
+/* ------------------------------------------------------------------ */
+/* match.c - streaming literal matcher: bytes are fed chunk by chunk,   */
+/* a match straddling chunks is found, each byte is examined O(1)      */
+/* times (KMP at chunk edges, memmem inside).                          */
+/* ------------------------------------------------------------------ */
+
+#define MATCH_MAX_PATTERN 4096
+
+struct matcher;
+
+int matcher_new(const void *pattern, size_t len, struct matcher **out);
+void matcher_free(struct matcher *m);
+/* Forget everything fed so far. */
+void matcher_reset(struct matcher *m);
+/* Feed the next len bytes. Returns 1 and *end = number of bytes of this
+ * chunk up to and including the end of the first match, or 0 if no match
+ * ends in this chunk. After a match the matcher is reset. An empty pattern
+ * matches at once (*end = 0). */
+int matcher_feed(struct matcher *m, const void *buf, size_t len,
+                 size_t *end);
+
+/* ------------------------------------------------------------------ */
+/* reply.c - the ctl reply: "<status> <length>\n" then the payload.     */
+/* A payload is either in memory or a range of a stream's history,     */
+/* optionally encoded as drain records "<n>\n<n bytes>" per frame.      */
+/* ------------------------------------------------------------------ */
+
+enum reply_status {
+    REPLY_OK,
+    REPLY_TIMEOUT,
+    REPLY_EOF,
+    REPLY_CLOSED,
+    REPLY_ERROR,
+};
+
+const char *reply_status_name(enum reply_status st);
+
+struct reply;
+struct stream;
+
+/* A reply whose payload is len bytes copied from buf. */
+int reply_new_mem(enum reply_status st, const void *buf, size_t len,
+                  struct reply **out);
+/* printf-style message payload. */
+int reply_new_fmt(enum reply_status st, struct reply **out, const char *fmt,
+                  ...) __attribute__((format(printf, 3, 4)));
+/* ok reply whose payload is history bytes [from, to) of stream s. The
+ * reply holds a reference on s (so on its spool) until reply_free. */
+int reply_new_range(struct stream *s, uint64_t from, uint64_t to,
+                    struct reply **out);
+/* ok reply for drain: the frames of s covering [from, to), the first one
+ * starting at from (pending bytes), each as a "<n>\n<n bytes>" record.
+ * to must be a frame boundary. Holds a reference on s. */
+int reply_new_drain(struct stream *s, uint64_t from, uint64_t to,
+                    struct reply **out);
+void reply_free(struct reply *rp);
+
+enum reply_status reply_status(const struct reply *rp);
+uint64_t reply_length(const struct reply *rp); /* header + payload */
+/* Copy reply bytes [off, off+len) into buf; returns bytes copied (0 at the
+ * end) or -errno. Sequential reads are O(len). */
+ssize_t reply_read(struct reply *rp, void *buf, size_t len, uint64_t off);
+/* Whole reply into a malloc'd buffer (tests, small replies). */
+int reply_collect(struct reply *rp, char **buf, size_t *len);
+
+/* ------------------------------------------------------------------ */
+/* stream.c - one stream: history, the test's consumption cursor and   */
+/* its op queue, readers with their own cursors, end and close.        */
+/* ------------------------------------------------------------------ */
+
+#define STREAM_DEFAULT_NEXT_TIMEOUT (10 * USEC_PER_SEC)
+#define STREAM_DEFAULT_UNTIL_TIMEOUT (10 * USEC_PER_SEC)
+#define STREAM_DEFAULT_DRAIN_TIMEOUT (500 * USEC_PER_MSEC)
+
+struct stream;
+
+struct stream_config {
+    const char *spool_dir;  /* where the history file lives */
+    uint64_t history_limit; /* bytes; 0 = unlimited */
+    const char *noun;       /* "stream", "console" or "capture" (messages) */
+};
+
+enum stream_state {
+    STREAM_LIVE,   /* the source may produce more */
+    STREAM_ENDED,  /* the source ended (cleanly or with an error) */
+    STREAM_CLOSED, /* closed by the test: no more ops */
+};
+
+int stream_new(struct reactor *r, const struct stream_config *cfg,
+               struct stream **out);
+/* Streams are reference counted: each reader, each open ctl file and the
+ * registry hold one. The last unref frees the spool. */
+struct stream *stream_ref(struct stream *s);
+void stream_unref(struct stream *s);
+
+/* Producer side (engines). One call = one frame. Returns 0, or -EFBIG when
+ * the frame would pass the history limit (the stream then ends with an
+ * error saying so and the frame is not recorded), -EPIPE when the stream
+ * has already ended or been closed, or another -errno from the spool (the
+ * stream then ends with that error). */
+int stream_append(struct stream *s, const void *buf, size_t len);
+/* The source ended: err 0 for a clean end, or -errno with a message
+ * (copied) that ops and readers will report. Idempotent: first one wins. */
+void stream_end(struct stream *s, int err, const char *msg);
+/* Close: the stream ends if live, pending bytes are dropped, a running op
+ * is answered "closed", queued and later ops answer "closed". */
+void stream_close(struct stream *s);
+
+enum stream_state stream_state(const struct stream *s);
+uint64_t stream_size(const struct stream *s);
+uint64_t stream_frames(const struct stream *s);
+uint64_t stream_consumed(const struct stream *s); /* test cursor offset */
+uint64_t stream_pending(const struct stream *s);  /* bytes pending */
+int stream_end_error(const struct stream *s, const char **msg);
+struct spool *stream_spool(struct stream *s);
+/* Read history at off (the log file). Never blocks. */
+ssize_t stream_pread(struct stream *s, void *buf, size_t len, uint64_t off);
+
+/* Ops on the test's cursor (SPEC §5.2). */
+enum stream_op_kind {
+    STREAM_OP_NEXT,
+    STREAM_OP_READ_UNTIL,
+    STREAM_OP_EXPECT,
+    STREAM_OP_DRAIN,
+    STREAM_OP_EOF,
+    STREAM_OP_CLOSE,
+};
+
+struct stream_op_spec {
+    enum stream_op_kind kind;
+    uint64_t timeout; /* usec */
+    const void *pattern; /* read_until / expect; copied by the op */
+    size_t pattern_len;
+};
+
+/* Parse a stream op command (next/read_until/expect/drain/eof/close with
+ * their arguments and default timeouts). The spec's pattern points into
+ * cmd. Returns 0 or -EINVAL with a message in err. */
+int stream_op_parse(const struct command *cmd, struct stream_op_spec *spec,
+                    char *err);
+
+/* Called exactly once per queued op with its reply; the callee owns rp. */
+typedef void stream_op_done_fn(struct stream *s, struct reply *rp, void *arg);
+
+struct stream_op;
+/* Queue an op; ops run one at a time in queue order. *opp (optional)
+ * receives a handle valid until done runs or stream_op_cancel returns. */
+int stream_op_submit(struct stream *s, const struct stream_op_spec *spec,
+                     stream_op_done_fn *done, void *arg,
+                     struct stream_op **opp);
+/* Withdraw an op (its requester went away). done is not called. A running
+ * op is stopped without consuming anything. */
+void stream_op_cancel(struct stream_op *op);
+
+/* Readers: independent cursors from byte 0 (the data file). */
+struct stream_reader;
+int stream_reader_new(struct stream *s, struct stream_reader **out);
+void stream_reader_free(struct stream_reader *rd);
+/* Read at the reader's cursor: bytes (>0), 0 at the end of a stream that
+ * ended cleanly or was closed, the end error (-errno) once at the end of a
+ * stream that ended with an error, or -EAGAIN when nothing is available
+ * yet. Coalesces frames. */
+ssize_t stream_reader_read(struct stream_reader *rd, void *buf, size_t len);
+/* Bytes available to this reader without blocking; true also at end. */
+bool stream_reader_ready(const struct stream_reader *rd);
+uint64_t stream_reader_offset(const struct stream_reader *rd);
+/* Ask for one call of fn when the reader becomes ready (data, end, close).
+ * A later call replaces the earlier; fn == NULL cancels. fn runs from a
+ * deferred call, never inside stream_append. */
+void stream_reader_notify(struct stream_reader *rd, reactor_fn *fn,
+                          void *arg);
+unsigned stream_readers(const struct stream *s);
+
+#endif
