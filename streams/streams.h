@@ -329,4 +329,40 @@ void stream_reader_notify(struct stream_reader *rd, reactor_fn *fn,
                           void *arg);
 unsigned stream_readers(const struct stream *s);
 
+/* ------------------------------------------------------------------ */
+/* Engines: a source of frames for a stream. Each engine is one file   */
+/* exporting a const ops table (tail.c, console.c, capture.c); the     */
+/* core knows none by name.                                            */
+/* ------------------------------------------------------------------ */
+
+/* Called exactly once when an asynchronous open completes: err 0 (the
+ * source is live and feeding the stream) or -errno with a message. */
+typedef void engine_opened_fn(struct stream *s, int err, const char *msg,
+                              void *arg);
+
+struct engine_ops {
+    const char *name; /* "tail", "console", "capture" */
+    /*
+     * Start a source feeding s, described by cmd->argv[argi..] (the open
+     * command's words after its name, options included) and ctx (the
+     * engine's context: the VM's agent client, the console, ...). Returns
+     * -errno with a message in err (COMMAND_ERR_LEN) for a bad request
+     * known at once; otherwise 0, *state set, and opened() is called
+     * exactly once later (or before open returns). On success the engine
+     * calls stream_set_source() itself.
+     */
+    int (*open)(struct stream *s, void *ctx, const struct command *cmd,
+                int argi, engine_opened_fn *opened, void *arg, void **state,
+                char *err);
+    /* Stop the source and free state; no callback into s afterwards. */
+    void (*stop)(void *state);
+    /* Append "key: value\n" lines describing the source to buf. */
+    void (*info)(void *state, char *buf, size_t len);
+};
+
+/* Attach the engine state to the stream: stream_close() (and the last
+ * unref) calls ops->stop(state) once. */
+void stream_set_source(struct stream *s, const struct engine_ops *ops,
+                       void *state);
+
 #endif
