@@ -297,7 +297,9 @@ struct stream_op_spec {
 int stream_op_parse(const struct command *cmd, struct stream_op_spec *spec,
                     char *err);
 
-/* Called exactly once per queued op with its reply; the callee owns rp. */
+/* Called exactly once per queued op with its reply; the callee owns rp.
+ * rp is NULL only when memory ran out building it: treat as "error".
+ * Never called from inside stream_op_submit(). */
 typedef void stream_op_done_fn(struct stream *s, struct reply *rp, void *arg);
 
 struct stream_op;
