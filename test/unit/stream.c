@@ -1,0 +1,624 @@
+/*
+ * Stream core: the ops of SPEC §5.2 with the pending-bytes / EOF / close
+ * semantics of §6.2, readers, the history limit, and a model-based
+ * property test (random data, random frame splits, random op sequences:
+ * everything returned, concatenated, is the input exactly).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "streams.h"
+
+static struct reactor *r;
+
+static void
+setup(void)
+{
+    cr_assert_eq(reactor_new(&r), 0);
+}
+
+static void
+teardown(void)
+{
+    reactor_free(r);
+}
+
+TestSuite(stream, .init = setup, .fini = teardown, .timeout = 30);
+
+struct result {
+    bool done;
+    enum reply_status st;
+    char *payload;
+    size_t len;
+};
+
+static void
+on_done(struct stream *s, struct reply *rp, void *arg)
+{
+    struct result *res = arg;
+    char *all;
+    size_t n;
+
+    cr_assert_not_null(rp);
+    cr_assert_not(res->done, "op answered twice");
+    res->done = true;
+    res->st = reply_status(rp);
+    cr_assert_eq(reply_collect(rp, &all, &n), 0);
+    /* Strip and check the "<status> <length>\n" header. */
+    char *nl = memchr(all, '\n', n);
+    cr_assert_not_null(nl);
+    unsigned long long len;
+    char name[16];
+    cr_assert_eq(sscanf(all, "%15s %llu", name, &len), 2);
+    cr_assert_str_eq(name, reply_status_name(res->st));
+    res->len = n - (size_t)(nl + 1 - all);
+    cr_assert_eq(len, res->len, "header length matches payload");
+    res->payload = malloc(res->len + 1);
+    memcpy(res->payload, nl + 1, res->len);
+    res->payload[res->len] = '\0';
+    free(all);
+    reply_free(rp);
+}
+
+static void
+result_clear(struct result *res)
+{
+    free(res->payload);
+    memset(res, 0, sizeof *res);
+}
+
+/* Turn the loop until *flag or 5 s pass. */
+static void
+run_until(bool *flag)
+{
+    uint64_t deadline = clock_now() + 5 * USEC_PER_SEC;
+    while (!*flag && clock_now() < deadline)
+        reactor_run_once(r, deadline);
+    cr_assert(*flag, "timed out waiting in the test loop");
+}
+
+static struct stream *
+new_stream(uint64_t limit)
+{
+    struct stream_config cfg = {.spool_dir = "/tmp", .history_limit = limit,
+                                .noun = "stream"};
+    struct stream *s;
+    cr_assert_eq(stream_new(r, &cfg, &s), 0);
+    return s;
+}
+
+static void
+append(struct stream *s, const char *frame)
+{
+    cr_assert_eq(stream_append(s, frame, strlen(frame)), 0);
+}
+
+/* Submit a command line as the ctl file would, wait for its reply. */
+static void
+op(struct stream *s, const char *line, struct result *res)
+{
+    struct command cmd;
+    struct stream_op_spec spec;
+    char err[COMMAND_ERR_LEN];
+
+    result_clear(res);
+    cr_assert_eq(command_parse(&cmd, line, strlen(line), err), 0, "%s", err);
+    cr_assert_eq(stream_op_parse(&cmd, &spec, err), 0, "%s", err);
+    cr_assert_eq(stream_op_submit(s, &spec, on_done, res, NULL), 0);
+    command_free(&cmd);
+    run_until(&res->done);
+}
+
+static void
+expect_reply(struct stream *s, const char *line, enum reply_status st,
+             const char *payload)
+{
+    struct result res = {0};
+    op(s, line, &res);
+    cr_expect_eq(res.st, st, "%s: status %s, want %s (payload `%s`)", line,
+                 reply_status_name(res.st), reply_status_name(st),
+                 res.payload);
+    cr_expect_eq(res.len, strlen(payload), "%s: length", line);
+    cr_expect_str_eq(res.payload, payload, "%s", line);
+    result_clear(&res);
+}
+
+Test(stream, next_returns_frames_in_order_then_eof)
+{
+    struct stream *s = new_stream(0);
+    append(s, "one");
+    append(s, "two");
+    expect_reply(s, "next", REPLY_OK, "one");
+    expect_reply(s, "next 0", REPLY_OK, "two");
+    expect_reply(s, "next 0", REPLY_TIMEOUT, "next timed out after 0s");
+    expect_reply(s, "eof", REPLY_OK, "false");
+    stream_end(s, 0, NULL);
+    expect_reply(s, "next", REPLY_EOF, "stream EOF");
+    expect_reply(s, "eof", REPLY_OK, "true");
+    stream_unref(s);
+}
+
+Test(stream, read_until_across_frames_leaves_pending)
+{
+    struct stream *s = new_stream(0);
+    append(s, "hel");
+    append(s, "lo wor");
+    append(s, "ld\nmore");
+    append(s, "tail");
+    expect_reply(s, "read_until world", REPLY_OK, "hello world");
+    cr_expect_eq(stream_pending(s), 5);
+    expect_reply(s, "eof", REPLY_OK, "false");
+    stream_end(s, 0, NULL);
+    expect_reply(s, "eof", REPLY_OK, "false"); /* pending and unread */
+    expect_reply(s, "next", REPLY_OK, "\nmore");
+    cr_expect_eq(stream_pending(s), 0);
+    expect_reply(s, "next", REPLY_OK, "tail");
+    expect_reply(s, "eof", REPLY_OK, "true");
+    stream_unref(s);
+}
+
+Test(stream, expect_discards_prefix_keeps_rest)
+{
+    struct stream *s = new_stream(0);
+    append(s, "boot... ready!rest");
+    expect_reply(s, "expect ready", REPLY_OK, "");
+    expect_reply(s, "next", REPLY_OK, "!rest");
+    stream_unref(s);
+}
+
+Test(stream, drain_returns_pending_first_as_records)
+{
+    struct stream *s = new_stream(0);
+    append(s, "abcMATCHdef");
+    append(s, "gh");
+    append(s, "ij");
+    expect_reply(s, "expect MATCH", REPLY_OK, "");
+    expect_reply(s, "drain 10ms", REPLY_OK, "3\ndef2\ngh2\nij");
+    expect_reply(s, "drain 0", REPLY_OK, "");
+    stream_end(s, 0, NULL);
+    expect_reply(s, "drain", REPLY_OK, ""); /* at EOF: at once, empty */
+    stream_unref(s);
+}
+
+Test(stream, drain_waits_for_its_whole_deadline_on_a_live_stream)
+{
+    struct stream *s = new_stream(0);
+    uint64_t t0 = clock_now();
+    expect_reply(s, "drain 200ms", REPLY_OK, "");
+    cr_expect_geq(clock_now() - t0, 200 * USEC_PER_MSEC);
+    stream_unref(s);
+}
+
+Test(stream, drain_stops_at_end_of_stream)
+{
+    struct stream *s = new_stream(0);
+    append(s, "x");
+    stream_end(s, 0, NULL);
+    uint64_t t0 = clock_now();
+    expect_reply(s, "drain 10s", REPLY_OK, "1\nx");
+    cr_expect_lt(clock_now() - t0, USEC_PER_SEC);
+    stream_unref(s);
+}
+
+Test(stream, close_drops_pending_and_later_ops_report_closed)
+{
+    struct stream *s = new_stream(0);
+    append(s, "a:b");
+    expect_reply(s, "read_until :", REPLY_OK, "a:");
+    cr_expect_eq(stream_pending(s), 1);
+    expect_reply(s, "close", REPLY_OK, "");
+    cr_expect_eq(stream_state(s), STREAM_CLOSED);
+    cr_expect_eq(stream_pending(s), 0);
+    expect_reply(s, "next", REPLY_CLOSED, "stream closed");
+    expect_reply(s, "read_until x", REPLY_CLOSED, "stream closed");
+    expect_reply(s, "expect x", REPLY_CLOSED, "stream closed");
+    expect_reply(s, "drain", REPLY_CLOSED, "stream closed");
+    expect_reply(s, "eof", REPLY_OK, "true");
+    expect_reply(s, "close", REPLY_OK, "");
+    cr_expect_eq(stream_append(s, "z", 1), -EPIPE);
+    stream_unref(s);
+}
+
+Test(stream, read_until_timeout_message_names_pattern_timeout_and_bytes)
+{
+    struct stream *s = new_stream(0);
+    append(s, "no luck\n");
+    expect_reply(s, "read_until \"x\\ty\" 50ms", REPLY_TIMEOUT,
+                 "read_until timed out waiting for `x\\ty`; timeout 50ms; "
+                 "last bytes seen: `no luck\\n`");
+    /* Nothing was consumed by the timed-out op. */
+    expect_reply(s, "next", REPLY_OK, "no luck\n");
+    expect_reply(s, "expect zz 0", REPLY_TIMEOUT,
+                 "expect timed out waiting for `zz`; timeout 0s; "
+                 "no bytes seen");
+    stream_unref(s);
+}
+
+static void
+late_frame(struct reactor *rr, void *arg)
+{
+    append(arg, "...ready\n");
+}
+
+Test(stream, waiting_read_until_is_answered_by_data)
+{
+    struct stream *s = new_stream(0);
+    struct reactor_timer t = {0};
+    reactor_timer_start(r, &t, clock_now() + 50 * USEC_PER_MSEC, late_frame,
+                        s);
+    uint64_t t0 = clock_now();
+    expect_reply(s, "read_until ready 5s", REPLY_OK, "...ready");
+    cr_expect_lt(clock_now() - t0, 2 * USEC_PER_SEC);
+    expect_reply(s, "next", REPLY_OK, "\n");
+    stream_unref(s);
+}
+
+static void
+late_close(struct reactor *rr, void *arg)
+{
+    stream_close(arg);
+}
+
+Test(stream, close_answers_a_waiting_op_once)
+{
+    struct stream *s = new_stream(0);
+    struct reactor_timer t = {0};
+    reactor_timer_start(r, &t, clock_now() + 50 * USEC_PER_MSEC, late_close,
+                        s);
+    expect_reply(s, "read_until never 5s", REPLY_CLOSED, "stream closed");
+    stream_unref(s);
+}
+
+static void
+late_end(struct reactor *rr, void *arg)
+{
+    stream_end(arg, 0, NULL);
+}
+
+Test(stream, end_answers_a_waiting_next_with_eof)
+{
+    struct stream *s = new_stream(0);
+    struct reactor_timer t = {0};
+    reactor_timer_start(r, &t, clock_now() + 50 * USEC_PER_MSEC, late_end, s);
+    expect_reply(s, "next 5s", REPLY_EOF, "stream EOF");
+    expect_reply(s, "read_until x", REPLY_EOF, "stream EOF");
+    stream_unref(s);
+}
+
+Test(stream, empty_pattern_matches_at_once_consuming_nothing)
+{
+    struct stream *s = new_stream(0);
+    append(s, "abc");
+    expect_reply(s, "read_until \"\"", REPLY_OK, "");
+    expect_reply(s, "next", REPLY_OK, "abc");
+    stream_unref(s);
+}
+
+Test(stream, binary_patterns_and_payloads)
+{
+    struct stream *s = new_stream(0);
+    cr_assert_eq(stream_append(s, "a\0b\xff", 4), 0);
+    cr_assert_eq(stream_append(s, "\0c", 2), 0);
+    struct result res = {0};
+    op(s, "read_until \"\\xff\\0\"", &res);
+    cr_assert_eq(res.st, REPLY_OK);
+    cr_assert_eq(res.len, 5);
+    cr_assert_eq(memcmp(res.payload, "a\0b\xff\0", 5), 0);
+    result_clear(&res);
+    expect_reply(s, "next", REPLY_OK, "c");
+    stream_unref(s);
+}
+
+Test(stream, ops_run_one_at_a_time_in_order)
+{
+    struct stream *s = new_stream(0);
+    struct result a = {0}, b = {0}, c = {0};
+    struct command cmd;
+    struct stream_op_spec spec;
+    char err[COMMAND_ERR_LEN];
+    struct result *res[] = {&a, &b, &c};
+    const char *lines[] = {"read_until X 5s", "next 5s", "eof"};
+
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(command_parse(&cmd, lines[i], strlen(lines[i]), err), 0);
+        cr_assert_eq(stream_op_parse(&cmd, &spec, err), 0);
+        cr_assert_eq(stream_op_submit(s, &spec, on_done, res[i], NULL), 0);
+        command_free(&cmd);
+    }
+    reactor_run_once(r, 0);
+    cr_expect_not(a.done || b.done || c.done);
+    append(s, "1X2");
+    run_until(&c.done);
+    cr_expect_str_eq(a.payload, "1X");
+    cr_expect_str_eq(b.payload, "2");
+    cr_expect_str_eq(c.payload, "false");
+    result_clear(&a);
+    result_clear(&b);
+    result_clear(&c);
+    stream_unref(s);
+}
+
+Test(stream, cancelled_op_is_never_answered_and_next_one_runs)
+{
+    struct stream *s = new_stream(0);
+    struct result a = {0}, b = {0};
+    struct stream_op_spec spec = {.kind = STREAM_OP_NEXT,
+                                  .timeout = 5 * USEC_PER_SEC};
+    struct stream_op *opa;
+
+    cr_assert_eq(stream_op_submit(s, &spec, on_done, &a, &opa), 0);
+    cr_assert_eq(stream_op_submit(s, &spec, on_done, &b, NULL), 0);
+    reactor_run_once(r, 0);
+    stream_op_cancel(opa);
+    append(s, "f");
+    run_until(&b.done);
+    cr_expect_not(a.done);
+    cr_expect_str_eq(b.payload, "f");
+    result_clear(&b);
+    stream_unref(s);
+}
+
+Test(stream, history_limit_ends_the_stream_with_an_error)
+{
+    struct stream *s = new_stream(10);
+    struct stream_reader *rd;
+    char buf[64];
+
+    cr_assert_eq(stream_reader_new(s, &rd), 0);
+    append(s, "12345678");
+    cr_expect_eq(stream_append(s, "abc", 3), -EFBIG);
+    cr_expect_eq(stream_state(s), STREAM_ENDED);
+    cr_expect_eq(stream_append(s, "a", 1), -EPIPE);
+    expect_reply(s, "next", REPLY_OK, "12345678");
+    struct result res = {0};
+    op(s, "next", &res);
+    cr_expect_eq(res.st, REPLY_ERROR);
+    cr_expect(strncmp(res.payload, "stream EOF; history limit of 10 bytes",
+                      37) == 0,
+              "%s", res.payload);
+    result_clear(&res);
+    /* A reader gets every byte, then the error once, then EOF. */
+    cr_expect_eq(stream_reader_read(rd, buf, sizeof buf), 8);
+    cr_expect_eq(stream_reader_read(rd, buf, sizeof buf), -EFBIG);
+    cr_expect_eq(stream_reader_read(rd, buf, sizeof buf), 0);
+    stream_reader_free(rd);
+    stream_unref(s);
+}
+
+static void
+reader_woken(struct reactor *rr, void *arg)
+{
+    *(bool *)arg = true;
+}
+
+Test(stream, readers_are_independent_and_start_at_zero)
+{
+    struct stream *s = new_stream(0);
+    struct stream_reader *a, *b;
+    char buf[64];
+    bool woke = false;
+
+    append(s, "abc");
+    cr_assert_eq(stream_reader_new(s, &a), 0);
+    expect_reply(s, "next", REPLY_OK, "abc"); /* the test consumes... */
+    cr_assert_eq(stream_reader_new(s, &b), 0); /* ...readers still see it */
+    cr_expect_eq(stream_readers(s), 2);
+    cr_expect_eq(stream_reader_read(a, buf, 2), 2);
+    cr_expect_eq(memcmp(buf, "ab", 2), 0);
+    cr_expect_eq(stream_reader_read(b, buf, sizeof buf), 3);
+    cr_expect_eq(stream_reader_read(b, buf, sizeof buf), -EAGAIN);
+    cr_expect_not(stream_reader_ready(b));
+    stream_reader_notify(b, reader_woken, &woke);
+    append(s, "de");
+    append(s, "f");
+    run_until(&woke);
+    /* Frames coalesce for readers. */
+    cr_expect_eq(stream_reader_read(b, buf, sizeof buf), 3);
+    cr_expect_eq(memcmp(buf, "def", 3), 0);
+    cr_expect_eq(stream_reader_read(a, buf, sizeof buf), 4);
+    cr_expect_eq(memcmp(buf, "cdef", 4), 0);
+    woke = false;
+    stream_reader_notify(a, reader_woken, &woke);
+    stream_close(s);
+    run_until(&woke);
+    cr_expect_eq(stream_reader_read(a, buf, sizeof buf), 0);
+    stream_reader_free(a);
+    stream_reader_free(b);
+    cr_expect_eq(stream_readers(s), 0);
+    stream_unref(s);
+}
+
+Test(stream, op_parse_rejects_bad_commands_with_reasons)
+{
+    static const struct {
+        const char *line, *msg;
+    } bad[] = {
+        {"jump", "unknown stream command `jump`"},
+        {"read_until", "read_until: missing pattern"},
+        {"next 1 2", "next: too many arguments"},
+        {"eof 1", "eof: too many arguments"},
+        {"next -1", "duration: must be a finite, non-negative number (got -1)"},
+        {"drain soon", "duration: cannot parse `soon`"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct command cmd;
+        struct stream_op_spec spec;
+        char err[COMMAND_ERR_LEN];
+        cr_assert_eq(command_parse(&cmd, bad[i].line, strlen(bad[i].line),
+                                   err),
+                     0);
+        cr_expect_eq(stream_op_parse(&cmd, &spec, err), -EINVAL, "%s",
+                     bad[i].line);
+        cr_expect(strncmp(err, bad[i].msg, strlen(bad[i].msg)) == 0,
+                  "%s: got `%s`", bad[i].line, err);
+        command_free(&cmd);
+    }
+}
+
+Test(stream, op_parse_defaults)
+{
+    static const struct {
+        const char *line;
+        enum stream_op_kind kind;
+        uint64_t timeout;
+    } good[] = {
+        {"next", STREAM_OP_NEXT, 10 * USEC_PER_SEC},
+        {"read_until x", STREAM_OP_READ_UNTIL, 10 * USEC_PER_SEC},
+        {"expect x", STREAM_OP_EXPECT, 10 * USEC_PER_SEC},
+        {"drain", STREAM_OP_DRAIN, 500 * USEC_PER_MSEC},
+        {"drain 2s\n", STREAM_OP_DRAIN, 2 * USEC_PER_SEC},
+        {"expect x 1.5", STREAM_OP_EXPECT, 1500 * USEC_PER_MSEC},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        struct command cmd;
+        struct stream_op_spec spec;
+        char err[COMMAND_ERR_LEN];
+        cr_assert_eq(command_parse(&cmd, good[i].line, strlen(good[i].line),
+                                   err),
+                     0);
+        cr_assert_eq(stream_op_parse(&cmd, &spec, err), 0, "%s", err);
+        cr_expect_eq(spec.kind, good[i].kind);
+        cr_expect_eq(spec.timeout, good[i].timeout, "%s", good[i].line);
+        command_free(&cmd);
+    }
+}
+
+/* ---- property test ----------------------------------------------- */
+
+/* Parse drain records, appending each to out; check record boundaries
+ * against the model's frame boundaries. */
+static size_t
+check_drain(const struct result *res, const char *input, size_t pos,
+            const size_t *bounds, size_t nbounds, char *out, size_t outlen)
+{
+    size_t i = 0, got = 0;
+    while (i < res->len) {
+        char *nl = memchr(res->payload + i, '\n', res->len - i);
+        cr_assert_not_null(nl);
+        size_t n = strtoul(res->payload + i, NULL, 10);
+        i = (size_t)(nl - res->payload) + 1;
+        cr_assert_leq(i + n, res->len);
+        cr_assert_gt(n, 0, "drain record is never empty");
+        /* Each record ends on a frame boundary. */
+        size_t end = pos + got + n;
+        bool on_bound = false;
+        for (size_t b = 0; b < nbounds; b++)
+            on_bound |= bounds[b] == end;
+        cr_assert(on_bound, "record ends at %zu, not a frame end", end);
+        cr_assert_eq(memcmp(res->payload + i, input + pos + got, n), 0);
+        memcpy(out + outlen + got, res->payload + i, n);
+        got += n;
+        i += n;
+    }
+    return got;
+}
+
+Test(stream, property_everything_returned_is_the_input_exactly,
+     .timeout = 120)
+{
+    srand(12345);
+    for (int round = 0; round < 40; round++) {
+        size_t total = 1 + (size_t)rand() % 20000;
+        char *input = malloc(total), *out = malloc(total + 1);
+        size_t bounds[20001], nb = 0, delivered = 0, pos = 0, outlen = 0;
+        struct stream *s = new_stream(0);
+        struct result res = {0};
+
+        /* A small alphabet makes partial matches (KMP edges) common. */
+        for (size_t i = 0; i < total; i++)
+            input[i] = "abcd\n\0"[rand() % 6];
+        while (pos < total) {
+            /* Deliver 0..3 frames of random sizes. */
+            for (int f = rand() % 4; f > 0 && delivered < total; f--) {
+                size_t n = 1 + (size_t)rand() % 600;
+                if (n > total - delivered)
+                    n = total - delivered;
+                cr_assert_eq(stream_append(s, input + delivered, n), 0);
+                delivered += n;
+                bounds[nb++] = delivered;
+            }
+            if (delivered == total && stream_state(s) == STREAM_LIVE &&
+                rand() % 2)
+                stream_end(s, 0, NULL);
+
+            /* The frame end the model expects from pos. */
+            size_t fend = 0;
+            for (size_t b = 0; b < nb; b++)
+                if (bounds[b] > pos) {
+                    fend = bounds[b];
+                    break;
+                }
+            int which = rand() % 4;
+            char line[128];
+            if (which == 0) {
+                op(s, "next 0", &res);
+                if (pos < delivered) {
+                    cr_assert_eq(res.st, REPLY_OK);
+                    cr_assert_eq(res.len, fend - pos, "next = rest of frame");
+                    cr_assert_eq(memcmp(res.payload, input + pos, res.len),
+                                 0);
+                    memcpy(out + outlen, res.payload, res.len);
+                    outlen += res.len;
+                    pos += res.len;
+                } else {
+                    cr_assert(res.st == REPLY_TIMEOUT || res.st == REPLY_EOF);
+                }
+            } else if (which == 1 || which == 2) {
+                /* A pattern taken from the input ahead, maybe not yet
+                 * delivered; quoted with \xHH so any byte works. */
+                size_t plen = 1 + (size_t)rand() % 12;
+                size_t at = pos + (size_t)rand() % (total - pos);
+                if (plen > total - at)
+                    plen = total - at;
+                char *l = line;
+                l += sprintf(l, "%s \"", which == 1 ? "read_until" : "expect");
+                for (size_t i = 0; i < plen; i++)
+                    l += sprintf(l, "\\x%02x", (unsigned char)input[at + i]);
+                sprintf(l, "\" 0");
+                op(s, line, &res);
+                /* The model: memmem over what was delivered. */
+                char *hit = memmem(input + pos, delivered - pos, input + at,
+                                   plen);
+                if (hit) {
+                    size_t mend = (size_t)(hit - input) + plen;
+                    cr_assert_eq(res.st, REPLY_OK, "%s", res.payload);
+                    if (which == 1) {
+                        cr_assert_eq(res.len, mend - pos);
+                        cr_assert_eq(
+                            memcmp(res.payload, input + pos, res.len), 0);
+                    } else {
+                        cr_assert_eq(res.len, 0);
+                    }
+                    /* expect's prefix is dropped by design: the model
+                     * accounts for it so the concatenation stays whole. */
+                    memcpy(out + outlen, input + pos, mend - pos);
+                    outlen += mend - pos;
+                    pos = mend;
+                } else {
+                    cr_assert(res.st == REPLY_TIMEOUT || res.st == REPLY_EOF,
+                              "status %d", res.st);
+                }
+            } else {
+                op(s, "drain 0", &res);
+                cr_assert_eq(res.st, REPLY_OK);
+                size_t got = check_drain(&res, input, pos, bounds, nb, out,
+                                         outlen);
+                cr_assert_eq(got, delivered - pos, "drain takes all");
+                outlen += got;
+                pos += got;
+            }
+            result_clear(&res);
+            cr_assert_eq(stream_consumed(s), pos);
+        }
+        stream_end(s, 0, NULL);
+        expect_reply(s, "eof", REPLY_OK, "true");
+        cr_assert_eq(outlen, total);
+        cr_assert_eq(memcmp(out, input, total), 0);
+        stream_unref(s);
+        free(input);
+        free(out);
+    }
+}
