@@ -34,11 +34,12 @@ typedef void reactor_fd_fn(struct reactor *r, int fd, unsigned events,
 typedef void reactor_fn(struct reactor *r, void *arg);
 
 /*
- * A timer is embedded in its owner's object (no allocation to fail).
- * Zero-initialise it; reactor_timer_start() arms or re-arms it,
- * reactor_timer_stop() disarms it (harmless when not armed). The
- * callback runs once per arming, after the timer has been disarmed, so it
- * may re-arm the timer or free its owner.
+ * A timer is embedded in its owner's object. Zero-initialise it;
+ * reactor_timer_start() arms or re-arms it, reactor_timer_stop() disarms it
+ * (harmless when not armed). The callback runs once per arming, after the
+ * timer has been disarmed, so it may re-arm the timer or free its owner.
+ * Arming can fail (-ENOMEM) only when the reactor's heap array must grow
+ * past the most timers ever armed at once; re-arming never fails.
  */
 struct reactor_timer {
     uint64_t deadline;   /* absolute, clock_now() scale */
@@ -60,8 +61,8 @@ int reactor_watch(struct reactor *r, int fd, unsigned events,
  * no callback for fd runs after it returns. Call before close(fd). */
 void reactor_unwatch(struct reactor *r, int fd);
 
-void reactor_timer_start(struct reactor *r, struct reactor_timer *t,
-                         uint64_t deadline, reactor_fn *fn, void *arg);
+int reactor_timer_start(struct reactor *r, struct reactor_timer *t,
+                        uint64_t deadline, reactor_fn *fn, void *arg);
 void reactor_timer_stop(struct reactor *r, struct reactor_timer *t);
 static inline bool
 reactor_timer_armed(const struct reactor_timer *t)
@@ -79,8 +80,9 @@ int reactor_signal(struct reactor *r, int signo, reactor_fn *fn, void *arg);
 
 /* Run until reactor_stop(). Returns 0, or -errno if epoll itself fails. */
 int reactor_run(struct reactor *r);
-/* Run one turn: deferred calls, expired timers, then wait for fds at most
- * until max_deadline (0 = don't wait, UINT64_MAX = wait forever). */
+/* Run one turn: deferred calls, expired timers, then poll fds. The poll
+ * waits, at most until max_deadline (0 = don't wait, UINT64_MAX = wait
+ * forever), only when the turn found no deferred call or timer to run. */
 int reactor_run_once(struct reactor *r, uint64_t max_deadline);
 void reactor_stop(struct reactor *r);
 bool reactor_stopped(const struct reactor *r);

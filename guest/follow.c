@@ -1,0 +1,331 @@
+/*
+ * follow.c - the tail source: a file followed by name (tail -F, the
+ * default) or by descriptor (tail -f), woken by inotify only.
+ *
+ * By name: the directory is watched for the name. When the name comes to
+ * refer to another file (rename rotation, or delete and re-create), the
+ * new file is opened at once but the old one is read to its end first;
+ * then the stream switches, reports "rotated" and reads the new file from
+ * byte 0. When the name is gone and the file has no links left, the file
+ * was deleted: the rest is read and the stream ends cleanly. A renamed
+ * file with no new file at the name yet keeps being read until one
+ * appears.
+ *
+ * Truncation: when the file is found shorter than the largest size seen,
+ * reading restarts at 0 and "truncated" is reported. Like tail(1) this
+ * cannot see a truncation that is followed by growth past the old size
+ * before the agent looks (inotify coalesces the events).
+ *
+ * A FIFO or character device is read non-blocking, woken by epoll; its
+ * end of file ends the stream.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct follow {
+    struct agent *a;
+    struct chan *ch;
+    char *path, *dir, *base;
+    bool by_name;
+    bool stream_fd; /* FIFO or device: read(), epoll */
+    bool fd_watched;
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    uint64_t pos;
+    uint64_t seen; /* largest size seen since the (re)start */
+    int next_fd;   /* the file now at the name, once fd is drained */
+    bool deleted;  /* end once fd is drained */
+    struct watch_sub *fsub, *dsub;
+};
+
+static void follow_file_event(void *arg, uint32_t mask, const char *name);
+
+/* Watch the inode behind fd: through /proc so that it is the very file
+ * we hold even if the name moved on, by name if /proc is not mounted. */
+static int
+watch_fd_inode(struct follow *f)
+{
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+    int err = watch_add(f->a->watch, proc, follow_file_event, f, &f->fsub);
+    if (err == -ENOENT)
+        err = watch_add(f->a->watch, f->path, follow_file_event, f, &f->fsub);
+    return err;
+}
+
+/* Has the name come to refer to another file, or has ours been deleted? */
+static void
+check_name(struct follow *f)
+{
+    struct stat st;
+
+    if (f->next_fd >= 0 || f->deleted)
+        return; /* decided already; looked at again after the switch */
+    if (stat(f->path, &st) == 0) {
+        if (st.st_ino == f->ino && st.st_dev == f->dev)
+            return;
+        int fd = open(f->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0)
+            f->next_fd = fd;
+        session_wake(f->ch);
+        return;
+    }
+    if (fstat(f->fd, &st) == 0 && st.st_nlink == 0) {
+        f->deleted = true;
+        session_wake(f->ch);
+    }
+    /* Otherwise renamed away: read on, the name may come back. */
+}
+
+static void
+check_links(struct follow *f)
+{
+    struct stat st;
+    if (fstat(f->fd, &st) == 0 && st.st_nlink == 0) {
+        f->deleted = true;
+        session_wake(f->ch);
+    }
+}
+
+static void
+follow_file_event(void *arg, uint32_t mask, const char *name)
+{
+    struct follow *f = arg;
+
+    if (mask & (IN_MODIFY | IN_Q_OVERFLOW))
+        session_wake(f->ch);
+    if (mask & (IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_Q_OVERFLOW)) {
+        if (f->by_name)
+            check_name(f);
+        else
+            check_links(f);
+    }
+}
+
+static void
+follow_dir_event(void *arg, uint32_t mask, const char *name)
+{
+    struct follow *f = arg;
+    if ((mask & IN_Q_OVERFLOW) || (name && strcmp(name, f->base) == 0))
+        check_name(f);
+}
+
+static void
+fd_ready(struct reactor *r, int fd, unsigned events, void *arg)
+{
+    struct follow *f = arg;
+    reactor_unwatch(r, fd);
+    f->fd_watched = false;
+    session_wake(f->ch);
+}
+
+/* The old file is drained: move to the one now at the name. */
+static int
+switch_file(struct follow *f)
+{
+    struct stat st;
+    char msg[PROTO_MAX_MSG];
+
+    watch_remove(f->fsub);
+    f->fsub = NULL;
+    close(f->fd);
+    f->fd = f->next_fd;
+    f->next_fd = -1;
+    if (fstat(f->fd, &st) < 0)
+        return -errno;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->pos = 0;
+    f->seen = 0;
+    snprintf(msg, sizeof(msg), "%s: file rotated, following the new file",
+             f->path);
+    session_note(f->ch, PROTO_NOTE_ROTATED, (uint64_t)st.st_ino, msg);
+    int err = watch_fd_inode(f);
+    if (err < 0)
+        return err;
+    check_name(f); /* it may have moved on again meanwhile */
+    return 0;
+}
+
+static ssize_t
+read_stream_fd(struct follow *f, void *buf, size_t len)
+{
+    ssize_t n = read(f->fd, buf, len);
+    if (n > 0)
+        return n;
+    if (n == 0) {
+        session_end(f->ch, 0, PROTO_END_EOF, NULL);
+        return 0;
+    }
+    if (errno != EAGAIN && errno != EINTR)
+        return -errno;
+    if (!f->fd_watched) {
+        int err = reactor_watch(f->a->r, f->fd, REACTOR_IN, fd_ready, f);
+        if (err < 0)
+            return err;
+        f->fd_watched = true;
+    }
+    return 0;
+}
+
+static ssize_t
+follow_read(void *src, void *buf, size_t len)
+{
+    struct follow *f = src;
+    struct stat st;
+    char msg[PROTO_MAX_MSG];
+
+    if (f->stream_fd)
+        return read_stream_fd(f, buf, len);
+    for (;;) {
+        ssize_t n = pread(f->fd, buf, len, (off_t)f->pos);
+        if (n > 0) {
+            f->pos += (uint64_t)n;
+            if (f->pos > f->seen)
+                f->seen = f->pos;
+            return n;
+        }
+        if (n < 0)
+            return errno == EINTR ? 0 : -errno;
+        /* At the end of what we hold. */
+        if (f->next_fd >= 0) {
+            int err = switch_file(f);
+            if (err < 0)
+                return err;
+            continue;
+        }
+        if (f->deleted) {
+            snprintf(msg, sizeof(msg), "%s: file deleted", f->path);
+            session_end(f->ch, 0, PROTO_END_DELETED, msg);
+            return 0;
+        }
+        if (fstat(f->fd, &st) < 0)
+            return -errno;
+        uint64_t size = (uint64_t)st.st_size;
+        if (size < f->seen && size < f->pos) {
+            snprintf(msg, sizeof(msg),
+                     "%s: file truncated (%llu bytes), reading from 0", f->path,
+                     (unsigned long long)size);
+            session_note(f->ch, PROTO_NOTE_TRUNCATED, size, msg);
+            f->pos = 0;
+            f->seen = size;
+            continue;
+        }
+        if (size > f->seen)
+            f->seen = size;
+        return 0;
+    }
+}
+
+static void
+follow_free(void *src)
+{
+    struct follow *f = src;
+    if (!f)
+        return;
+    watch_remove(f->fsub);
+    watch_remove(f->dsub);
+    if (f->fd_watched)
+        reactor_unwatch(f->a->r, f->fd);
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->next_fd >= 0)
+        close(f->next_fd);
+    free(f->path);
+    free(f->dir);
+    free(f->base);
+    free(f);
+}
+
+static const struct source_ops follow_ops = {
+        .read = follow_read,
+        .free = follow_free,
+};
+
+static int
+split_path(struct follow *f)
+{
+    char *a = strdup(f->path), *b = strdup(f->path);
+    int err = -ENOMEM;
+    if (a && b) {
+        f->dir = strdup(dirname(a));
+        f->base = strdup(basename(b));
+        if (f->dir && f->base)
+            err = 0;
+    }
+    free(a);
+    free(b);
+    return err;
+}
+
+void
+follow_open(struct agent *a, struct chan *ch, const struct follow_req *req)
+{
+    struct follow *f = calloc(1, sizeof(*f));
+    struct stat st;
+    const char *what = "open";
+    int err = -ENOMEM;
+
+    if (!f)
+        goto err;
+    f->a = a;
+    f->ch = ch;
+    f->fd = f->next_fd = -1;
+    f->by_name = !(req->flags & PROTO_TAIL_FOLLOW_DESCRIPTOR);
+    if (!(f->path = strdup(req->path)) || (err = split_path(f)) < 0)
+        goto err_free;
+    f->fd = open(f->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (f->fd < 0 || fstat(f->fd, &st) < 0) {
+        err = -errno;
+        goto err_free;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        err = -EISDIR;
+        goto err_free;
+    }
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    if (!S_ISREG(st.st_mode)) {
+        f->stream_fd = true;
+        session_ack(ch, 0, &follow_ops, f);
+        return;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    switch (req->start) {
+    case PROTO_START_END:
+        f->pos = size;
+        break;
+    case PROTO_START_BEGINNING:
+        f->pos = 0;
+        break;
+    case PROTO_START_OFFSET:
+        f->pos = req->offset;
+        break;
+    default:
+        f->pos = size > req->offset ? size - req->offset : 0;
+        break;
+    }
+    f->seen = size;
+    what = "inotify watch";
+    if ((err = watch_fd_inode(f)) < 0)
+        goto err_free;
+    if (f->by_name &&
+        (err = watch_add(a->watch, f->dir, follow_dir_event, f, &f->dsub)) < 0)
+        goto err_free;
+    session_ack(ch, f->pos, &follow_ops, f);
+    return;
+err_free:
+    follow_free(f);
+err:
+    session_error(ch, err, "%s %s: %s", what, req->path, strerror(-err));
+}

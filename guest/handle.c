@@ -1,0 +1,487 @@
+/*
+ * handle.c - guest files opened by the host, by handle: open, read,
+ * write, seek, close, and streaming a handle (fd_stream).
+ *
+ * Nothing here blocks the agent. Regular files are read and written
+ * directly (the page cache answers). Pipes, FIFOs and terminals are
+ * opened non-blocking; a read or write that would block is parked until
+ * epoll says the fd is ready, one per handle at a time.
+ *
+ * A stream of a regular file has its own offset, starting at the handle's
+ * offset when the stream is opened, so it does not move the handle's
+ * position; it reads to the end and then waits for IN_MODIFY. A stream of
+ * a pipe reads the pipe itself (and so competes with reads by handle). A
+ * stream ends when its handle is closed, or at the pipe's end of file.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_HANDLES 1024
+
+enum pending_op { PENDING_NONE, PENDING_READ, PENDING_WRITE };
+
+struct hstream;
+
+struct handle {
+    struct handles *hs;
+    uint64_t id;
+    int fd;
+    bool regular;
+    unsigned watched; /* reactor events on fd */
+    enum pending_op op;
+    struct chan *pending;
+    uint8_t *buf;
+    size_t len;
+    struct hstream *streams;
+    struct handle *next;
+};
+
+struct hstream {
+    struct handle *h;
+    struct chan *ch;
+    uint64_t off;
+    bool want_fd; /* waits for the fd to be readable (pipes) */
+    struct watch_sub *sub;
+    struct hstream *next;
+};
+
+struct handles {
+    struct agent *a;
+    struct handle *list;
+    size_t count;
+    uint64_t next_id;
+};
+
+static struct handle *
+find_or_error(struct agent *a, struct chan *ch, uint64_t id)
+{
+    for (struct handle *h = a->handles->list; h; h = h->next)
+        if (h->id == id)
+            return h;
+    session_error(ch, -EBADF, "no open file handle %llu",
+                  (unsigned long long)id);
+    return NULL;
+}
+
+static void handle_ready(struct reactor *r, int fd, unsigned events, void *arg);
+
+static void
+update_watch(struct handle *h)
+{
+    struct reactor *r = h->hs->a->r;
+    unsigned want = 0;
+
+    if (h->op == PENDING_READ)
+        want |= REACTOR_IN;
+    if (h->op == PENDING_WRITE)
+        want |= REACTOR_OUT;
+    for (struct hstream *st = h->streams; st; st = st->next)
+        if (st->want_fd)
+            want |= REACTOR_IN;
+    if (want == h->watched)
+        return;
+    if (!want)
+        reactor_unwatch(r, h->fd);
+    else if (reactor_watch(r, h->fd, want, handle_ready, h) < 0)
+        want = 0; /* not pollable: never parked, see read/write */
+    h->watched = want;
+}
+
+static void
+reply_count(struct chan *ch, size_t n)
+{
+    uint8_t body[4];
+    struct proto_writer w;
+    proto_writer_init(&w, body, sizeof(body));
+    proto_put_u32(&w, (uint32_t)n);
+    session_reply(ch, body, w.len);
+}
+
+static void
+reply_data(struct chan *ch, const void *buf, size_t n)
+{
+    uint8_t body[4 + PROTO_MAX_DATA];
+    struct proto_writer w;
+    proto_writer_init(&w, body, sizeof(body));
+    proto_put_bytes(&w, buf, n);
+    session_reply(ch, body, w.len);
+}
+
+/* Try the parked op; true when it was answered. */
+static bool
+try_pending(struct handle *h)
+{
+    ssize_t n;
+
+    if (h->op == PENDING_READ) {
+        uint8_t buf[PROTO_MAX_DATA];
+        n = read(h->fd, buf, h->len);
+        if (n >= 0)
+            reply_data(h->pending, buf, (size_t)n);
+    } else {
+        n = write(h->fd, h->buf, h->len);
+        if (n >= 0)
+            reply_count(h->pending, (size_t)n);
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return false;
+    if (n < 0)
+        session_error(h->pending, -errno, "%s: %s",
+                      h->op == PENDING_READ ? "read" : "write",
+                      strerror(errno));
+    free(h->buf);
+    h->buf = NULL;
+    h->pending = NULL;
+    h->op = PENDING_NONE;
+    return true;
+}
+
+static void
+handle_ready(struct reactor *r, int fd, unsigned events, void *arg)
+{
+    struct handle *h = arg;
+
+    if (h->op != PENDING_NONE)
+        try_pending(h);
+    for (struct hstream *st = h->streams; st; st = st->next)
+        if (st->want_fd) {
+            st->want_fd = false;
+            session_wake(st->ch);
+        }
+    update_watch(h);
+}
+
+static void
+pending_cancel(void *arg)
+{
+    struct handle *h = arg;
+    free(h->buf);
+    h->buf = NULL;
+    h->pending = NULL;
+    h->op = PENDING_NONE;
+    update_watch(h);
+}
+
+static void
+park(struct handle *h, struct chan *ch, enum pending_op op, const void *buf,
+     size_t len)
+{
+    if (op == PENDING_WRITE) {
+        if (!(h->buf = malloc(len ? len : 1))) {
+            session_error(ch, -ENOMEM, "write: out of memory");
+            return;
+        }
+        memcpy(h->buf, buf, len);
+    }
+    h->op = op;
+    h->pending = ch;
+    h->len = len;
+    update_watch(h);
+    session_park(ch, pending_cancel, h);
+}
+
+void
+handle_open(struct agent *a, struct chan *ch, const char *path, unsigned flags,
+            unsigned mode)
+{
+    struct handles *hs = a->handles;
+    struct handle *h;
+    struct stat st;
+    int oflags = O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+
+    if (hs->count >= MAX_HANDLES) {
+        session_error(ch, -EMFILE, "open %s: too many handles (max %d)", path,
+                      MAX_HANDLES);
+        return;
+    }
+    if ((flags & PROTO_O_WRITE) && (flags & PROTO_O_READ))
+        oflags |= O_RDWR;
+    else if (flags & PROTO_O_WRITE)
+        oflags |= O_WRONLY;
+    else
+        oflags |= O_RDONLY;
+    if (flags & PROTO_O_CREATE)
+        oflags |= O_CREAT;
+    if (flags & PROTO_O_APPEND)
+        oflags |= O_APPEND;
+    if (flags & PROTO_O_TRUNCATE)
+        oflags |= O_TRUNC;
+    if (!(h = calloc(1, sizeof(*h)))) {
+        session_error(ch, -ENOMEM, "open %s: out of memory", path);
+        return;
+    }
+    h->fd = open(path, oflags, mode ? mode : 0644);
+    if (h->fd < 0 || fstat(h->fd, &st) < 0) {
+        int err = -errno;
+        if (h->fd >= 0)
+            close(h->fd);
+        free(h);
+        session_error(ch, err, "open %s: %s", path, strerror(-err));
+        return;
+    }
+    h->hs = hs;
+    h->regular = S_ISREG(st.st_mode);
+    h->id = ++hs->next_id;
+    h->next = hs->list;
+    hs->list = h;
+    hs->count++;
+    uint8_t body[8];
+    struct proto_writer w;
+    proto_writer_init(&w, body, sizeof(body));
+    proto_put_u64(&w, h->id);
+    session_reply(ch, body, w.len);
+}
+
+void
+handle_read(struct agent *a, struct chan *ch, uint64_t id, size_t n)
+{
+    struct handle *h = find_or_error(a, ch, id);
+    uint8_t buf[PROTO_MAX_DATA];
+    ssize_t got;
+
+    if (!h)
+        return;
+    if (h->op != PENDING_NONE) {
+        session_error(ch, -EBUSY,
+                      "read: an operation on handle %llu is "
+                      "pending",
+                      (unsigned long long)id);
+        return;
+    }
+    got = read(h->fd, buf, n);
+    if (got >= 0) {
+        reply_data(ch, buf, (size_t)got);
+    } else if (errno == EAGAIN && !h->regular) {
+        park(h, ch, PENDING_READ, NULL, n);
+    } else {
+        session_error(ch, -errno, "read: %s", strerror(errno));
+    }
+}
+
+void
+handle_write(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
+             size_t len)
+{
+    struct handle *h = find_or_error(a, ch, id);
+    size_t done = 0;
+
+    if (!h)
+        return;
+    if (h->op != PENDING_NONE) {
+        session_error(ch, -EBUSY,
+                      "write: an operation on handle %llu is "
+                      "pending",
+                      (unsigned long long)id);
+        return;
+    }
+    /* Regular files take it all; a pipe may take part (a short count). */
+    while (done < len) {
+        ssize_t n = write(h->fd, (const uint8_t *)buf + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN && done == 0 && !h->regular) {
+            park(h, ch, PENDING_WRITE, buf, len);
+            return;
+        }
+        if (n < 0 && done == 0) {
+            session_error(ch, -errno, "write: %s", strerror(errno));
+            return;
+        }
+        if (n <= 0 || !h->regular)
+            break;
+        done += (size_t)n;
+    }
+    reply_count(ch, done);
+}
+
+void
+handle_seek(struct agent *a, struct chan *ch, uint64_t id, int64_t off,
+            unsigned whence)
+{
+    struct handle *h = find_or_error(a, ch, id);
+    static const int whences[] = {SEEK_SET, SEEK_CUR, SEEK_END};
+    uint8_t body[8];
+    struct proto_writer w;
+
+    if (!h)
+        return;
+    off_t pos = lseek(h->fd, (off_t)off, whences[whence]);
+    if (pos < 0) {
+        session_error(ch, -errno, "seek: %s", strerror(errno));
+        return;
+    }
+    proto_writer_init(&w, body, sizeof(body));
+    proto_put_u64(&w, (uint64_t)pos);
+    session_reply(ch, body, w.len);
+}
+
+static void
+handle_destroy(struct handle *h)
+{
+    struct handles *hs = h->hs;
+    struct handle **pp = &hs->list;
+
+    while (*pp != h)
+        pp = &(*pp)->next;
+    *pp = h->next;
+    hs->count--;
+    if (h->op != PENDING_NONE) {
+        struct chan *pending = h->pending;
+        pending_cancel(h);
+        session_error(pending, -EBADF, "handle closed");
+    }
+    /* Streams end; their sources are freed by the session later, so
+     * detach them from the handle now. */
+    while (h->streams) {
+        struct hstream *st = h->streams;
+        h->streams = st->next;
+        st->h = NULL;
+        st->next = NULL;
+        watch_remove(st->sub);
+        st->sub = NULL;
+        session_end(st->ch, 0, PROTO_END_EOF, "handle closed");
+    }
+    if (h->watched)
+        reactor_unwatch(hs->a->r, h->fd);
+    close(h->fd);
+    free(h->buf);
+    free(h);
+}
+
+void
+handle_close(struct agent *a, struct chan *ch, uint64_t id)
+{
+    struct handle *h = find_or_error(a, ch, id);
+    if (!h)
+        return;
+    handle_destroy(h);
+    session_reply(ch, NULL, 0);
+}
+
+/* ---- fd_stream ---- */
+
+static ssize_t
+hstream_read(void *src, void *buf, size_t len)
+{
+    struct hstream *st = src;
+    struct handle *h = st->h;
+    ssize_t n;
+
+    if (!h)
+        return 0; /* closed: the end is queued */
+    if (h->regular) {
+        n = pread(h->fd, buf, len, (off_t)st->off);
+        if (n > 0)
+            st->off += (uint64_t)n;
+        return n < 0 ? (errno == EINTR ? 0 : -errno) : n;
+    }
+    n = read(h->fd, buf, len);
+    if (n > 0)
+        return n;
+    if (n == 0) {
+        session_end(st->ch, 0, PROTO_END_EOF, NULL);
+        return 0;
+    }
+    if (errno != EAGAIN && errno != EINTR)
+        return -errno;
+    st->want_fd = true;
+    update_watch(h);
+    return 0;
+}
+
+static void
+hstream_free(void *src)
+{
+    struct hstream *st = src;
+    if (st->h) {
+        struct hstream **pp = &st->h->streams;
+        while (*pp != st)
+            pp = &(*pp)->next;
+        *pp = st->next;
+        update_watch(st->h);
+    }
+    watch_remove(st->sub);
+    free(st);
+}
+
+static const struct source_ops hstream_ops = {
+        .read = hstream_read,
+        .free = hstream_free,
+};
+
+static void
+hstream_event(void *arg, uint32_t mask, const char *name)
+{
+    struct hstream *st = arg;
+    if (mask & (IN_MODIFY | IN_Q_OVERFLOW))
+        session_wake(st->ch);
+}
+
+void
+handle_stream_open(struct agent *a, struct chan *ch, uint64_t id)
+{
+    struct handle *h = find_or_error(a, ch, id);
+    struct hstream *st;
+    int err;
+
+    if (!h)
+        return;
+    if (!(st = calloc(1, sizeof(*st)))) {
+        session_error(ch, -ENOMEM, "fd_stream: out of memory");
+        return;
+    }
+    st->h = h;
+    st->ch = ch;
+    if (h->regular) {
+        char proc[64];
+        off_t pos = lseek(h->fd, 0, SEEK_CUR);
+        st->off = pos > 0 ? (uint64_t)pos : 0;
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", h->fd);
+        if ((err = watch_add(a->watch, proc, hstream_event, st, &st->sub)) <
+            0) {
+            free(st);
+            session_error(ch, err, "fd_stream: inotify watch: %s",
+                          strerror(-err));
+            return;
+        }
+    }
+    st->next = h->streams;
+    h->streams = st;
+    session_ack(ch, st->off, &hstream_ops, st);
+}
+
+int
+handles_new(struct agent *a, struct handles **out)
+{
+    struct handles *hs = calloc(1, sizeof(*hs));
+    if (!hs)
+        return -ENOMEM;
+    hs->a = a;
+    *out = hs;
+    return 0;
+}
+
+void
+handles_free(struct handles *hs)
+{
+    if (!hs)
+        return;
+    while (hs->list) {
+        struct handle *h = hs->list;
+        hs->list = h->next;
+        if (h->watched)
+            reactor_unwatch(hs->a->r, h->fd);
+        close(h->fd);
+        free(h->buf);
+        free(h);
+    }
+    free(hs);
+}

@@ -1,0 +1,214 @@
+/*
+ * main.c - provium-agent: options, the agent-wide state, one session at
+ * a time over the chosen transport, logging to stderr.
+ *
+ *   provium-agent [--listen unix:PATH | --listen vsock:PORT |
+ *                  --virtio-port NAME | --stdio]
+ *                 [--spool-dir DIR] [--proc-spool-max BYTES] [-v]
+ *
+ * One thread, one reactor. The agent runs until SIGTERM/SIGINT, or, with
+ * --stdio, until the host closes its end.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct {
+    struct agent a;
+    struct transport *t;
+    struct session *session;
+} g;
+
+/* One write(2) per line, so lines of several agents sharing a stderr
+ * do not interleave. */
+void
+agent_log(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    int n = snprintf(buf, sizeof(buf), "provium-agent[%d]: ", (int)getpid());
+
+    va_start(ap, fmt);
+    n += vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof(buf) - 2)
+        n = (int)sizeof(buf) - 2;
+    buf[n++] = '\n';
+    if (write(2, buf, (size_t)n) < 0)
+        return; /* nowhere left to complain */
+}
+
+bool
+agent_verbose(void)
+{
+    return g.a.verbose;
+}
+
+/* The session's closed callback runs from a timer, outside any of the
+ * session's own callbacks, so it can be freed here. */
+static void
+on_session_closed(void *arg)
+{
+    session_free(g.session);
+    g.session = NULL;
+    if (!transport_resume(g.t))
+        reactor_stop(g.a.r);
+}
+
+static void
+on_conn(int rfd, int wfd, void *arg)
+{
+    int err;
+
+    if (g.session) { /* cannot happen: the transport waits for resume */
+        close(rfd);
+        if (wfd != rfd)
+            close(wfd);
+        return;
+    }
+    err = session_new(&g.a, rfd, wfd, on_session_closed, NULL, &g.session);
+    if (err < 0) {
+        agent_log("session: %s", strerror(-err));
+        if (!transport_resume(g.t))
+            reactor_stop(g.a.r);
+        return;
+    }
+    if (g.a.verbose)
+        agent_log("host connected");
+}
+
+static void
+on_stop(struct reactor *r, void *arg)
+{
+    reactor_stop(r);
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: provium-agent [--listen unix:PATH | --listen "
+               "vsock:PORT | --virtio-port NAME | --stdio]\n"
+               "                     [--spool-dir DIR] [--proc-spool-max "
+               "BYTES] [-v]\n");
+}
+
+/* Children get the agent's fds 0-2 replaced by pipes, but the agent
+ * itself should not write protocol or logs onto a random fd that
+ * happens to reuse a closed 0-2 (PID 1 helpers start without them). */
+static void
+ensure_std_fds(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0)
+            open("/dev/null", O_RDWR);
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+            {"listen", required_argument, NULL, 'l'},
+            {"virtio-port", required_argument, NULL, 'p'},
+            {"stdio", no_argument, NULL, 's'},
+            {"spool-dir", required_argument, NULL, 'd'},
+            {"proc-spool-max", required_argument, NULL, 'm'},
+            {"verbose", no_argument, NULL, 'v'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+    };
+    char spec[PROTO_MAX_PATH + 16] = "";
+    const char *tmp = getenv("TMPDIR");
+    int c, err, ret = 1;
+
+    g.a.spool_dir = tmp && *tmp ? tmp : "/tmp";
+    g.a.proc_spool_max = 1ull << 30;
+    while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            snprintf(spec, sizeof(spec), "%s", optarg);
+            break;
+        case 'p':
+            snprintf(spec, sizeof(spec), "virtio:%s", optarg);
+            break;
+        case 's':
+            snprintf(spec, sizeof(spec), "stdio");
+            break;
+        case 'd':
+            g.a.spool_dir = optarg;
+            break;
+        case 'm': {
+            char *end;
+            g.a.proc_spool_max = strtoull(optarg, &end, 10);
+            if (*end || g.a.proc_spool_max == 0) {
+                usage(stderr);
+                return 2;
+            }
+            break;
+        }
+        case 'v':
+            g.a.verbose = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!spec[0] || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    ensure_std_fds();
+    /* A host that goes away shows as EPIPE on write, not a signal. */
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((err = reactor_new(&g.a.r)) < 0) {
+        agent_log("reactor: %s", strerror(-err));
+        return 1;
+    }
+    if ((err = watch_new(g.a.r, &g.a.watch)) < 0) {
+        agent_log("inotify: %s", strerror(-err));
+        goto out_reactor;
+    }
+    if ((err = procs_new(&g.a, &g.a.procs)) < 0 ||
+        (err = handles_new(&g.a, &g.a.handles)) < 0) {
+        agent_log("init: %s", strerror(-err));
+        goto out_tables;
+    }
+    if ((err = reactor_signal(g.a.r, SIGTERM, on_stop, NULL)) < 0 ||
+        (err = reactor_signal(g.a.r, SIGINT, on_stop, NULL)) < 0) {
+        agent_log("signals: %s", strerror(-err));
+        goto out_tables;
+    }
+    if ((err = transport_new(g.a.r, spec, on_conn, NULL, &g.t)) < 0) {
+        agent_log("%s: %s", spec, strerror(-err));
+        goto out_tables;
+    }
+    if (g.a.verbose)
+        agent_log("serving %s", spec);
+    if ((err = reactor_run(g.a.r)) < 0) {
+        agent_log("reactor: %s", strerror(-err));
+        goto out_transport;
+    }
+    ret = 0;
+out_transport:
+    session_free(g.session);
+    transport_free(g.t);
+out_tables:
+    handles_free(g.a.handles);
+    procs_free(g.a.procs);
+    watch_free(g.a.watch);
+out_reactor:
+    reactor_free(g.a.r);
+    return ret;
+}

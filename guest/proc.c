@@ -1,0 +1,708 @@
+/*
+ * proc.c - processes started by the host: spawn, output capture, reaping,
+ * wait, kill, stdin, and the stdout/stderr stream source.
+ *
+ * Output is captured from the first byte whether or not a stream is open:
+ * each pipe is drained into its own unlinked spool file in the agent's
+ * spool directory, and every stream reads the spool from byte 0 at its own
+ * offset. So a stream opened after the process exited and was waited for
+ * still gets everything, agent memory stays bounded, and wait never races
+ * a reader. A spool that reaches proc_spool_max stops being read: the
+ * process then blocks on its full pipe, as it would with any slow reader.
+ *
+ * A process ends for wait once it is reaped (pidfd, or SIGCHLD through a
+ * signalfd on kernels without pidfd_open) and what it wrote before exiting
+ * has been drained into the spools. Streams end at pipe EOF.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_PROCS 1024
+#define DRAIN_CHUNK 65536
+#define DRAIN_PER_TURN 16 /* chunks per readiness callback */
+
+extern char **environ;
+
+struct pstream;
+struct waiter;
+
+struct output {
+    int pipe;  /* read end, -1 at EOF */
+    int spool; /* unlinked file */
+    uint64_t size;
+    bool watched, full;
+    struct pstream *streams;
+};
+
+struct proc {
+    struct procs *ps;
+    uint64_t id;
+    pid_t pid;
+    int pidfd; /* -1 when reaped or unsupported */
+    bool reaped;
+    unsigned how, value;
+    struct output out[2]; /* stdout, stderr */
+    int stdin_fd;
+    struct chan *stdin_ch; /* a write waiting for pipe room */
+    uint8_t *stdin_buf;
+    size_t stdin_len, stdin_done;
+    struct waiter *waiters;
+    struct proc *next;
+};
+
+struct pstream {
+    struct proc *p;
+    struct output *o;
+    struct chan *ch;
+    uint64_t off;
+    struct pstream *next;
+};
+
+struct waiter {
+    struct proc *p;
+    struct chan *ch;
+    struct waiter *next;
+};
+
+struct procs {
+    struct agent *a;
+    struct proc *list; /* newest first */
+    size_t count;
+    uint64_t next_id;
+    bool sigchld; /* reaping through SIGCHLD */
+    uint8_t buf[DRAIN_CHUNK];
+};
+
+static struct proc *
+proc_find(struct procs *ps, uint64_t id)
+{
+    for (struct proc *p = ps->list; p; p = p->next)
+        if (p->id == id)
+            return p;
+    return NULL;
+}
+
+static struct proc *
+find_or_error(struct agent *a, struct chan *ch, uint64_t id)
+{
+    struct proc *p = proc_find(a->procs, id);
+    if (!p)
+        session_error(ch, -ESRCH, "no process proc#%llu",
+                      (unsigned long long)id);
+    return p;
+}
+
+/* ---- output capture ---- */
+
+static void output_ready(struct reactor *r, int fd, unsigned events, void *arg);
+
+static void
+wake_streams(struct output *o)
+{
+    for (struct pstream *st = o->streams; st; st = st->next)
+        session_wake(st->ch);
+}
+
+static void
+output_close(struct agent *a, struct output *o)
+{
+    if (o->pipe < 0)
+        return;
+    if (o->watched)
+        reactor_unwatch(a->r, o->pipe);
+    o->watched = false;
+    close(o->pipe);
+    o->pipe = -1;
+}
+
+/* Move what the pipe holds into the spool. Returns when the pipe is
+ * empty, at EOF, after max chunks, or at the spool cap. */
+static void
+drain(struct proc *p, struct output *o, int max)
+{
+    struct procs *ps = p->ps;
+    bool grew = false;
+
+    for (int i = 0; i < max && o->pipe >= 0; i++) {
+        size_t room = ps->a->proc_spool_max - o->size;
+        if (room == 0) {
+            /* Stop reading: the writer blocks on its full pipe. */
+            o->full = true;
+            if (o->watched)
+                reactor_unwatch(ps->a->r, o->pipe);
+            o->watched = false;
+            break;
+        }
+        ssize_t n = read(o->pipe, ps->buf,
+                         room < sizeof(ps->buf) ? room : sizeof(ps->buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0) { /* EOF, or an error that ends the output alike */
+            output_close(ps->a, o);
+            grew = true;
+            break;
+        }
+        ssize_t w = pwrite(o->spool, ps->buf, (size_t)n, (off_t)o->size);
+        if (w != n) {
+            agent_log("proc#%llu: spool write: %s", (unsigned long long)p->id,
+                      w < 0 ? strerror(errno) : "short write");
+            output_close(ps->a, o);
+            grew = true;
+            break;
+        }
+        o->size += (uint64_t)n;
+        grew = true;
+    }
+    if (grew)
+        wake_streams(o);
+}
+
+static void
+output_ready(struct reactor *r, int fd, unsigned events, void *arg)
+{
+    struct proc *p = arg;
+    struct output *o = fd == p->out[0].pipe ? &p->out[0] : &p->out[1];
+    drain(p, o, DRAIN_PER_TURN);
+}
+
+/* ---- reaping and wait ---- */
+
+static void
+send_status(struct proc *p, struct chan *ch)
+{
+    uint8_t body[8];
+    struct proto_writer w;
+    proto_writer_init(&w, body, sizeof(body));
+    proto_put_u8(&w, (uint8_t)p->how);
+    proto_put_u32(&w, p->value);
+    session_reply(ch, body, w.len);
+}
+
+static void
+reaped(struct proc *p, int status)
+{
+    struct agent *a = p->ps->a;
+
+    p->reaped = true;
+    if (WIFSIGNALED(status)) {
+        p->how = PROTO_SIGNALED;
+        p->value = (unsigned)WTERMSIG(status);
+    } else {
+        p->how = PROTO_EXITED;
+        p->value = (unsigned)WEXITSTATUS(status);
+    }
+    if (p->pidfd >= 0) {
+        reactor_unwatch(a->r, p->pidfd);
+        close(p->pidfd);
+        p->pidfd = -1;
+    }
+    /* What it wrote before exiting is in the pipes now: take it, so
+     * that a stream opened after wait replays all of it. */
+    for (int i = 0; i < 2; i++)
+        drain(p, &p->out[i], 64); /* > the largest pipe buffer */
+    while (p->waiters) {
+        struct waiter *wt = p->waiters;
+        p->waiters = wt->next;
+        send_status(p, wt->ch);
+        free(wt);
+    }
+}
+
+static void
+try_reap(struct proc *p)
+{
+    int status;
+    if (p->reaped)
+        return;
+    pid_t r = waitpid(p->pid, &status, WNOHANG);
+    if (r == p->pid)
+        reaped(p, status);
+    else if (r < 0 && errno == ECHILD)
+        reaped(p, 0); /* reaped by someone else: status unknown */
+}
+
+static void
+pidfd_ready(struct reactor *r, int fd, unsigned events, void *arg)
+{
+    try_reap(arg);
+}
+
+static void
+on_sigchld(struct reactor *r, void *arg)
+{
+    struct procs *ps = arg;
+    for (struct proc *p = ps->list; p; p = p->next)
+        try_reap(p);
+}
+
+static void
+waiter_cancel(void *arg)
+{
+    struct waiter *wt = arg;
+    struct waiter **pp = &wt->p->waiters;
+    while (*pp != wt)
+        pp = &(*pp)->next;
+    *pp = wt->next;
+    free(wt);
+}
+
+void
+proc_wait(struct agent *a, struct chan *ch, uint64_t id)
+{
+    struct proc *p = find_or_error(a, ch, id);
+    struct waiter *wt;
+
+    if (!p)
+        return;
+    if (p->reaped) {
+        send_status(p, ch);
+        return;
+    }
+    if (!(wt = calloc(1, sizeof(*wt)))) {
+        session_error(ch, -ENOMEM, "wait: out of memory");
+        return;
+    }
+    wt->p = p;
+    wt->ch = ch;
+    wt->next = p->waiters;
+    p->waiters = wt;
+    session_park(ch, waiter_cancel, wt);
+}
+
+void
+proc_kill(struct agent *a, struct chan *ch, uint64_t id, int sig)
+{
+    struct proc *p = find_or_error(a, ch, id);
+    if (!p)
+        return;
+    /* The whole group: the process was started as its leader. */
+    if (kill(-p->pid, sig) < 0) {
+        session_error(ch, -errno, "kill proc#%llu: %s", (unsigned long long)id,
+                      strerror(errno));
+        return;
+    }
+    session_reply(ch, NULL, 0);
+}
+
+/* ---- stdin ---- */
+
+static void stdin_ready(struct reactor *r, int fd, unsigned events, void *arg);
+
+static void
+stdin_finish(struct proc *p, int err)
+{
+    struct chan *ch = p->stdin_ch;
+    uint8_t body[4];
+    struct proto_writer w;
+
+    p->stdin_ch = NULL;
+    if (err < 0)
+        session_error(ch, err, "stdin: %s", strerror(-err));
+    else {
+        proto_writer_init(&w, body, sizeof(body));
+        proto_put_u32(&w, (uint32_t)p->stdin_len);
+        session_reply(ch, body, w.len);
+    }
+    free(p->stdin_buf);
+    p->stdin_buf = NULL;
+}
+
+/* Write what the pipe takes; 1 when all is written, 0 to wait, -errno. */
+static int
+stdin_push(struct proc *p)
+{
+    while (p->stdin_done < p->stdin_len) {
+        ssize_t n = write(p->stdin_fd, p->stdin_buf + p->stdin_done,
+                          p->stdin_len - p->stdin_done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN ? 0 : -errno;
+        p->stdin_done += (size_t)n;
+    }
+    return 1;
+}
+
+static void
+stdin_ready(struct reactor *r, int fd, unsigned events, void *arg)
+{
+    struct proc *p = arg;
+    int rc = stdin_push(p);
+    if (rc != 0) {
+        reactor_unwatch(r, fd);
+        stdin_finish(p, rc < 0 ? rc : 0);
+    }
+}
+
+static void
+stdin_cancel(void *arg)
+{
+    struct proc *p = arg;
+    reactor_unwatch(p->ps->a->r, p->stdin_fd);
+    p->stdin_ch = NULL;
+    free(p->stdin_buf);
+    p->stdin_buf = NULL;
+}
+
+void
+proc_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
+           size_t len)
+{
+    struct proc *p = find_or_error(a, ch, id);
+    int rc;
+
+    if (!p)
+        return;
+    if (p->stdin_fd < 0) {
+        session_error(ch, -EPIPE, "stdin of proc#%llu is closed",
+                      (unsigned long long)id);
+        return;
+    }
+    if (p->stdin_ch) {
+        session_error(ch, -EBUSY, "a stdin write to proc#%llu is pending",
+                      (unsigned long long)id);
+        return;
+    }
+    if (!(p->stdin_buf = malloc(len ? len : 1))) {
+        session_error(ch, -ENOMEM, "stdin: out of memory");
+        return;
+    }
+    memcpy(p->stdin_buf, buf, len);
+    p->stdin_len = len;
+    p->stdin_done = 0;
+    p->stdin_ch = ch;
+    rc = stdin_push(p);
+    if (rc == 0)
+        rc = reactor_watch(a->r, p->stdin_fd, REACTOR_OUT, stdin_ready, p);
+    if (rc != 0) {
+        stdin_finish(p, rc < 0 ? rc : 0);
+        return;
+    }
+    session_park(ch, stdin_cancel, p);
+}
+
+static void
+stdin_close_fd(struct proc *p)
+{
+    if (p->stdin_fd < 0)
+        return;
+    if (p->stdin_ch) {
+        reactor_unwatch(p->ps->a->r, p->stdin_fd);
+        stdin_finish(p, -ECANCELED);
+    }
+    close(p->stdin_fd);
+    p->stdin_fd = -1;
+}
+
+void
+proc_stdin_close(struct agent *a, struct chan *ch, uint64_t id)
+{
+    struct proc *p = find_or_error(a, ch, id);
+    if (!p)
+        return;
+    stdin_close_fd(p);
+    session_reply(ch, NULL, 0);
+}
+
+/* ---- the stream source ---- */
+
+static ssize_t
+pstream_read(void *src, void *buf, size_t len)
+{
+    struct pstream *st = src;
+    ssize_t n = pread(st->o->spool, buf, len, (off_t)st->off);
+    if (n > 0) {
+        st->off += (uint64_t)n;
+        return n;
+    }
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
+    if (st->o->pipe < 0 && st->off >= st->o->size)
+        session_end(st->ch, 0, PROTO_END_EOF, NULL);
+    return 0;
+}
+
+static void
+pstream_free(void *src)
+{
+    struct pstream *st = src;
+    struct pstream **pp = &st->o->streams;
+    while (*pp != st)
+        pp = &(*pp)->next;
+    *pp = st->next;
+    free(st);
+}
+
+static const struct source_ops pstream_ops = {
+        .read = pstream_read,
+        .free = pstream_free,
+};
+
+void
+proc_stream_open(struct agent *a, struct chan *ch, uint64_t id, unsigned which)
+{
+    struct proc *p = find_or_error(a, ch, id);
+    struct pstream *st;
+
+    if (!p)
+        return;
+    if (!(st = calloc(1, sizeof(*st)))) {
+        session_error(ch, -ENOMEM, "open_proc: out of memory");
+        return;
+    }
+    st->p = p;
+    st->o = &p->out[which == PROTO_STDOUT ? 0 : 1];
+    st->ch = ch;
+    st->next = st->o->streams;
+    st->o->streams = st;
+    session_ack(ch, 0, &pstream_ops, st);
+}
+
+/* ---- spawn ---- */
+
+static int
+spool_open(const char *dir)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
+        return fd >= 0 ? fd : -errno;
+    /* Filesystems without O_TMPFILE. */
+    char path[PROTO_MAX_PATH];
+    snprintf(path, sizeof(path), "%s/provium-agent-XXXXXX", dir);
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    unlink(path);
+    return fd;
+}
+
+static void
+proc_free(struct proc *p)
+{
+    struct agent *a = p->ps->a;
+    for (int i = 0; i < 2; i++) {
+        output_close(a, &p->out[i]);
+        if (p->out[i].spool >= 0)
+            close(p->out[i].spool);
+    }
+    stdin_close_fd(p);
+    if (p->pidfd >= 0) {
+        reactor_unwatch(a->r, p->pidfd);
+        close(p->pidfd);
+    }
+    free(p);
+}
+
+/* Make room for one more process: forget the oldest finished one that
+ * nobody is reading or waiting for. */
+static int
+evict(struct procs *ps)
+{
+    struct proc **victim = NULL;
+    if (ps->count < MAX_PROCS)
+        return 0;
+    for (struct proc **pp = &ps->list; *pp; pp = &(*pp)->next) {
+        struct proc *p = *pp;
+        if (p->reaped && !p->waiters && p->out[0].pipe < 0 &&
+            p->out[1].pipe < 0 && !p->out[0].streams && !p->out[1].streams)
+            victim = pp;
+    }
+    if (!victim)
+        return -EAGAIN;
+    struct proc *p = *victim;
+    *victim = p->next;
+    ps->count--;
+    proc_free(p);
+    return 0;
+}
+
+/* environ with the request's K=V entries added or replaced. */
+static char **
+build_env(const struct proc_exec_req *req)
+{
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    char **env = calloc(n + (size_t)req->envc + 1, sizeof(*env));
+    if (!env)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(environ[i], '=');
+        size_t klen = eq ? (size_t)(eq - environ[i]) + 1 : 0;
+        bool replaced = false;
+        for (int j = 0; j < req->envc && klen; j++)
+            if (strncmp(req->env[j], environ[i], klen) == 0)
+                replaced = true;
+        if (!replaced)
+            env[k++] = environ[i];
+    }
+    for (int j = 0; j < req->envc; j++)
+        env[k++] = req->env[j];
+    env[k] = NULL;
+    return env;
+}
+
+static int
+spawn(struct proc *p, const struct proc_exec_req *req, int fds[3][2])
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, all;
+    char **env = build_env(req);
+    int err;
+
+    if (!env)
+        return -ENOMEM;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_adddup2(&fa, fds[0][0], 0);
+    posix_spawn_file_actions_adddup2(&fa, fds[1][1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fds[2][1], 2);
+    if (req->cwd)
+        posix_spawn_file_actions_addchdir_np(&fa, req->cwd);
+    /* Its own group, so that kill reaches its children; no signal mask
+     * or dispositions of ours (SIGCHLD blocked, SIGPIPE ignored). */
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
+                                            POSIX_SPAWN_SETSIGMASK |
+                                            POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    err = -posix_spawnp(&p->pid, req->argv[0], &fa, &attr, req->argv, env);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+    free(env);
+    return err;
+}
+
+static int
+watch_exit(struct procs *ps, struct proc *p)
+{
+    p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+    if (p->pidfd >= 0)
+        return reactor_watch(ps->a->r, p->pidfd, REACTOR_IN, pidfd_ready, p);
+    if (errno != ENOSYS)
+        return -errno;
+    /* Kernel older than 5.3: SIGCHLD through the reactor's signalfd. */
+    if (!ps->sigchld) {
+        int err = reactor_signal(ps->a->r, SIGCHLD, on_sigchld, ps);
+        if (err < 0)
+            return err;
+        ps->sigchld = true;
+    }
+    try_reap(p); /* it may be gone already */
+    return 0;
+}
+
+void
+proc_exec(struct agent *a, struct chan *ch, const struct proc_exec_req *req)
+{
+    struct procs *ps = a->procs;
+    int fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+    struct proc *p = NULL;
+    const char *what = "exec";
+    int err;
+
+    if ((err = evict(ps)) < 0) {
+        session_error(ch, err, "exec: too many processes (max %d)", MAX_PROCS);
+        return;
+    }
+    err = -ENOMEM;
+    if (!(p = calloc(1, sizeof(*p))))
+        goto err;
+    p->ps = ps;
+    p->pidfd = p->stdin_fd = -1;
+    p->out[0].pipe = p->out[1].pipe = -1;
+    p->out[0].spool = p->out[1].spool = -1;
+    what = "spool";
+    for (int i = 0; i < 2; i++)
+        if ((p->out[i].spool = spool_open(a->spool_dir)) < 0) {
+            err = p->out[i].spool;
+            goto err_free;
+        }
+    what = "pipe";
+    for (int i = 0; i < 3; i++)
+        if (pipe2(fds[i], O_CLOEXEC) < 0) {
+            err = -errno;
+            goto err_fds;
+        }
+    what = req->argv[0];
+    if ((err = spawn(p, req, fds)) < 0)
+        goto err_fds;
+    close(fds[0][0]);
+    close(fds[1][1]);
+    close(fds[2][1]);
+    p->stdin_fd = fds[0][1];
+    p->out[0].pipe = fds[1][0];
+    p->out[1].pipe = fds[2][0];
+    fcntl(p->stdin_fd, F_SETFL, O_NONBLOCK);
+    p->id = ++ps->next_id;
+    p->next = ps->list;
+    ps->list = p;
+    ps->count++;
+    for (int i = 0; i < 2; i++) {
+        fcntl(p->out[i].pipe, F_SETFL, O_NONBLOCK);
+        err = reactor_watch(a->r, p->out[i].pipe, REACTOR_IN, output_ready, p);
+        if (err < 0)
+            agent_log("proc#%llu: watch output: %s", (unsigned long long)p->id,
+                      strerror(-err));
+        p->out[i].watched = err == 0;
+    }
+    if ((err = watch_exit(ps, p)) < 0)
+        agent_log("proc#%llu: watch exit: %s", (unsigned long long)p->id,
+                  strerror(-err));
+    uint8_t body[8];
+    struct proto_writer w;
+    proto_writer_init(&w, body, sizeof(body));
+    proto_put_u64(&w, p->id);
+    session_reply(ch, body, w.len);
+    return;
+err_fds:
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++)
+            if (fds[i][j] >= 0)
+                close(fds[i][j]);
+err_free:
+    proc_free(p);
+err:
+    session_error(ch, err, "%s: %s", what, strerror(-err));
+}
+
+int
+procs_new(struct agent *a, struct procs **out)
+{
+    struct procs *ps = calloc(1, sizeof(*ps));
+    if (!ps)
+        return -ENOMEM;
+    ps->a = a;
+    *out = ps;
+    return 0;
+}
+
+void
+procs_free(struct procs *ps)
+{
+    if (!ps)
+        return;
+    while (ps->list) {
+        struct proc *p = ps->list;
+        ps->list = p->next;
+        proc_free(p);
+    }
+    free(ps);
+}

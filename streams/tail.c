@@ -1,0 +1,283 @@
+/*
+ * tail.c - the tail engine: streams fed through a VM's agent client
+ * (tail_file, file_tail_stream, fd_stream, proc_stdout_stream,
+ * proc_stderr_stream; SPEC §5.1, §6.1).
+ *
+ * One agent data frame is one stream frame (SPEC §6.2). The agent's end
+ * becomes stream_end: clean for end of file and deletion, an error with
+ * the agent's errno and message otherwise; a lost agent connection ends
+ * the stream with "agent connection lost: ...". Truncations and rotations
+ * are counted for info.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tail {
+    struct stream *s;
+    struct agent_chan *ch;
+    engine_opened_fn *opened;
+    void *arg;
+    char kind[24];
+    char detail[PROTO_MAX_PATH + 32];
+    uint64_t start;
+    unsigned truncations, rotations;
+    char last_note[PROTO_MAX_MSG];
+};
+
+static void
+tail_opened(void *arg, int err, const char *msg, uint64_t offset)
+{
+    struct tail *t = arg;
+    char buf[PROTO_MAX_MSG + PROTO_MAX_PATH + 64];
+
+    t->start = offset;
+    if (err < 0) {
+        t->ch = NULL; /* gone with the failure */
+        snprintf(buf, sizeof(buf), "%s", msg && *msg ? msg : strerror(-err));
+        t->opened(t->s, err, buf, t->arg);
+        return;
+    }
+    t->opened(t->s, 0, NULL, t->arg);
+}
+
+static void
+tail_data(void *arg, const void *buf, size_t len)
+{
+    struct tail *t = arg;
+    /* A failed append has ended the stream (history limit, spool error,
+     * closed): stop the agent sending more. */
+    if (stream_append(t->s, buf, len) < 0) {
+        agent_client_close(t->ch);
+        t->ch = NULL;
+    }
+}
+
+static void
+tail_note(void *arg, unsigned code, uint64_t value, const char *msg)
+{
+    struct tail *t = arg;
+    if (code == PROTO_NOTE_TRUNCATED)
+        t->truncations++;
+    else if (code == PROTO_NOTE_ROTATED)
+        t->rotations++;
+    snprintf(t->last_note, sizeof(t->last_note), "%s", msg);
+}
+
+static void
+tail_end(void *arg, int err, unsigned reason, const char *msg)
+{
+    struct tail *t = arg;
+    char buf[PROTO_MAX_MSG + PROTO_MAX_PATH + 64];
+
+    t->ch = NULL;
+    if (err == 0) {
+        stream_end(t->s, 0, NULL);
+        return;
+    }
+    snprintf(buf, sizeof(buf), "%s %s: %s", t->kind, t->detail,
+             msg && *msg ? msg : strerror(-err));
+    stream_end(t->s, err, buf);
+}
+
+static const struct agent_stream_cbs tail_cbs = {
+        .opened = tail_opened,
+        .data = tail_data,
+        .note = tail_note,
+        .end = tail_end,
+};
+
+static bool
+word_copy(struct word w, char *dst, size_t cap)
+{
+    if (w.len == 0 || w.len >= cap || memchr(w.p, 0, w.len))
+        return false;
+    memcpy(dst, w.p, w.len);
+    dst[w.len] = 0;
+    return true;
+}
+
+static bool
+parse_u64(const char *s, uint64_t *v)
+{
+    char *end;
+    if (*s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    *v = strtoull(s, &end, 10);
+    return !*end && errno == 0;
+}
+
+/* "N", or "<prefix>#N". */
+static bool
+parse_id(struct word w, const char *prefix, uint64_t *id)
+{
+    char buf[32];
+    size_t plen = strlen(prefix);
+    if (!word_copy(w, buf, sizeof(buf)))
+        return false;
+    const char *p = buf;
+    if (strncmp(p, prefix, plen) == 0 && p[plen] == '#')
+        p += plen + 1;
+    return parse_u64(p, id);
+}
+
+static int
+parse_start(struct word v, struct agent_open *req, char *err)
+{
+    char buf[32];
+    if (!word_copy(v, buf, sizeof(buf)))
+        goto bad;
+    if (strcmp(buf, "end") == 0) {
+        req->start = PROTO_START_END;
+    } else if (strcmp(buf, "beginning") == 0 || strcmp(buf, "start") == 0) {
+        req->start = PROTO_START_BEGINNING;
+    } else if (buf[0] == '-' && parse_u64(buf + 1, &req->offset)) {
+        req->start = PROTO_START_BACK;
+    } else if (parse_u64(buf, &req->offset)) {
+        req->start = PROTO_START_OFFSET;
+    } else {
+        goto bad;
+    }
+    return 0;
+bad:
+    snprintf(err, COMMAND_ERR_LEN,
+             "start: expected end, beginning, start, N or -N (got `%.*s`)",
+             (int)(v.len > 64 ? 64 : v.len), v.p);
+    return -EINVAL;
+}
+
+static int
+tail_open(struct stream *s, void *ctx, const struct command *cmd, int argi,
+          engine_opened_fn *opened, void *arg, void **state, char *err)
+{
+    struct agent_client *c = ctx;
+    struct agent_open req = {0};
+    struct tail *t;
+    char path[PROTO_MAX_PATH];
+    int rc;
+
+    if (argi < 1 || argi + 1 >= cmd->argc || !c) {
+        snprintf(err, COMMAND_ERR_LEN, "usage: KIND VM PATH|HANDLE|PROC");
+        return -EINVAL;
+    }
+    struct word kind = cmd->argv[argi - 1], what = cmd->argv[argi + 1];
+    bool is_tail =
+            word_is(kind, "tail_file") || word_is(kind, "file_tail_stream");
+    if (is_tail) {
+        req.type = PROTO_OPEN_TAIL;
+        req.start = PROTO_START_END;
+        if (!word_copy(what, path, sizeof(path))) {
+            snprintf(err, COMMAND_ERR_LEN, "%s: bad or too long path",
+                     word_is(kind, "tail_file") ? "tail_file"
+                                                : "file_tail_stream");
+            return -EINVAL;
+        }
+        req.path = path;
+    } else if (word_is(kind, "fd_stream")) {
+        req.type = PROTO_OPEN_FD;
+        if (!parse_id(what, "file", &req.id)) {
+            snprintf(err, COMMAND_ERR_LEN, "fd_stream: bad handle");
+            return -EINVAL;
+        }
+    } else if (word_is(kind, "proc_stdout_stream") ||
+               word_is(kind, "proc_stderr_stream")) {
+        req.type = PROTO_OPEN_PROC;
+        req.which = word_is(kind, "proc_stdout_stream") ? PROTO_STDOUT
+                                                        : PROTO_STDERR;
+        if (!parse_id(what, "proc", &req.id)) {
+            snprintf(err, COMMAND_ERR_LEN, "%.*s: bad process id",
+                     (int)kind.len, kind.p);
+            return -EINVAL;
+        }
+    } else {
+        snprintf(err, COMMAND_ERR_LEN, "tail engine: unknown open `%.*s`",
+                 (int)(kind.len > 32 ? 32 : kind.len), kind.p);
+        return -EINVAL;
+    }
+    for (int i = argi + 2; i < cmd->argc; i++) {
+        struct word w = cmd->argv[i], v;
+        if (word_option(w, "site", &v) || word_option(w, "test", &v) ||
+            word_is(w, "keep"))
+            continue;
+        if (is_tail && word_option(w, "start", &v)) {
+            if ((rc = parse_start(v, &req, err)) < 0)
+                return rc;
+        } else if (is_tail && word_option(w, "follow", &v)) {
+            if (word_is(v, "descriptor"))
+                req.flags |= PROTO_TAIL_FOLLOW_DESCRIPTOR;
+            else if (!word_is(v, "name")) {
+                snprintf(err, COMMAND_ERR_LEN,
+                         "follow: expected name or descriptor");
+                return -EINVAL;
+            }
+        } else {
+            snprintf(err, COMMAND_ERR_LEN, "unknown option `%.*s`",
+                     (int)(w.len > 64 ? 64 : w.len), w.p);
+            return -EINVAL;
+        }
+    }
+    if (!(t = calloc(1, sizeof(*t)))) {
+        snprintf(err, COMMAND_ERR_LEN, "out of memory");
+        return -ENOMEM;
+    }
+    t->s = s;
+    t->opened = opened;
+    t->arg = arg;
+    snprintf(t->kind, sizeof(t->kind), "%.*s", (int)kind.len, kind.p);
+    if (is_tail)
+        snprintf(t->detail, sizeof(t->detail), "%s", path);
+    else if (req.type == PROTO_OPEN_FD)
+        snprintf(t->detail, sizeof(t->detail), "file#%" PRIu64, req.id);
+    else
+        snprintf(t->detail, sizeof(t->detail), "proc#%" PRIu64, req.id);
+    rc = agent_client_open(c, &req, &tail_cbs, t, &t->ch);
+    if (rc < 0) {
+        const char *why = rc == -ENOTCONN ? "the VM's agent is not connected"
+                                          : strerror(-rc);
+        snprintf(err, COMMAND_ERR_LEN, "%s %.128s: %s", t->kind, t->detail,
+                 why);
+        free(t);
+        return rc;
+    }
+    *state = t;
+    stream_set_source(s, &tail_engine, t);
+    return 0;
+}
+
+static void
+tail_stop(void *state)
+{
+    struct tail *t = state;
+    if (!t)
+        return;
+    agent_client_close(t->ch);
+    free(t);
+}
+
+static void
+tail_info(void *state, char *buf, size_t len)
+{
+    struct tail *t = state;
+    size_t n = strnlen(buf, len);
+    if (n >= len)
+        return;
+    n += (size_t)snprintf(buf + n, len - n,
+                          "source: %s %s\nagent_channel: %u\nstart: %" PRIu64
+                          "\ntruncations: %u\nrotations: %u\n",
+                          t->kind, t->detail, t->ch ? agent_chan_id(t->ch) : 0,
+                          t->start, t->truncations, t->rotations);
+    if (n < len && t->last_note[0])
+        snprintf(buf + n, len - n, "last_event: %s\n", t->last_note);
+}
+
+const struct engine_ops tail_engine = {
+        .name = "tail",
+        .open = tail_open,
+        .stop = tail_stop,
+        .info = tail_info,
+};

@@ -1,0 +1,797 @@
+/*
+ * test/unit/agent.c - provium-agent and the host agent client, end to end
+ * over a socketpair and over a Unix socket, against real temp files and
+ * real processes: tail start modes, ordering, truncation, rotation,
+ * deletion, process output (50 MiB per channel, stream opened after
+ * wait), process groups, stdin, file handles, fd_stream, many channels,
+ * fairness, reconnection, and hostile peers on both sides.
+ */
+#include "agent_harness.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+TestSuite(agent, .init = harness_spawn, .fini = harness_teardown,
+          .timeout = 120);
+TestSuite(agent_unix, .init = harness_listen, .fini = harness_teardown,
+          .timeout = 120);
+
+Test(agent, handshake_facts)
+{
+    const struct agent_facts *f = agent_client_facts(H_c);
+    char info[1024] = "";
+    cr_assert_not_null(f);
+    cr_assert_str_eq(f->os, "Linux");
+    cr_assert_str_eq(f->agent_version, "0.1.0");
+    cr_assert_eq(f->version, PROTO_VERSION);
+    agent_client_info(H_c, info, sizeof(info));
+    cr_assert_not_null(strstr(info, "agent_state: up\n"), "%s", info);
+    cr_assert_not_null(strstr(info, "agent_os: Linux\n"), "%s", info);
+}
+
+Test(agent, tail_start_modes)
+{
+    char path[PATH_MAX];
+    struct coll c;
+    tmp_path(path, sizeof(path), "f");
+    file_put(path, "0123456789");
+
+    cr_assert_eq(open_tail(&c, path, PROTO_START_BEGINNING, 0, 0), 0);
+    expect_bytes(&c, "0123456789");
+    agent_client_close(c.ch);
+    coll_free(&c);
+
+    cr_assert_eq(open_tail(&c, path, PROTO_START_OFFSET, 3, 0), 0);
+    cr_assert_eq(c.start, 3);
+    expect_bytes(&c, "3456789");
+    agent_client_close(c.ch);
+    coll_free(&c);
+
+    cr_assert_eq(open_tail(&c, path, PROTO_START_BACK, 2, 0), 0);
+    expect_bytes(&c, "89");
+    agent_client_close(c.ch);
+    coll_free(&c);
+
+    cr_assert_eq(open_tail(&c, path, PROTO_START_BACK, 100, 0), 0);
+    cr_assert_eq(c.start, 0);
+    expect_bytes(&c, "0123456789");
+    agent_client_close(c.ch);
+    coll_free(&c);
+
+    cr_assert_eq(open_tail(&c, path, PROTO_START_END, 0, 0), 0);
+    cr_assert_eq(c.start, 10);
+    file_append(path, "abc", 3);
+    expect_bytes(&c, "abc");
+    agent_client_close(c.ch);
+    coll_free(&c);
+
+    /* An offset past the end waits for the file to grow there. */
+    cr_assert_eq(open_tail(&c, path, PROTO_START_OFFSET, 15, 0), 0);
+    file_append(path, "defgh", 5); /* bytes 13..17 */
+    expect_bytes(&c, "fgh");
+    agent_client_close(c.ch);
+    coll_free(&c);
+}
+
+Test(agent, tail_open_errors)
+{
+    struct coll c;
+    char path[PATH_MAX];
+    tmp_path(path, sizeof(path), "missing");
+    cr_assert_eq(open_tail(&c, path, PROTO_START_END, 0, 0), -ENOENT);
+    cr_assert_not_null(strstr(c.open_msg, "No such file or directory"), "%s",
+                       c.open_msg);
+    cr_assert_not_null(strstr(c.open_msg, path), "%s", c.open_msg);
+    cr_assert_eq(open_tail(&c, H_dir, PROTO_START_END, 0, 0), -EISDIR);
+}
+
+Test(agent, appends_in_order)
+{
+    char path[PATH_MAX], line[64];
+    struct coll c;
+    size_t cap = 1 << 20, len = 0;
+    char *want = malloc(cap);
+    tmp_path(path, sizeof(path), "log");
+    file_put(path, "");
+    cr_assert_eq(open_tail(&c, path, PROTO_START_END, 0, 0), 0);
+    int fd = open(path, O_WRONLY | O_APPEND);
+    for (int i = 0; i < 2000; i++) {
+        int n = snprintf(line, sizeof(line), "line %d\n", i);
+        cr_assert_eq(write(fd, line, (size_t)n), n);
+        memcpy(want + len, line, (size_t)n);
+        len += (size_t)n;
+        want[len] = 0;
+        /* Let the agent see some appends one by one. */
+        if (i % 100 == 0)
+            reactor_run_once(H_r, clock_now() + 1000);
+    }
+    close(fd);
+    expect_bytes(&c, want);
+    free(want);
+    coll_free(&c);
+}
+
+Test(agent, truncation_is_followed)
+{
+    char path[PATH_MAX];
+    struct coll c;
+    tmp_path(path, sizeof(path), "trunc");
+    file_put(path, "aaaa");
+    cr_assert_eq(open_tail(&c, path, PROTO_START_BEGINNING, 0, 0), 0);
+    expect_bytes(&c, "aaaa");
+    cr_assert_eq(truncate(path, 0), 0);
+    file_append(path, "bb", 2);
+    expect_bytes(&c, "aaaabb");
+    cr_assert_eq(c.notes[PROTO_NOTE_TRUNCATED], 1);
+    cr_assert_not(c.ended);
+    coll_free(&c);
+}
+
+Test(agent, rotation_is_followed_by_name)
+{
+    char path[PATH_MAX], old[PATH_MAX];
+    struct coll c;
+    tmp_path(path, sizeof(path), "app.log");
+    tmp_path(old, sizeof(old), "app.log.1");
+    file_put(path, "");
+    cr_assert_eq(open_tail(&c, path, PROTO_START_END, 0, 0), 0);
+    file_append(path, "one\n", 4);
+    expect_bytes(&c, "one\n");
+    cr_assert_eq(rename(path, old), 0);
+    file_append(old, "two\n", 4); /* a writer still on the old file */
+    file_append(path, "three\n", 6);
+    expect_bytes(&c, "one\ntwo\nthree\n");
+    cr_assert_eq(c.notes[PROTO_NOTE_ROTATED], 1);
+    /* And again: the new file is followed too. */
+    cr_assert_eq(rename(path, old), 0);
+    file_append(path, "four\n", 5);
+    expect_bytes(&c, "one\ntwo\nthree\nfour\n");
+    cr_assert_eq(c.notes[PROTO_NOTE_ROTATED], 2);
+    coll_free(&c);
+}
+
+Test(agent, rotation_with_descriptor_follow)
+{
+    char path[PATH_MAX], old[PATH_MAX];
+    struct coll c;
+    tmp_path(path, sizeof(path), "d.log");
+    tmp_path(old, sizeof(old), "d.log.1");
+    file_put(path, "");
+    cr_assert_eq(open_tail(&c, path, PROTO_START_END, 0,
+                           PROTO_TAIL_FOLLOW_DESCRIPTOR),
+                 0);
+    cr_assert_eq(rename(path, old), 0);
+    file_append(path, "new\n", 4);
+    file_append(old, "old\n", 4);
+    expect_bytes(&c, "old\n");
+    cr_assert_eq(c.notes[PROTO_NOTE_ROTATED], 0);
+    coll_free(&c);
+}
+
+Test(agent, deletion_ends_cleanly)
+{
+    char path[PATH_MAX];
+    struct coll c;
+    tmp_path(path, sizeof(path), "gone");
+    file_put(path, "x");
+    cr_assert_eq(open_tail(&c, path, PROTO_START_BEGINNING, 0, 0), 0);
+    expect_bytes(&c, "x");
+    file_append(path, "yz", 2);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert(run_until(coll_is_ended, &c, 10));
+    cr_assert_eq(c.end_err, 0);
+    cr_assert_eq(c.reason, PROTO_END_DELETED);
+    cr_assert_eq(c.len, 3, "the bytes written before deletion arrive");
+    coll_free(&c);
+}
+
+static void
+self_exe(char *buf, size_t len)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+    cr_assert_gt(n, 0);
+    buf[n] = 0;
+}
+
+static void
+check_pattern(const struct coll *c, int ch)
+{
+    cr_assert_eq(c->len, (size_t)CHILD_BYTES, "channel %d: %zu bytes", ch,
+                 c->len);
+    for (size_t i = 0; i < c->len; i++)
+        if (c->buf[i] != pattern_byte(ch, i))
+            cr_assert_fail("channel %d differs at byte %zu", ch, i);
+}
+
+static bool
+coll_pair_ended(void *arg)
+{
+    struct coll *c = arg;
+    return c[0].ended && c[1].ended;
+}
+
+Test(agent, proc_output_50mib_opened_after_wait)
+{
+    char exe[PATH_MAX];
+    self_exe(exe, sizeof(exe));
+    char *argv[] = {exe, NULL};
+    char *env[] = {"PROVIUM_TEST_CHILD=interleave", NULL};
+    uint64_t id = exec_ok(argv, env, NULL);
+
+    struct sync_reply w = {0};
+    sync_wait(&w, agent_client_wait(H_c, id, sync_done, &w, NULL));
+    cr_assert_eq(w.err, 0, "%s", w.msg);
+    cr_assert_eq(w.how, PROTO_EXITED);
+    cr_assert_eq(w.value, 0);
+
+    struct coll c[2];
+    struct agent_open req = {.type = PROTO_OPEN_PROC, .id = id};
+    req.which = PROTO_STDOUT;
+    cr_assert_eq(open_stream(&c[0], &req), 0);
+    req.which = PROTO_STDERR;
+    cr_assert_eq(open_stream(&c[1], &req), 0);
+    cr_assert(run_until(coll_pair_ended, c, 60), "have %zu and %zu bytes",
+              c[0].len, c[1].len);
+    cr_assert_eq(c[0].end_err, 0);
+    cr_assert_eq(c[1].end_err, 0);
+    check_pattern(&c[0], 1);
+    check_pattern(&c[1], 2);
+    /* Frames are capped. */
+    cr_assert_geq(c[0].frames, (size_t)CHILD_BYTES / PROTO_MAX_DATA);
+    coll_free(&c[0]);
+    coll_free(&c[1]);
+}
+
+Test(agent, proc_stream_live_and_exit_status)
+{
+    char *argv[] = {"sh", "-c", "echo out; echo err >&2; exit 3", NULL};
+    uint64_t id = exec_ok(argv, NULL, NULL);
+    struct coll c;
+    struct agent_open req = {
+            .type = PROTO_OPEN_PROC, .id = id, .which = PROTO_STDOUT};
+    cr_assert_eq(open_stream(&c, &req), 0);
+    cr_assert(run_until(coll_is_ended, &c, 10));
+    expect_bytes(&c, "out\n");
+    struct sync_reply w = {0};
+    sync_wait(&w, agent_client_wait(H_c, id, sync_done, &w, NULL));
+    cr_assert_eq(w.how, PROTO_EXITED);
+    cr_assert_eq(w.value, 3);
+    /* A second wait answers at once with the same status. */
+    memset(&w, 0, sizeof(w));
+    sync_wait(&w, agent_client_wait(H_c, id, sync_done, &w, NULL));
+    cr_assert_eq(w.value, 3);
+    coll_free(&c);
+}
+
+Test(agent, exec_cwd_env_and_errors)
+{
+    char *argv[] = {"sh", "-c", "pwd; echo \"$FOO\"", NULL};
+    char *env[] = {"FOO=bar baz", NULL};
+    uint64_t id = exec_ok(argv, env, H_dir);
+    struct coll c;
+    struct agent_open req = {
+            .type = PROTO_OPEN_PROC, .id = id, .which = PROTO_STDOUT};
+    cr_assert_eq(open_stream(&c, &req), 0);
+    cr_assert(run_until(coll_is_ended, &c, 10));
+    char want[PATH_MAX + 32];
+    snprintf(want, sizeof(want), "%s\nbar baz\n", H_dir);
+    expect_bytes(&c, want);
+    coll_free(&c);
+
+    struct sync_reply s = {0};
+    char *bad[] = {"/nonexistent/provium-program", NULL};
+    sync_wait(&s, agent_client_exec(H_c, NULL, bad, NULL, sync_done, &s, NULL));
+    cr_assert_eq(s.err, -ENOENT, "%d %s", s.err, s.msg);
+    cr_assert_not_null(strstr(s.msg, "provium-program"), "%s", s.msg);
+
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_wait(H_c, 9999, sync_done, &s, NULL));
+    cr_assert_eq(s.err, -ESRCH);
+}
+
+Test(agent, kill_reaches_the_process_group)
+{
+    char *argv[] = {"sh", "-c", "sleep 300 & echo $!; wait", NULL};
+    uint64_t id = exec_ok(argv, NULL, NULL);
+    struct coll c;
+    struct agent_open req = {
+            .type = PROTO_OPEN_PROC, .id = id, .which = PROTO_STDOUT};
+    cr_assert_eq(open_stream(&c, &req), 0);
+    struct len_wait lw = {&c, 2};
+    cr_assert(run_until(coll_has, &lw, 10));
+    while (!memchr(c.buf, '\n', c.len))
+        cr_assert(reactor_run_once(H_r, clock_now() + 100000) == 0);
+    pid_t grandchild = (pid_t)strtol((char *)c.buf, NULL, 10);
+    cr_assert_gt(grandchild, 0);
+
+    struct sync_reply s = {0};
+    sync_wait(&s, agent_client_kill(H_c, id, SIGTERM, sync_done, &s, NULL));
+    cr_assert_eq(s.err, 0, "%s", s.msg);
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_wait(H_c, id, sync_done, &s, NULL));
+    cr_assert_eq(s.how, PROTO_SIGNALED);
+    cr_assert_eq(s.value, SIGTERM);
+    /* The grandchild got the signal too: it disappears (or is a zombie
+     * waiting for its new parent to reap it). */
+    uint64_t deadline = clock_now() + 10 * USEC_PER_SEC;
+    for (;;) {
+        char stat[64], buf[256] = "";
+        snprintf(stat, sizeof(stat), "/proc/%d/stat", (int)grandchild);
+        FILE *f = fopen(stat, "r");
+        if (!f)
+            break;
+        bool got = fgets(buf, sizeof(buf), f) != NULL;
+        fclose(f);
+        char *p = strrchr(buf, ')');
+        if (got && p && p[2] == 'Z')
+            break;
+        cr_assert_lt(clock_now(), deadline, "grandchild %d still alive",
+                     (int)grandchild);
+        reactor_run_once(H_r, clock_now() + 20000);
+    }
+    coll_free(&c);
+}
+
+Test(agent, stdin_write_and_close)
+{
+    char *argv[] = {"cat", NULL};
+    uint64_t id = exec_ok(argv, NULL, NULL);
+    struct coll c;
+    struct agent_open req = {
+            .type = PROTO_OPEN_PROC, .id = id, .which = PROTO_STDOUT};
+    cr_assert_eq(open_stream(&c, &req), 0);
+    struct sync_reply s = {0};
+    sync_wait(&s,
+              agent_client_stdin(H_c, id, "hello ", 6, sync_done, &s, NULL));
+    cr_assert_eq(s.value, 6);
+    expect_bytes(&c, "hello ");
+    /* More than a pipe holds, while cat is slow to drain: parked, then
+     * answered once written. */
+    static uint8_t big[PROTO_MAX_DATA];
+    memset(big, 'z', sizeof(big));
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_stdin(H_c, id, big, sizeof(big), sync_done, &s,
+                                     NULL));
+    cr_assert_eq(s.value, sizeof(big));
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_stdin_close(H_c, id, sync_done, &s, NULL));
+    cr_assert_eq(s.err, 0);
+    cr_assert(run_until(coll_is_ended, &c, 10));
+    cr_assert_eq(c.len, 6 + sizeof(big));
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_wait(H_c, id, sync_done, &s, NULL));
+    cr_assert_eq(s.how, PROTO_EXITED);
+    cr_assert_eq(s.value, 0);
+    coll_free(&c);
+}
+
+Test(agent, file_handles)
+{
+    char path[PATH_MAX];
+    struct sync_reply s = {0};
+    tmp_path(path, sizeof(path), "h");
+    sync_wait(&s,
+              agent_client_fopen(H_c, path,
+                                 PROTO_O_READ | PROTO_O_WRITE | PROTO_O_CREATE,
+                                 0600, sync_done, &s, NULL));
+    cr_assert_eq(s.err, 0, "%s", s.msg);
+    uint64_t h = s.value;
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_fwrite(H_c, h, "hello world", 11, sync_done, &s,
+                                      NULL));
+    cr_assert_eq(s.value, 11);
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_fseek(H_c, h, 6, PROTO_SEEK_SET, sync_done, &s,
+                                     NULL));
+    cr_assert_eq(s.value, 6);
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_fread(H_c, h, 100, sync_done, &s, NULL));
+    cr_assert_eq(s.len, 5);
+    cr_assert_eq(memcmp(s.data, "world", 5), 0);
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_fread(H_c, h, 100, sync_done, &s, NULL));
+    cr_assert_eq(s.err, 0);
+    cr_assert_eq(s.len, 0, "end of file");
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_stat(H_c, path, sync_done, &s, NULL));
+    cr_assert_eq(s.size, 11);
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_fclose(H_c, h, sync_done, &s, NULL));
+    cr_assert_eq(s.err, 0);
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_fread(H_c, h, 1, sync_done, &s, NULL));
+    cr_assert_eq(s.err, -EBADF);
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_fopen(H_c, "/nonexistent/x", PROTO_O_READ, 0,
+                                     sync_done, &s, NULL));
+    cr_assert_eq(s.err, -ENOENT);
+    cr_assert_not_null(strstr(s.msg, "/nonexistent/x"));
+}
+
+Test(agent, fd_stream_of_regular_file)
+{
+    char path[PATH_MAX];
+    struct sync_reply s = {0};
+    tmp_path(path, sizeof(path), "fs");
+    file_put(path, "abcdef");
+    sync_wait(&s, agent_client_fopen(H_c, path, PROTO_O_READ, 0, sync_done, &s,
+                                     NULL));
+    uint64_t h = s.value;
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_fseek(H_c, h, 2, PROTO_SEEK_SET, sync_done, &s,
+                                     NULL));
+    struct coll c;
+    struct agent_open req = {.type = PROTO_OPEN_FD, .id = h};
+    cr_assert_eq(open_stream(&c, &req), 0);
+    expect_bytes(&c, "cdef");
+    file_append(path, "gh", 2);
+    expect_bytes(&c, "cdefgh");
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_fclose(H_c, h, sync_done, &s, NULL));
+    cr_assert(run_until(coll_is_ended, &c, 10));
+    cr_assert_eq(c.end_err, 0);
+    coll_free(&c);
+}
+
+Test(agent, fd_stream_of_fifo_does_not_block_others)
+{
+    char path[PATH_MAX];
+    struct sync_reply s = {0};
+    tmp_path(path, sizeof(path), "fifo");
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    sync_wait(&s, agent_client_fopen(H_c, path, PROTO_O_READ, 0, sync_done, &s,
+                                     NULL));
+    cr_assert_eq(s.err, 0, "%s", s.msg);
+    uint64_t h = s.value;
+    int wfd = open(path, O_WRONLY | O_NONBLOCK);
+    cr_assert_geq(wfd, 0);
+    struct coll c;
+    struct agent_open req = {.type = PROTO_OPEN_FD, .id = h};
+    cr_assert_eq(open_stream(&c, &req), 0);
+    /* Nothing to read on the FIFO, yet other requests are answered. */
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_stat(H_c, path, sync_done, &s, NULL));
+    cr_assert_eq(s.err, 0);
+    cr_assert_eq(write(wfd, "ping", 4), 4);
+    expect_bytes(&c, "ping");
+    close(wfd);
+    cr_assert(run_until(coll_is_ended, &c, 10));
+    cr_assert_eq(c.end_err, 0);
+    coll_free(&c);
+}
+
+#define MANY 200
+
+Test(agent, many_channels_at_once)
+{
+    static struct coll c[MANY];
+    char path[PATH_MAX], want[64];
+    for (int i = 0; i < MANY; i++) {
+        snprintf(path, sizeof(path), "%s/m%d", H_dir, i);
+        file_put(path, "");
+        cr_assert_eq(open_tail(&c[i], path, PROTO_START_END, 0, 0), 0);
+    }
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < MANY; i++) {
+            snprintf(path, sizeof(path), "%s/m%d", H_dir, i);
+            snprintf(want, sizeof(want), "%d.%d\n", i, round);
+            file_append(path, want, strlen(want));
+        }
+    for (int i = 0; i < MANY; i++) {
+        snprintf(want, sizeof(want), "%d.0\n%d.1\n%d.2\n", i, i, i);
+        expect_bytes(&c[i], want);
+        agent_client_close(c[i].ch);
+        coll_free(&c[i]);
+    }
+}
+
+struct fair {
+    struct coll *big, *small;
+};
+
+static bool
+small_arrived(void *arg)
+{
+    struct fair *f = arg;
+    return f->small->len > 0;
+}
+
+Test(agent, busy_channel_does_not_starve_others)
+{
+    char big[PATH_MAX], small[PATH_MAX];
+    tmp_path(big, sizeof(big), "big");
+    tmp_path(small, sizeof(small), "small");
+    size_t n = 64 * MIB;
+    char *junk = calloc(1, n);
+    file_append(big, junk, n);
+    free(junk);
+    file_put(small, "s");
+    struct coll cb, cs;
+    memset(&cs, 0, sizeof(cs));
+    cr_assert_eq(open_tail(&cb, big, PROTO_START_BEGINNING, 0, 0), 0);
+    struct agent_open req = {.type = PROTO_OPEN_TAIL,
+                             .path = small,
+                             .start = PROTO_START_BEGINNING};
+    cr_assert_eq(agent_client_open(H_c, &req, &coll_cbs, &cs, &cs.ch), 0);
+    struct fair f = {&cb, &cs};
+    cr_assert(run_until(small_arrived, &f, 10));
+    cr_assert_lt(cb.len, n / 2, "small waited for %zu bytes of big", cb.len);
+    struct len_wait lw = {&cb, n};
+    cr_assert(run_until(coll_has, &lw, 30));
+    cr_assert_eq(cb.len, n);
+    coll_free(&cb);
+    coll_free(&cs);
+}
+
+/* The host stops reading: the agent must stop too, with bounded memory.
+ * A process writing without end blocks on its pipe once the spool cap is
+ * reached; here, with a tail, the agent simply stops reading the file. */
+Test(agent, slow_host_bounds_the_agent)
+{
+    char exe[PATH_MAX];
+    self_exe(exe, sizeof(exe));
+    char *argv[] = {exe, NULL};
+    char *env[] = {"PROVIUM_TEST_CHILD=interleave", NULL};
+    uint64_t id = exec_ok(argv, env, NULL);
+    struct coll c;
+    struct agent_open req = {
+            .type = PROTO_OPEN_PROC, .id = id, .which = PROTO_STDOUT};
+    cr_assert_eq(open_stream(&c, &req), 0);
+    /* Do not run the reactor for a while: nothing is read host-side. */
+    usleep(300000); /* a slow host, not a wait for an event */
+    cr_assert(run_until(coll_is_ended, &c, 60));
+    check_pattern(&c, 1);
+    coll_free(&c);
+}
+
+Test(agent, close_then_frames_in_flight_are_ignored)
+{
+    char path[PATH_MAX];
+    tmp_path(path, sizeof(path), "inflight");
+    size_t n = 8 * MIB;
+    char *junk = calloc(1, n);
+    file_append(path, junk, n);
+    free(junk);
+    struct coll c;
+    cr_assert_eq(open_tail(&c, path, PROTO_START_BEGINNING, 0, 0), 0);
+    struct len_wait lw = {&c, 1};
+    cr_assert(run_until(coll_has, &lw, 10));
+    agent_client_close(c.ch);
+    /* Frames already sent for the channel must not upset the client. */
+    struct sync_reply s = {0};
+    sync_wait(&s, agent_client_stat(H_c, path, sync_done, &s, NULL));
+    cr_assert_eq(s.err, 0);
+    cr_assert_eq(agent_client_state(H_c), AGENT_UP);
+    coll_free(&c);
+}
+
+/* ---- over a Unix socket ---- */
+
+Test(agent_unix, tail_and_proc)
+{
+    char path[PATH_MAX];
+    struct coll c;
+    tmp_path(path, sizeof(path), "u");
+    file_put(path, "hello\n");
+    cr_assert_eq(open_tail(&c, path, PROTO_START_BEGINNING, 0, 0), 0);
+    expect_bytes(&c, "hello\n");
+    file_append(path, "more\n", 5);
+    expect_bytes(&c, "hello\nmore\n");
+    coll_free(&c);
+
+    char *argv[] = {"echo", "hi", NULL};
+    uint64_t id = exec_ok(argv, NULL, NULL);
+    struct agent_open req = {
+            .type = PROTO_OPEN_PROC, .id = id, .which = PROTO_STDOUT};
+    cr_assert_eq(open_stream(&c, &req), 0);
+    cr_assert(run_until(coll_is_ended, &c, 10));
+    expect_bytes(&c, "hi\n");
+    coll_free(&c);
+}
+
+Test(agent_unix, agent_death_ends_streams_and_reconnects)
+{
+    char path[PATH_MAX];
+    struct coll c;
+    tmp_path(path, sizeof(path), "r");
+    file_put(path, "");
+    cr_assert_eq(open_tail(&c, path, PROTO_START_END, 0, 0), 0);
+    stop_listener();
+    cr_assert(run_until(coll_is_ended, &c, 10));
+    cr_assert_eq(c.end_err, -ECONNRESET);
+    cr_assert_not_null(strstr(c.end_msg, "agent connection lost"), "%s",
+                       c.end_msg);
+    cr_assert_eq(agent_client_state(H_c), AGENT_DOWN);
+    coll_free(&c);
+    /* Opens fail at once while down. */
+    struct agent_open req = {.type = PROTO_OPEN_TAIL, .path = path};
+    cr_assert_eq(agent_client_open(H_c, &req, &coll_cbs, &c, NULL), -ENOTCONN);
+    start_listener();
+    cr_assert(run_until(client_up, H_c, 20), "no reconnect: %s",
+              agent_client_error(H_c));
+    cr_assert_eq(open_tail(&c, path, PROTO_START_END, 0, 0), 0);
+    file_append(path, "back\n", 5);
+    expect_bytes(&c, "back\n");
+    coll_free(&c);
+}
+
+static int
+raw_connect(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, H_sock);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* Hostile host: the agent drops the connection and serves the next. */
+Test(agent_unix, agent_survives_garbage_from_host)
+{
+    agent_client_free(H_c); /* make room: one host at a time */
+    H_c = NULL;
+    static const char *garbage[] = {
+            "GET / HTTP/1.0\r\n\r\n",
+            "\xff\xff\xff\xff\x01\x00\x00\x00\x00",         /* oversized */
+            "\x00\x00\x00\x00\x06\x01\x00\x00\x00",         /* before hello */
+            "\x0c\x00\x00\x00\x01\x00\x00\x00\x00PRVM\x01", /* truncated */
+    };
+    for (size_t i = 0; i < sizeof(garbage) / sizeof(*garbage); i++) {
+        int fd = raw_connect();
+        size_t len = strlen(garbage[i]);
+        if (i == 1 || i == 2)
+            len = 9;
+        cr_assert_eq(write(fd, garbage[i], len), (ssize_t)len);
+        if (i == 3)
+            shutdown(fd, SHUT_WR); /* truncated frame, then EOF */
+        char buf[256];
+        /* The agent closes its end: read sees EOF (blocking read with
+         * the test's timeout as the bound). */
+        while (read(fd, buf, sizeof(buf)) > 0)
+            ;
+        close(fd);
+    }
+    char ep[PATH_MAX + 8];
+    snprintf(ep, sizeof(ep), "unix:%s", H_sock);
+    cr_assert_eq(agent_client_new(H_r, ep, &H_c), 0);
+    cr_assert(run_until(client_up, H_c, 10));
+}
+
+/* ---- hostile agent ---- */
+
+struct fake {
+    int fd; /* our end, speaking as the agent */
+};
+
+static void
+fake_hello_ok(int fd)
+{
+    uint8_t buf[256];
+    struct proto_writer w;
+    proto_writer_init(&w, buf, sizeof(buf));
+    proto_frame_begin(&w, PROTO_HELLO_OK, 0);
+    proto_put_u32(&w, PROTO_MAGIC);
+    proto_put_u32(&w, PROTO_VERSION);
+    proto_put_str(&w, "Fake", 4);
+    proto_put_str(&w, "1", 1);
+    proto_put_str(&w, "0", 1);
+    cr_assert_gt(proto_frame_end(&w), 0);
+    cr_assert_eq(write(fd, buf, w.len), (ssize_t)w.len);
+}
+
+static bool
+client_dead(void *arg)
+{
+    return agent_client_state(arg) == AGENT_DEAD;
+}
+
+static void
+hostile(const void *frame, size_t len, const char *want_msg)
+{
+    int sv[2];
+    struct agent_client *c;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(agent_client_new_fd(H_r, sv[0], &c), 0);
+    fake_hello_ok(sv[1]);
+    cr_assert(run_until(client_up, c, 5));
+    struct coll col = {0};
+    struct agent_open req = {.type = PROTO_OPEN_TAIL, .path = "/x"};
+    cr_assert_eq(agent_client_open(c, &req, &coll_cbs, &col, NULL), 0);
+    cr_assert_eq(write(sv[1], frame, len), (ssize_t)len);
+    cr_assert(run_until(client_dead, c, 5));
+    cr_assert_eq(col.opened, -EPROTO);
+    cr_assert_not_null(strstr(col.open_msg, want_msg), "%s", col.open_msg);
+    /* The other client (the real agent) is untouched. */
+    cr_assert_eq(agent_client_state(H_c), AGENT_UP);
+    agent_client_free(c);
+    close(sv[1]);
+}
+
+Test(agent, hostile_agent_ends_its_own_connection)
+{
+    uint8_t f[64];
+    proto_header(f, PROTO_MAX_BODY + 1, PROTO_DATA, 1);
+    hostile(f, PROTO_HEADER_LEN, "frame larger than the cap");
+    proto_header(f, 0, 99, 1);
+    hostile(f, PROTO_HEADER_LEN, "malformed frame header");
+    proto_header(f, 4, PROTO_DATA, 1); /* data before ack */
+    memcpy(f + PROTO_HEADER_LEN, "abcd", 4);
+    hostile(f, PROTO_HEADER_LEN + 4, "unexpected or malformed data");
+    proto_header(f, 0, PROTO_ACK, 7); /* a channel never opened */
+    hostile(f, PROTO_HEADER_LEN, "never opened");
+    proto_header(f, 0, PROTO_OPEN_TAIL, 1); /* host-only type */
+    hostile(f, PROTO_HEADER_LEN, "host-only");
+}
+
+/* Raw host: reads frames from fd until a data total or a quiet period. */
+static size_t
+raw_read_data(int fd, struct proto_decoder *d, int quiet_ms)
+{
+    static uint8_t buf[PROTO_MAX_FRAME];
+    size_t total = 0;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, quiet_ms) <= 0)
+            return total;
+        ssize_t n = read(fd, buf, sizeof(buf));
+        cr_assert_gt(n, 0);
+        size_t pos = 0, used;
+        while (pos < (size_t)n) {
+            struct proto_frame f;
+            int rc = proto_decode(d, buf + pos, (size_t)n - pos, &used, &f);
+            cr_assert_geq(rc, 0);
+            pos += used;
+            if (rc == 1 && f.type == PROTO_DATA)
+                total += f.len;
+        }
+    }
+}
+
+static void
+raw_send(int fd, unsigned type, uint32_t ch, const void *body, size_t len)
+{
+    uint8_t buf[PROTO_HEADER_LEN + 4200];
+    proto_header(buf, (uint32_t)len, type, ch);
+    memcpy(buf + PROTO_HEADER_LEN, body, len);
+    cr_assert_eq(write(fd, buf, PROTO_HEADER_LEN + len),
+                 (ssize_t)(PROTO_HEADER_LEN + len));
+}
+
+/* The agent never sends beyond the credit the host granted. */
+Test(agent_unix, agent_respects_credit)
+{
+    char path[PATH_MAX];
+    tmp_path(path, sizeof(path), "credit");
+    char *junk = calloc(1, MIB);
+    file_append(path, junk, MIB);
+    free(junk);
+    agent_client_free(H_c);
+    H_c = NULL;
+
+    int fd = raw_connect();
+    struct proto_decoder d;
+    cr_assert_eq(proto_decoder_init(&d), 0);
+    uint8_t body[64 + PATH_MAX];
+    struct proto_writer w;
+    proto_writer_init(&w, body, sizeof(body));
+    proto_put_u32(&w, PROTO_MAGIC);
+    proto_put_u32(&w, 1);
+    proto_put_u32(&w, 1);
+    raw_send(fd, PROTO_HELLO, 0, body, w.len);
+    proto_writer_init(&w, body, sizeof(body));
+    proto_put_u32(&w, 1000);
+    proto_put_u8(&w, PROTO_START_BEGINNING);
+    proto_put_u8(&w, 0);
+    proto_put_u64(&w, 0);
+    proto_put_str(&w, path, strlen(path));
+    raw_send(fd, PROTO_OPEN_TAIL, 1, body, w.len);
+    cr_assert_eq(raw_read_data(fd, &d, 300), 1000);
+    proto_writer_init(&w, body, sizeof(body));
+    proto_put_u32(&w, 5000);
+    raw_send(fd, PROTO_CREDIT, 1, body, w.len);
+    cr_assert_eq(raw_read_data(fd, &d, 300), 5000);
+    proto_decoder_fini(&d);
+    close(fd);
+}
