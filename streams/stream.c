@@ -500,8 +500,7 @@ error_reply(struct stream *s, int err)
 {
     struct reply *rp = NULL;
 
-    reply_new_fmt(REPLY_ERROR, &rp, "%s history read failed: %s", s->noun,
-                  strerror(-err));
+    reply_new_fmt(REPLY_ERROR, &rp, "%s: %s", s->noun, strerror(-err));
     return rp;
 }
 
@@ -616,8 +615,12 @@ op_try(struct stream_op *op)
                                 : timeout_reply(op));
             return true;
         }
-        reactor_timer_start(s->r, &op->timer,
-                            clock_now() + op->spec.timeout, op_timer_cb, op);
+        if (reactor_timer_start(s->r, &op->timer,
+                                clock_now() + op->spec.timeout, op_timer_cb,
+                                op) < 0) {
+            op_complete(op, error_reply(s, -ENOMEM));
+            return true;
+        }
     }
     return false;
 }

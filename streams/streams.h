@@ -369,4 +369,48 @@ struct engine_ops {
 void stream_set_source(struct stream *s, const struct engine_ops *ops,
                        void *state);
 
+/* ------------------------------------------------------------------ */
+/* console.c - a VM's console: the daemon's one connection to the VM's  */
+/* QEMU chardev socket, held from `vm add` to `vm del`, reconnecting    */
+/* when the VM comes back; everything read is recorded in the VM's      */
+/* console history and fanned out to every console stream.             */
+/* ------------------------------------------------------------------ */
+
+struct console;
+
+/* Start connecting to the chardev Unix socket at path (a missing socket
+ * is retried with backoff, not an error). */
+int console_new(struct reactor *r, const char *path, const char *spool_dir,
+                struct console **out);
+/* Ends every console stream of this console ("console EOF"). */
+void console_free(struct console *c);
+/* Send bytes to the guest console (console_write, writes to the
+ * vms/<name>/console file). Never blocks: bytes are queued (bounded;
+ * -EAGAIN when the queue is full, -ENOTCONN while disconnected). */
+int console_write(struct console *c, const void *buf, size_t len);
+/* The whole console history across sessions (vms/<name>/console). */
+uint64_t console_size(const struct console *c);
+ssize_t console_pread(struct console *c, void *buf, size_t len, uint64_t off);
+/* Append "console: PATH\nconsole_state: ...\n" lines. */
+void console_info(const struct console *c, char *buf, size_t len);
+unsigned console_streams(const struct console *c);
+
+/* Engine: open command `console VM [start=beginning|end]`; ctx is the
+ * VM's struct console. */
+extern const struct engine_ops console_engine;
+
+/* ------------------------------------------------------------------ */
+/* capture.c - packet capture with libpcap in the daemon: the stream's  */
+/* bytes are a classic pcap savefile, header first, one frame per       */
+/* record. Live captures are counted per interface.                    */
+/* ------------------------------------------------------------------ */
+
+/* Engine: open command `capture IFACE [kind=bridge|nic] [snaplen=N]
+ * [filter=BPF]`; ctx is unused (NULL). */
+extern const struct engine_ops capture_engine;
+/* Live captures on iface (0 when none). */
+unsigned capture_count(const char *iface);
+/* Append one "capture: IFACE N" line per interface with live captures. */
+void capture_status(char *buf, size_t len);
+
 #endif
