@@ -235,7 +235,7 @@ stream_end(struct stream *s, int err, const char *msg)
         return;
     s->state = STREAM_ENDED;
     s->end_err = err;
-    if (err && msg)
+    if (msg && *msg)
         s->end_msg = strdup(msg); /* NULL on ENOMEM: strerror is used */
     stream_wake(s);
 }
@@ -309,8 +309,9 @@ int
 stream_end_error(const struct stream *s, const char **msg)
 {
     if (msg)
-        *msg = s->end_msg ? s->end_msg
-                          : s->end_err ? strerror(-s->end_err) : NULL;
+        *msg = s->end_msg  ? s->end_msg
+               : s->end_err ? strerror(-s->end_err)
+                            : NULL;
     return s->end_err;
 }
 
@@ -363,6 +364,8 @@ end_reply(struct stream *s)
 
     if (stream_end_error(s, &msg))
         reply_new_fmt(REPLY_ERROR, &rp, "%s EOF; %s", s->noun, msg);
+    else if (msg)
+        reply_new_fmt(REPLY_EOF, &rp, "%s EOF; %s", s->noun, msg);
     else
         reply_new_fmt(REPLY_EOF, &rp, "%s EOF", s->noun);
     return rp;

@@ -259,8 +259,9 @@ void stream_unref(struct stream *s);
  * has already ended or been closed, or another -errno from the spool (the
  * stream then ends with that error). */
 int stream_append(struct stream *s, const void *buf, size_t len);
-/* The source ended: err 0 for a clean end, or -errno with a message
- * (copied) that ops and readers will report. Idempotent: first one wins. */
+/* The source ended: err 0 for a clean end, or -errno. msg (copied, may be
+ * NULL) says why; ops at the end report "<noun> EOF; <msg>" (status eof
+ * for a clean end, error otherwise). Idempotent: first one wins. */
 void stream_end(struct stream *s, int err, const char *msg);
 /* Close: the stream ends if live, pending bytes are dropped, a running op
  * is answered "closed", queued and later ops answer "closed". */
@@ -271,6 +272,8 @@ uint64_t stream_size(const struct stream *s);
 uint64_t stream_frames(const struct stream *s);
 uint64_t stream_consumed(const struct stream *s); /* test cursor offset */
 uint64_t stream_pending(const struct stream *s);  /* bytes pending */
+/* The end error (0 for a clean end or a live stream) and, in *msg, the
+ * end reason (NULL if none was given for a clean end). */
 int stream_end_error(const struct stream *s, const char **msg);
 struct spool *stream_spool(struct stream *s);
 /* Read history at off (the log file). Never blocks. */
