@@ -186,9 +186,14 @@ stop_listener(void)
     }
 }
 
+/* Set while the client is freed: channels a test left open get their end
+ * callback then, when the test's collectors (on its stack) are gone. */
+static bool H_tearing_down;
+
 static void
 harness_teardown(void)
 {
+    H_tearing_down = true;
     agent_client_free(H_c);
     H_c = NULL;
     stop_listener();
@@ -249,6 +254,8 @@ static void
 coll_opened(void *arg, int err, const char *msg, uint64_t off)
 {
     struct coll *c = arg;
+    if (H_tearing_down)
+        return;
     c->opened = err < 0 ? err : 1;
     c->start = off;
     snprintf(c->open_msg, sizeof(c->open_msg), "%s", msg ? msg : "");
@@ -280,6 +287,8 @@ static void
 coll_end(void *arg, int err, unsigned reason, const char *msg)
 {
     struct coll *c = arg;
+    if (H_tearing_down)
+        return;
     c->ended = true;
     c->end_err = err;
     c->reason = reason;
