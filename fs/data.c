@@ -1,0 +1,145 @@
+/*
+ * data.c - streams/<id>/data (SPEC §4.1): every open is a stream reader
+ * with its own cursor from byte 0, so `cat data` replays the whole stream
+ * and follows it live without taking bytes from the test or from other
+ * readers (the /dev/kmsg model).
+ *
+ * A read returns what lies at the cursor, frames coalesced, up to the size
+ * asked. With nothing there it parks (park.c) until the stream has bytes
+ * or ends, unless the file is O_NONBLOCK: fi->flags in READ carries the
+ * current f_flags, including a later fcntl(F_SETFL), so EAGAIN is decided
+ * per read. The end of the stream reads as 0; a stream that ended with an
+ * error reports that errno once first.
+ *
+ * poll: the kernel asks with a poll handle when a waiter wants to be woken
+ * (FUSE_POLL_SCHEDULE_NOTIFY); we keep the newest handle and notify it
+ * once when the reader becomes ready. Without .poll the kernel would call
+ * every FUSE file always readable (reference/fuse.md §4).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+
+#include "fs.h"
+
+struct data {
+    struct fs *fs;
+    struct stream_reader *rd;
+    struct park_queue q;
+    struct fuse_pollhandle *ph;
+};
+
+static void data_wake(struct reactor *r, void *arg);
+
+/* Answer parked reads for as long as the reader has something; then ask
+ * to be woken if anyone still waits. */
+static void
+data_serve(struct data *d)
+{
+    while (!park_empty(&d->q)) {
+        size_t want = park_size(&d->q);
+        ssize_t n = stream_reader_read(d->rd, d->fs->buf,
+                                       want < FS_BUF_SIZE ? want : FS_BUF_SIZE);
+        if (n == -EAGAIN)
+            break;
+        if (n < 0)
+            park_reply_err(&d->q, (int)-n);
+        else
+            park_reply_buf(&d->q, d->fs->buf, (size_t)n);
+    }
+    if (!park_empty(&d->q) || d->ph)
+        stream_reader_notify(d->rd, data_wake, d);
+}
+
+static void
+data_wake(struct reactor *r, void *arg)
+{
+    struct data *d = arg;
+
+    if (d->ph && stream_reader_ready(d->rd)) {
+        fuse_lowlevel_notify_poll(d->ph);
+        fuse_pollhandle_destroy(d->ph);
+        d->ph = NULL;
+    }
+    data_serve(d);
+}
+
+int
+data_open(struct fs *fs, struct stream *s, struct data **out)
+{
+    struct data *d = calloc(1, sizeof(*d));
+    int rc;
+
+    if (!d)
+        return -ENOMEM;
+    d->fs = fs;
+    if ((rc = stream_reader_new(s, &d->rd)) < 0) {
+        free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+void
+data_read(struct data *d, fuse_req_t req, size_t size, int flags)
+{
+    ssize_t n;
+
+    /* Earlier reads of this open wait: keep the order. */
+    if (park_empty(&d->q)) {
+        n = stream_reader_read(d->rd, d->fs->buf,
+                               size < FS_BUF_SIZE ? size : FS_BUF_SIZE);
+        if (n >= 0) {
+            fuse_reply_buf(req, d->fs->buf, (size_t)n);
+            return;
+        }
+        if (n != -EAGAIN) {
+            fuse_reply_err(req, (int)-n);
+            return;
+        }
+    }
+    if (flags & O_NONBLOCK) {
+        fuse_reply_err(req, EAGAIN);
+        return;
+    }
+    if (park_add(d->fs, &d->q, req, size) < 0) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    stream_reader_notify(d->rd, data_wake, d);
+}
+
+void
+data_poll(struct data *d, fuse_req_t req, struct fuse_pollhandle *ph)
+{
+    bool ready = stream_reader_ready(d->rd);
+
+    if (ph) {
+        /* One notification clears every earlier poll of this file. */
+        fuse_pollhandle_destroy(d->ph);
+        d->ph = ph;
+        if (ready) {
+            fuse_lowlevel_notify_poll(d->ph);
+            fuse_pollhandle_destroy(d->ph);
+            d->ph = NULL;
+        } else {
+            stream_reader_notify(d->rd, data_wake, d);
+        }
+    }
+    fuse_reply_poll(req, ready ? POLLIN | POLLRDNORM : 0);
+}
+
+void
+data_free(struct data *d)
+{
+    if (!d)
+        return;
+    /* The kernel releases a file only when no read of it is in flight,
+     * so the queue is empty; flush anyway rather than leak a request. */
+    park_flush(&d->q);
+    fuse_pollhandle_destroy(d->ph);
+    stream_reader_free(d->rd);
+    free(d);
+}

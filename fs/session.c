@@ -1,0 +1,168 @@
+/*
+ * session.c - the FUSE session, driven by our reactor instead of
+ * libfuse's loop.
+ *
+ * The session fd (/dev/fuse) is non-blocking: a request the kernel
+ * reported can be withdrawn before we read it (its caller got a fatal
+ * signal), and a blocking read would then hang the whole daemon
+ * (reference/fuse.md §1.3). On readable we receive and process requests
+ * in bounded batches into one reused buffer, so the engines' fds are not
+ * starved by a busy mount; epoll is level-triggered and calls us again
+ * for the rest.
+ *
+ * Shutdown (SIGINT, SIGTERM, or the mount going away): every stream and
+ * VM is ended, which answers running ops and wakes blocked readers; a
+ * few loop turns let those deferred answers go out; whatever is still
+ * parked is answered end-of-file; only then is the session unmounted
+ * (libfuse closes /dev/fuse first, then detaches the mount).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "fs.h"
+
+#define SESSION_BATCH 64
+#define FOPEN_DIRECT_IO_BIT (1u << 0) /* include/uapi/linux/fuse.h */
+#define FOPEN_STREAM_BIT (1u << 4)
+
+/* struct fuse_open_out of the kernel ABI (libfuse3-dev does not install
+ * fuse_kernel.h): what fuse_reply_open sends, with flags we choose. */
+struct open_out {
+    uint64_t fh;
+    uint32_t open_flags;
+    int32_t backing_id;
+};
+
+static struct fuse_buf session_buf;
+
+static void
+session_init(void *userdata, struct fuse_conn_info *conn)
+{
+    /* Writes are commands, never cached; replies are ours to order. */
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static const struct fuse_lowlevel_ops session_ops = {
+        .init = session_init,
+        .lookup = tree_lookup,
+        .getattr = tree_getattr,
+        .setattr = tree_setattr,
+        .opendir = tree_opendir,
+        .readdir = tree_readdir,
+        .releasedir = tree_releasedir,
+        .rmdir = tree_rmdir,
+        .open = file_open,
+        .read = file_read,
+        .write = file_write,
+        .poll = file_poll,
+        .release = file_release,
+};
+
+int
+session_reply_stream_open(fuse_req_t req, uint64_t fh)
+{
+    struct open_out out = {
+            .fh = fh,
+            .open_flags = FOPEN_DIRECT_IO_BIT | FOPEN_STREAM_BIT,
+    };
+    struct iovec iov = {.iov_base = &out, .iov_len = sizeof(out)};
+
+    return fuse_reply_iov(req, &iov, 1);
+}
+
+int
+session_mount(struct fs *fs, struct fuse_args *args)
+{
+    fs->se = fuse_session_new(args, &session_ops, sizeof(session_ops), fs);
+    if (!fs->se)
+        return -EINVAL; /* libfuse printed why (bad -o option) */
+    if (fuse_session_mount(fs->se, fs->opt->mountpoint) != 0) {
+        fuse_session_destroy(fs->se);
+        fs->se = NULL;
+        return -EIO;
+    }
+    return 0;
+}
+
+static void
+session_io(struct reactor *r, int fd, unsigned events, void *arg)
+{
+    struct fs *fs = arg;
+
+    for (int i = 0; i < SESSION_BATCH && !fs->stopping; i++) {
+        int rc = fuse_session_receive_buf(fs->se, &session_buf);
+        if (rc == -EINTR)
+            continue;
+        if (rc == -EAGAIN)
+            return;
+        if (rc <= 0) {
+            /* 0: the mount is gone (umount, fusermount3 -u, abort);
+             * anything else: /dev/fuse failed. Either way we are done. */
+            session_shutdown(fs);
+            return;
+        }
+        fuse_session_process_buf(fs->se, &session_buf);
+    }
+}
+
+static void
+session_signal(struct reactor *r, void *arg)
+{
+    session_shutdown(arg);
+}
+
+int
+session_start(struct fs *fs)
+{
+    int fd = fuse_session_fd(fs->se), rc;
+
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+        return -errno;
+    if ((rc = reactor_watch(fs->r, fd, REACTOR_IN, session_io, fs)) < 0 ||
+        (rc = reactor_signal(fs->r, SIGINT, session_signal, fs)) < 0 ||
+        (rc = reactor_signal(fs->r, SIGTERM, session_signal, fs)) < 0)
+        return rc;
+    /* A reader that dies mid-reply must not take the daemon with it. */
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+void
+session_shutdown(struct fs *fs)
+{
+    if (fs->stopping)
+        return;
+    fs->stopping = true;
+    slot_close_all(fs, NULL);
+    vm_del_all(fs);
+    reactor_stop(fs->r);
+}
+
+void
+session_finish(struct fs *fs)
+{
+    /* Closing queued the deferred wake-ups that answer blocked readers:
+     * let them run (boundedly; the session fd is no longer served) before
+     * whatever is left is answered end-of-file. */
+    for (int i = 0; i < 8 && fs->parked; i++)
+        reactor_run_once(fs->r, 0);
+    park_flush_all(fs);
+    if (fs->se) {
+        reactor_unwatch(fs->r, fuse_session_fd(fs->se));
+        fuse_session_unmount(fs->se);
+    }
+}
+
+void
+session_free(struct fs *fs)
+{
+    if (fs->se)
+        fuse_session_destroy(fs->se);
+    fs->se = NULL;
+    free(session_buf.mem);
+    session_buf.mem = NULL;
+}

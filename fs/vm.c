@@ -1,0 +1,470 @@
+/*
+ * vm.c - the VM registry (SPEC §3 vms/, §5.3): the built-in `host` VM
+ * served by a provium-agent the daemon spawns, VMs added with `vm add`
+ * (an agent endpoint, an optional console socket, the host side of its
+ * NICs), removal, the waits for an agent to come up, and the VM's text
+ * files (info, streams).
+ *
+ * A VM is reference counted: the registry holds one while it is
+ * registered and every open vms/<name>/ctl holds one, so `vm del` with a
+ * ctl open leaves a VM that is `gone`: its commands answer an error. vm
+ * ids are never reused, so inodes of a deleted VM are ENOENT even if the
+ * name comes back.
+ *
+ * Opens and commands that arrive while the agent is still connecting
+ * (right after mount, after `vm add`, while a crashed host agent is being
+ * respawned) wait for it for up to FS_AGENT_WAIT instead of failing.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs.h"
+
+struct vm *
+vm_find(struct fs *fs, const char *name, size_t len)
+{
+    for (struct vm *vm = fs->vms; vm; vm = vm->next)
+        if (strlen(vm->name) == len && memcmp(vm->name, name, len) == 0)
+            return vm;
+    return NULL;
+}
+
+struct vm *
+vm_by_id(struct fs *fs, uint64_t id)
+{
+    for (struct vm *vm = fs->vms; vm; vm = vm->next)
+        if (vm->id == id)
+            return vm;
+    return NULL;
+}
+
+bool
+vm_agent_up(struct vm *vm)
+{
+    return vm->agent && agent_client_state(vm->agent) == AGENT_UP;
+}
+
+bool
+vm_has_nic(struct vm *vm, const char *iface)
+{
+    for (size_t i = 0; i < vm->nnics; i++)
+        if (strcmp(vm->nics[i], iface) == 0)
+            return true;
+    return false;
+}
+
+/* ---- waiting for the agent ---------------------------------------- */
+
+static void
+wait_unlink(struct vm_wait *w)
+{
+    struct vm_wait **pp = &w->vm->waiters;
+
+    while (*pp && *pp != w)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = w->next;
+    reactor_timer_stop(w->vm->fs->r, &w->timer);
+    w->vm = NULL;
+}
+
+static void
+wait_fire(struct vm_wait *w, int err, const char *msg)
+{
+    vm_wait_fn *fn = w->fn;
+
+    wait_unlink(w);
+    fn(w->arg, err, msg);
+}
+
+static void
+wait_timeout(struct reactor *r, void *arg)
+{
+    struct vm_wait *w = arg;
+    char msg[600];
+
+    snprintf(msg, sizeof(msg),
+             "vm `%s`: the VM's agent is not connected (waited %llus)%s%s",
+             w->vm->name, (unsigned long long)(FS_AGENT_WAIT / USEC_PER_SEC),
+             *agent_client_error(w->vm->agent) ? ": " : "",
+             agent_client_error(w->vm->agent));
+    wait_fire(w, -ENOTCONN, msg);
+}
+
+void
+vm_wait_up(struct vm *vm, struct vm_wait *w, vm_wait_fn *fn, void *arg)
+{
+    char msg[600];
+
+    memset(w, 0, sizeof(*w));
+    w->fn = fn;
+    w->arg = arg;
+    if (vm_agent_up(vm)) {
+        fn(arg, 0, NULL);
+        return;
+    }
+    if (vm->gone || agent_client_state(vm->agent) == AGENT_DEAD) {
+        snprintf(msg, sizeof(msg), "vm `%s`: the VM's agent is gone: %s",
+                 vm->name, agent_client_error(vm->agent));
+        fn(arg, -ENOTCONN, msg);
+        return;
+    }
+    if (reactor_timer_start(vm->fs->r, &w->timer,
+                            clock_now() + FS_AGENT_WAIT, wait_timeout, w) < 0) {
+        fn(arg, -ENOMEM, "out of memory");
+        return;
+    }
+    w->vm = vm;
+    w->next = vm->waiters;
+    vm->waiters = w;
+}
+
+void
+vm_wait_cancel(struct vm_wait *w)
+{
+    if (w && w->vm)
+        wait_unlink(w);
+}
+
+/* Wake waiters: all of them, with err. A waiter's callback may cancel
+ * others, so take them one at a time from the head. */
+static void
+wake_waiters(struct vm *vm, int err, const char *msg)
+{
+    while (vm->waiters)
+        wait_fire(vm->waiters, err, msg);
+}
+
+static void
+agent_state(struct agent_client *c, void *arg)
+{
+    struct vm *vm = arg;
+    char msg[600];
+
+    switch (agent_client_state(c)) {
+    case AGENT_UP:
+        wake_waiters(vm, 0, NULL);
+        break;
+    case AGENT_DEAD:
+        snprintf(msg, sizeof(msg), "vm `%s`: the VM's agent is gone: %s",
+                 vm->name, agent_client_error(c));
+        wake_waiters(vm, -ENOTCONN, msg);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- add / del ---------------------------------------------------- */
+
+static bool
+name_ok(struct word w)
+{
+    if (w.len == 0 || w.len > 63 || word_is(w, ".") || word_is(w, ".."))
+        return false;
+    for (size_t i = 0; i < w.len; i++) {
+        char c = w.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+static char *
+dup_word(struct word w)
+{
+    char *s;
+
+    if (memchr(w.p, 0, w.len) || !(s = malloc(w.len + 1)))
+        return NULL;
+    memcpy(s, w.p, w.len);
+    s[w.len] = 0;
+    return s;
+}
+
+static void
+vm_free(struct vm *vm)
+{
+    agent_client_free(vm->agent);
+    free(vm->name);
+    free(vm->endpoint);
+    free(vm->console_path);
+    for (size_t i = 0; i < vm->nnics; i++)
+        free(vm->nics[i]);
+    free(vm->nics);
+    free(vm);
+}
+
+void
+vm_unref(struct vm *vm)
+{
+    if (vm && --vm->refs == 0)
+        vm_free(vm);
+}
+
+static struct vm *
+vm_alloc(struct fs *fs, const char *name)
+{
+    struct vm *vm = calloc(1, sizeof(*vm));
+
+    if (!vm || !(vm->name = strdup(name))) {
+        free(vm);
+        return NULL;
+    }
+    vm->fs = fs;
+    vm->refs = 1;
+    vm->id = ++fs->next_vm_id;
+    return vm;
+}
+
+static void
+vm_register(struct fs *fs, struct vm *vm)
+{
+    struct vm **pp = &fs->vms;
+
+    while (*pp) /* in order of addition: `ls vms` and status read so */
+        pp = &(*pp)->next;
+    *pp = vm;
+    agent_client_on_state(vm->agent, agent_state, vm);
+}
+
+int
+vm_add_host(struct fs *fs, char *err)
+{
+    struct vm *vm = vm_alloc(fs, "host");
+    int rc;
+
+    if (!vm) {
+        snprintf(err, COMMAND_ERR_LEN, "out of memory");
+        return -ENOMEM;
+    }
+    vm->host = true;
+    if (!(vm->endpoint = malloc(strlen(fs->opt->agent_path) + 8))) {
+        vm_free(vm);
+        snprintf(err, COMMAND_ERR_LEN, "out of memory");
+        return -ENOMEM;
+    }
+    sprintf(vm->endpoint, "spawn:%s", fs->opt->agent_path);
+    if ((rc = agent_client_spawn(fs->r, fs->opt->agent_path,
+                                 fs->opt->spool_dir, &vm->agent)) < 0) {
+        snprintf(err, COMMAND_ERR_LEN, "host: cannot start %s: %s",
+                 fs->opt->agent_path, strerror(-rc));
+        vm_free(vm);
+        return rc;
+    }
+    vm_register(fs, vm);
+    return 0;
+}
+
+int
+vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
+{
+    struct word name, v;
+    struct vm *vm = NULL;
+    char **nics;
+    int rc = -EINVAL;
+
+    if (argi >= cmd->argc) {
+        snprintf(err, COMMAND_ERR_LEN, "vm add: usage: vm add NAME "
+                 "agent=ENDPOINT [console=SOCKETPATH] [nic=IFACE]...");
+        return -EINVAL;
+    }
+    name = cmd->argv[argi];
+    if (!name_ok(name)) {
+        snprintf(err, COMMAND_ERR_LEN,
+                 "vm add: bad name `%.*s` (1-63 of A-Z a-z 0-9 _ - .)",
+                 (int)(name.len > 64 ? 64 : name.len), name.p);
+        return -EINVAL;
+    }
+    if (vm_find(fs, name.p, name.len)) {
+        snprintf(err, COMMAND_ERR_LEN, "vm add: `%.*s` exists",
+                 (int)name.len, name.p);
+        return -EEXIST;
+    }
+    if (!(vm = calloc(1, sizeof(*vm))))
+        goto nomem;
+    vm->fs = fs;
+    vm->refs = 1;
+    if (!(vm->name = dup_word(name)))
+        goto nomem;
+    for (int i = argi + 1; i < cmd->argc; i++) {
+        struct word w = cmd->argv[i];
+        char **slot = NULL;
+        if (word_option(w, "agent", &v))
+            slot = &vm->endpoint;
+        else if (word_option(w, "console", &v))
+            slot = &vm->console_path;
+        if (slot) {
+            free(*slot);
+            if (!(*slot = dup_word(v)))
+                goto nomem;
+            continue;
+        }
+        if (!word_option(w, "nic", &v) || v.len == 0 || v.len > 15) {
+            snprintf(err, COMMAND_ERR_LEN,
+                     "vm add: unknown or bad option `%.*s` (expected "
+                     "agent=, console=, nic=)",
+                     (int)(w.len > 64 ? 64 : w.len), w.p);
+            goto fail;
+        }
+        if (!(nics = realloc(vm->nics, (vm->nnics + 1) * sizeof(*nics))))
+            goto nomem;
+        vm->nics = nics;
+        if (!(vm->nics[vm->nnics] = dup_word(v)))
+            goto nomem;
+        vm->nnics++;
+    }
+    if (!vm->endpoint) {
+        snprintf(err, COMMAND_ERR_LEN, "vm add: agent=ENDPOINT is required "
+                                       "(unix:PATH or vsock:CID:PORT)");
+        goto fail;
+    }
+    if ((rc = agent_client_new(fs->r, vm->endpoint, &vm->agent)) < 0) {
+        snprintf(err, COMMAND_ERR_LEN, "vm add: bad endpoint `%s`: %s "
+                 "(expected unix:PATH or vsock:CID:PORT)", vm->endpoint,
+                 strerror(-rc));
+        goto fail;
+    }
+#if PROVIUM_HAVE_CONSOLE
+    if (vm->console_path &&
+        (rc = console_new(fs->r, vm->console_path, fs->opt->spool_dir,
+                          &vm->console)) < 0) {
+        snprintf(err, COMMAND_ERR_LEN, "vm add: console %s: %s",
+                 vm->console_path, strerror(-rc));
+        goto fail;
+    }
+#endif
+    vm->id = ++fs->next_vm_id;
+    vm_register(fs, vm);
+    return 0;
+nomem:
+    snprintf(err, COMMAND_ERR_LEN, "out of memory");
+    rc = -ENOMEM;
+fail:
+    if (vm)
+        vm_free(vm);
+    return rc;
+}
+
+void
+vm_del(struct vm *vm)
+{
+    struct fs *fs = vm->fs;
+    struct vm **pp = &fs->vms;
+    char msg[128];
+
+    if (vm->gone)
+        return;
+    vm->gone = true;
+    while (*pp != vm)
+        pp = &(*pp)->next;
+    *pp = vm->next;
+    /* Streams first (their sources hold agent channels and the console),
+     * then whatever waited, then the connections themselves: freeing
+     * the agent answers its pending requests (ctl replies) once more. */
+    slot_close_all(fs, vm);
+    vm_procs_free(vm);
+    snprintf(msg, sizeof(msg), "vm `%s` was removed", vm->name);
+    wake_waiters(vm, -ENOTCONN, msg);
+#if PROVIUM_HAVE_CONSOLE
+    console_free(vm->console);
+#endif
+    vm->console = NULL;
+    agent_client_free(vm->agent);
+    vm->agent = NULL;
+    vm_unref(vm);
+}
+
+void
+vm_del_all(struct fs *fs)
+{
+    while (fs->vms)
+        vm_del(fs->vms);
+}
+
+/* ---- text --------------------------------------------------------- */
+
+static unsigned
+vm_live_streams(struct vm *vm)
+{
+    size_t b = 0;
+    unsigned n = 0;
+
+    for (struct slot *sl = slot_next(vm->fs, &b, NULL); sl;
+         sl = slot_next(vm->fs, &b, sl))
+        if (sl->vm == vm && sl->state != SLOT_EMPTY)
+            n++;
+    return n;
+}
+
+size_t
+vm_info(struct vm *vm, char *buf, size_t len)
+{
+    buf[0] = 0;
+    fs_appendf(buf, len, "name: %s\nid: %" PRIu64 "\n", vm->name, vm->id);
+    if (vm->agent)
+        agent_client_info(vm->agent, buf, len);
+#if PROVIUM_HAVE_CONSOLE
+    if (vm->console)
+        console_info(vm->console, buf, len);
+    else
+#endif
+        fs_appendf(buf, len, "console: %s\nconsole_state: %s\n",
+                   vm->console_path ? vm->console_path : "none",
+                   vm->console_path ? "unavailable" : "none");
+    fs_appendf(buf, len, "nics:");
+    for (size_t i = 0; i < vm->nnics; i++)
+        fs_appendf(buf, len, " %s", vm->nics[i]);
+    fs_appendf(buf, len, "\nstreams: %u\nprocs: %zu\nhandles: %u\n",
+               vm_live_streams(vm), vm->nprocs, vm->handles);
+    return strnlen(buf, len);
+}
+
+size_t
+vm_streams(struct vm *vm, char *buf, size_t len)
+{
+    size_t b = 0, n = 0;
+
+    buf[0] = 0;
+    for (struct slot *sl = slot_next(vm->fs, &b, NULL); sl;
+         sl = slot_next(vm->fs, &b, sl)) {
+        if (sl->vm != vm || sl->state == SLOT_EMPTY || n + 2 >= len)
+            continue;
+        n += slot_describe(sl, buf + n, len - n - 1);
+        buf[n++] = '\n';
+        buf[n] = 0;
+    }
+    return n;
+}
+
+/* SPEC §7's snapshot refusal, or "" when the VM is quiescent. */
+size_t
+vm_quiesce_text(struct vm *vm, char *buf, size_t len)
+{
+    size_t b = 0;
+    unsigned n = vm_live_streams(vm);
+
+    buf[0] = 0;
+    if (n == 0 && vm->handles == 0)
+        return 0;
+    fs_appendf(buf, len,
+               "vm:snapshot() failed for `%s`: %u open file handle(s), %u "
+               "open stream(s)\n",
+               vm->name, vm->handles, n);
+    for (struct slot *sl = slot_next(vm->fs, &b, NULL); sl;
+         sl = slot_next(vm->fs, &b, sl)) {
+        size_t at = strnlen(buf, len);
+        if (sl->vm != vm || sl->state == SLOT_EMPTY || at + 8 >= len)
+            continue;
+        fs_appendf(buf, len, "  - ");
+        at = strnlen(buf, len);
+        slot_describe(sl, buf + at, len - at - 1);
+        fs_appendf(buf, len, "\n");
+    }
+    fs_appendf(buf, len, "  Close streams before snapshotting.");
+    return strnlen(buf, len);
+}

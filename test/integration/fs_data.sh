@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# fs_data.sh - streams/<id>/data (SPEC §4.1) against a real mount and the
+# built-in host VM: live cat, independent readers, interrupts, EOF.
+. "$(dirname "$0")/lib.sh"
+
+start_fs
+F=$T/app.log
+: >"$F"
+
+# --- cat sees appends within a second, and ends when the stream closes
+new_stream 3 "tail_file host $F start=beginning" || exit 1
+S=$MP/streams/$ID
+cat "$S/data" >"$T/cat1.out" &
+CAT1=$!
+PIDS+=($CAT1)
+cat "$S/data" >"$T/cat2.out" &
+CAT2=$!
+PIDS+=($CAT2)
+t0=$(now_ms)
+echo "line one" >>"$F"
+check "cat sees an append within 1 s" \
+    wait_for 1 grep -q "line one" "$T/cat1.out"
+log "  (seen after $(($(now_ms) - t0)) ms)"
+
+# --- the test's own cursor sees every byte too, independently
+for i in $(seq 2 200); do echo "line $i" >>"$F"; done
+seq 2 200 | sed 's/^/line /' | sed '1i line one' >"$T/expected"
+ctl_cmd 3 "expect \"line one\" 5s"
+check "expect finds the first line" test "$STATUS" = ok -a -z "$PAYLOAD"
+ctl_cmd 3 "read_until \"line 200\" 5s"
+check "read_until returns every byte up to the match" \
+    test "$STATUS" = ok -a "$PAYLOAD" = $'\n'"$(tail -n +2 "$T/expected")"
+ctl_cmd 3 "next 1s"
+check "next returns the pending newline" test "$STATUS" = ok
+check "second cat sees all 200 lines" \
+    wait_for 5 eval '[ "$(wc -l <"$T/cat2.out")" -eq 200 ]'
+check "first cat sees all 200 lines" \
+    wait_for 5 eval '[ "$(wc -l <"$T/cat1.out")" -eq 200 ]'
+check "readers got every byte, in order" cmp -s "$T/cat1.out" "$T/expected"
+check "readers agree" cmp -s "$T/cat1.out" "$T/cat2.out"
+
+# --- a late reader starts at byte 0
+check "a late reader replays from byte 0" \
+    eval '[ "$(head -c 9 "$S/data")" = "line one" ]'
+
+# --- head -c and a 1-byte reader (bash read) work on the live file
+check "head -c 4" eval '[ "$(head -c 4 "$S/data")" = "line" ]'
+IFS= read -r first <"$S/data"
+check "bash read gets the first line" test "$first" = "line one"
+
+# --- closing the stream ends the blocked cats (EOF, exit 0)
+ctl_cmd 3 "close"
+check "close replies ok" test "$STATUS" = ok
+check "cat 1 ends when the stream closes" \
+    wait_for 2 eval '! kill -0 $CAT1 2>/dev/null'
+wait $CAT1
+check "cat 1 exited 0" test $? -eq 0
+wait $CAT2
+check "cat 2 exited 0" test $? -eq 0
+check "closed stream's directory is gone" wait_for 2 test ! -e "$S"
+exec 3>&-
+
+# --- timeout 2 cat ends at ~2 s (FUSE interrupt → EINTR)
+new_stream 4 "tail_file host $F" || exit 1
+S=$MP/streams/$ID
+t0=$(now_ms)
+timeout 2 cat "$S/data" >/dev/null
+rc=$?
+dt=$(($(now_ms) - t0))
+check "timeout 2 cat: rc 124 (got $rc)" test $rc -eq 124
+check "timeout 2 cat: ended in ~2 s (got ${dt} ms)" \
+    test $dt -ge 1900 -a $dt -lt 2600
+
+# --- SIGINT ends a blocked cat at once
+env --default-signal=INT cat "$S/data" >/dev/null &
+CAT=$!
+PIDS+=($CAT)
+wait_for 2 eval 'grep -q "^readers: 1" "$S/info"'
+wait_for 2 eval 'grep -q "^parked: [1-9]" "$MP/ctl"'
+t0=$(now_ms)
+kill -INT $CAT
+wait_for 2 eval '! kill -0 $CAT 2>/dev/null'
+dt=$(($(now_ms) - t0))
+check "SIGINT ends a blocked cat within 500 ms (got ${dt} ms)" test $dt -lt 500
+check "no reader left in D state" \
+    eval '! ps -eo stat,comm | grep -q "^D.*cat"'
+
+# --- rmdir closes; a blocked reader gets EOF
+cat "$S/data" >/dev/null &
+CAT=$!
+PIDS+=($CAT)
+wait_for 2 eval 'grep -q "^readers: 1" "$S/info"'
+check "rmdir streams/ID" rmdir "$S"
+check "rmdir: directory gone" test ! -e "$S"
+check "rmdir: blocked reader gets EOF" \
+    wait_for 2 eval '! kill -0 $CAT 2>/dev/null'
+exec 4>&-
+
+# --- a stream that ends (file deleted) reads to its end, then EOF
+G=$T/gone.log
+echo "bye" >"$G"
+new_stream 5 "tail_file host $G start=beginning" || exit 1
+S=$MP/streams/$ID
+wait_for 2 eval '[ "$(head -c 3 "$S/data")" = "bye" ]'
+rm -f "$G"
+check "deleted file: cat reaches EOF" \
+    eval '[ "$(timeout 5 cat "$S/data")" = "bye" ]'
+check "deleted file: state ended" \
+    wait_for 2 grep -q "^state: ended" "$S/info"
+exec 5>&-
