@@ -388,8 +388,9 @@ int console_new(struct reactor *r, const char *path, const char *spool_dir,
 /* Ends every console stream of this console ("console EOF"). */
 void console_free(struct console *c);
 /* Send bytes to the guest console (console_write, writes to the
- * vms/<name>/console file). Never blocks: bytes are queued (bounded;
- * -EAGAIN when the queue is full, -ENOTCONN while disconnected). */
+ * vms/<name>/console file). Never blocks: like write(2) it returns the
+ * number of bytes queued, short when the bounded queue is nearly full,
+ * -EAGAIN when it is full, -ENOTCONN while disconnected. */
 int console_write(struct console *c, const void *buf, size_t len);
 /* The whole console history across sessions (vms/<name>/console). */
 uint64_t console_size(const struct console *c);
