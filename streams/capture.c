@@ -17,8 +17,8 @@
  * starve the rest of the daemon (the reactor is level triggered: what is
  * left wakes it again).
  *
- * Engine ctx: the daemon's struct reactor (the stream core does not hand
- * its reactor to engines). The fs layer creates capture streams with
+ * Engine ctx: unused (the reactor is the stream's). The fs layer creates
+ * capture streams with
  * stream_config.noun = "capture" so that ops say "capture EOF" /
  * "capture closed".
  *
@@ -284,16 +284,6 @@ detect_kind(const char *iface)
     return bridge ? "bridge" : "nic";
 }
 
-static bool
-word_copy(struct word w, char *dst, size_t cap)
-{
-    if (w.len == 0 || w.len >= cap || memchr(w.p, 0, w.len))
-        return false;
-    memcpy(dst, w.p, w.len);
-    dst[w.len] = 0;
-    return true;
-}
-
 static int
 parse_options(const struct command *cmd, int argi, struct capture *c, char *err)
 {
@@ -312,7 +302,7 @@ parse_options(const struct command *cmd, int argi, struct capture *c, char *err)
             snprintf(c->kind, sizeof(c->kind), "%.*s", (int)v.len, v.p);
         } else if (word_option(w, "snaplen", &v)) {
             long n = 0;
-            if (word_copy(v, num, sizeof(num)) && num[0] >= '0' &&
+            if (word_cstr(v, num, sizeof(num)) && num[0] >= '0' &&
                 num[0] <= '9') {
                 errno = 0;
                 n = strtol(num, &end, 10);
@@ -328,7 +318,7 @@ parse_options(const struct command *cmd, int argi, struct capture *c, char *err)
             }
             c->snaplen = (int)n;
         } else if (word_option(w, "filter", &v)) {
-            if (!word_copy(v, c->filter, sizeof(c->filter))) {
+            if (!word_cstr(v, c->filter, sizeof(c->filter))) {
                 snprintf(err, COMMAND_ERR_LEN,
                          "filter: empty, too long (max %d bytes) or "
                          "contains NUL",
@@ -426,7 +416,7 @@ capture_open(struct stream *s, void *ctx, const struct command *cmd, int argi,
     struct capture *c;
     int rc;
 
-    if (argi < 1 || argi >= cmd->argc || !ctx) {
+    if (argi < 1 || argi >= cmd->argc) {
         snprintf(err, COMMAND_ERR_LEN,
                  "usage: capture IFACE [kind=bridge|nic] [snaplen=N] "
                  "[filter=BPF]");
@@ -437,11 +427,11 @@ capture_open(struct stream *s, void *ctx, const struct command *cmd, int argi,
         return -ENOMEM;
     }
     c->s = s;
-    c->r = ctx;
+    c->r = stream_reactor(s);
     c->fd = -1;
     c->snaplen = CAPTURE_DEFAULT_SNAPLEN;
     struct word name = cmd->argv[argi];
-    if (!word_copy(name, c->iface, sizeof(c->iface)) ||
+    if (!word_cstr(name, c->iface, sizeof(c->iface)) ||
         memchr(name.p, '/', name.len)) {
         snprintf(err, COMMAND_ERR_LEN,
                  "capture: bad interface name `%.*s` (1 to %d bytes)",

@@ -257,6 +257,16 @@ word_is(struct word w, const char *s)
 }
 
 bool
+word_cstr(struct word w, char *dst, size_t cap)
+{
+    if (w.len == 0 || w.len >= cap || memchr(w.p, 0, w.len))
+        return false;
+    memcpy(dst, w.p, w.len);
+    dst[w.len] = '\0';
+    return true;
+}
+
+bool
 word_option(struct word w, const char *key, struct word *value)
 {
     size_t n = strlen(key);

@@ -315,6 +315,12 @@ stream_end_error(const struct stream *s, const char **msg)
     return s->end_err;
 }
 
+struct reactor *
+stream_reactor(const struct stream *s)
+{
+    return s->r;
+}
+
 struct spool *
 stream_spool(struct stream *s)
 {

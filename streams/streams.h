@@ -119,6 +119,9 @@ void command_free(struct command *cmd);
 
 /* Does word w equal the C string s? */
 bool word_is(struct word w, const char *s);
+/* Copy w into dst as a C string: false if w is empty, holds a NUL, or
+ * does not fit in cap bytes with its terminator. */
+bool word_cstr(struct word w, char *dst, size_t cap);
 /* If w is "key=value" with the given key, point *value at the value. */
 bool word_option(struct word w, const char *key, struct word *value);
 
@@ -276,6 +279,8 @@ uint64_t stream_pending(const struct stream *s);  /* bytes pending */
  * end reason (NULL if none was given for a clean end). */
 int stream_end_error(const struct stream *s, const char **msg);
 struct spool *stream_spool(struct stream *s);
+/* The reactor the stream was created on (engines watch their fds there). */
+struct reactor *stream_reactor(const struct stream *s);
 /* Read history at off (the log file). Never blocks. */
 ssize_t stream_pread(struct stream *s, void *buf, size_t len, uint64_t off);
 
@@ -410,7 +415,7 @@ extern const struct engine_ops console_engine;
 /* ------------------------------------------------------------------ */
 
 /* Engine: open command `capture IFACE [kind=bridge|nic] [snaplen=N]
- * [filter=BPF]`; ctx is unused (NULL). */
+ * [filter=BPF]`; ctx is unused. */
 extern const struct engine_ops capture_engine;
 /* Live captures on iface (0 when none). */
 unsigned capture_count(const char *iface);

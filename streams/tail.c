@@ -92,16 +92,6 @@ static const struct agent_stream_cbs tail_cbs = {
 };
 
 static bool
-word_copy(struct word w, char *dst, size_t cap)
-{
-    if (w.len == 0 || w.len >= cap || memchr(w.p, 0, w.len))
-        return false;
-    memcpy(dst, w.p, w.len);
-    dst[w.len] = 0;
-    return true;
-}
-
-static bool
 parse_u64(const char *s, uint64_t *v)
 {
     char *end;
@@ -118,7 +108,7 @@ parse_id(struct word w, const char *prefix, uint64_t *id)
 {
     char buf[32];
     size_t plen = strlen(prefix);
-    if (!word_copy(w, buf, sizeof(buf)))
+    if (!word_cstr(w, buf, sizeof(buf)))
         return false;
     const char *p = buf;
     if (strncmp(p, prefix, plen) == 0 && p[plen] == '#')
@@ -130,7 +120,7 @@ static int
 parse_start(struct word v, struct agent_open *req, char *err)
 {
     char buf[32];
-    if (!word_copy(v, buf, sizeof(buf)))
+    if (!word_cstr(v, buf, sizeof(buf)))
         goto bad;
     if (strcmp(buf, "end") == 0) {
         req->start = PROTO_START_END;
@@ -171,7 +161,7 @@ tail_open(struct stream *s, void *ctx, const struct command *cmd, int argi,
     if (is_tail) {
         req.type = PROTO_OPEN_TAIL;
         req.start = PROTO_START_END;
-        if (!word_copy(what, path, sizeof(path))) {
+        if (!word_cstr(what, path, sizeof(path))) {
             snprintf(err, COMMAND_ERR_LEN, "%s: bad or too long path",
                      word_is(kind, "tail_file") ? "tail_file"
                                                 : "file_tail_stream");

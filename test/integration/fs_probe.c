@@ -7,6 +7,9 @@
  *   fs_probe poll FILE MS         poll for POLLIN up to MS, then read:
  *                                 prints "ready <ms> <bytes>" or "timeout"
  *   fs_probe epoll FILE MS        the same with epoll
+ *   fs_probe read FILE            one blocking read: prints the
+ *                                 CLOCK_REALTIME ns when it returned and
+ *                                 the byte count (wake-up latency)
  *
  * Exit status 0 unless a call failed unexpectedly.
  */
@@ -72,6 +75,14 @@ main(int argc, char **argv)
         else
             printf("%zd\n", n);
         return 0;
+    }
+    if (strcmp(argv[1], "read") == 0) {
+        struct timespec ts;
+        ssize_t n = read(fd, buf, sizeof(buf));
+        clock_gettime(CLOCK_REALTIME, &ts);
+        printf("%lld %zd\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec,
+               n);
+        return n < 0;
     }
     int ms = argc > 3 ? atoi(argv[3]) : 5000;
     t0 = ms_now();
