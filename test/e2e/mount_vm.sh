@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# mount_vm.sh - issues 4, 5 and 6 together: a real QEMU guest, booted by
+# contrib/provium-vm and registered with a private proviumfs, driven from
+# Lua through the mount (console from boot, processes, a guest file tail,
+# console writes, quiesce) and from the shell (vms/NAME/{console,info}),
+# then stopped: its console streams end, its directory goes away.
+# Exits 77 (skipped) only when QEMU is not installed.
+here=$(cd "$(dirname "$0")" && pwd)
+command -v qemu-system-x86_64 >/dev/null || { echo "no QEMU: skipped"; exit 77; }
+. "$here/../integration/lib.sh"
+
+IMAGE=$BUILD/guest-image
+VM=e2e$$
+export PROVIUM_VM_DIR=$T/vms
+LAUNCHER=$PROVIUM_SOURCE_DIR/contrib/provium-vm
+stop_vm() { "$LAUNCHER" stop "$VM" >/dev/null 2>&1; }
+trap 'rc=$?; stop_vm; (exit $rc); teardown' EXIT
+
+start_fs
+"$LAUNCHER" start "$VM" --image "$IMAGE" --mount "$MP" >"$T/vm.out" 2>&1 ||
+    { cat "$T/vm.out" >&2; fail "provium-vm start"; exit 1; }
+check "the VM is registered" test -d "$MP/vms/$VM"
+
+export PROVIUM_MOUNT=$MP PROVIUM_E2E_VM=$VM PROVIUM_TEST_TMP=$T
+export LUA_PATH="$PROVIUM_SOURCE_DIR/lua/?.lua;$PROVIUM_SOURCE_DIR/test/lua/?.lua;;"
+export LUA_CPATH="$BUILD/lua/?.so;;"
+check "Lua tests against the guest" timeout 240 lua5.4 \
+    "$PROVIUM_SOURCE_DIR/lua/provium-test" "$here/guest.test.lua"
+
+check "vms/$VM/console holds the boot log" \
+    grep -q PROVIUM-GUEST-READY "$MP/vms/$VM/console"
+check "vms/$VM/info names the guest's agent" \
+    grep -q "^agent_state: up" "$MP/vms/$VM/info"
+
+# A console stream left open ends with "console EOF" when QEMU dies (the
+# VM is still registered: the console session ended, not the VM).
+new_stream 5 "console $VM start=end" || fail "open console stream"
+printf 'next 60s\n' >&5
+kill -9 "$(cat "$PROVIUM_VM_DIR/$VM/qemu.pid")"
+IFS= read -r line <&5
+payload=$(head -c "${line#* }" <&5)
+check "console stream ends when QEMU dies ($line: $payload)" \
+    test "${line%% *}" = eof -a "${payload%%;*}" = "console EOF"
+# Removing the VM (provium-vm stop sends `vm del`) closes its streams.
+stop_vm
+printf 'next 0\n' >&5
+IFS= read -r line <&5
+check "vm del closed the VM's streams ($line)" test "${line%% *}" = closed
+exec 5>&-
+check "vm del removed vms/$VM" wait_for 10 test ! -e "$MP/vms/$VM"
