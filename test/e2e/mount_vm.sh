@@ -28,9 +28,9 @@ check "Lua tests against the guest" timeout 240 lua5.4 \
     "$PROVIUM_SOURCE_DIR/lua/provium-test" "$here/guest.test.lua"
 
 check "vms/$VM/console holds the boot log" \
-    grep -q PROVIUM-GUEST-READY "$MP/vms/$VM/console"
+    wait_for 120 grep -q PROVIUM-GUEST-READY "$MP/vms/$VM/console"
 check "vms/$VM/info names the guest's agent" \
-    grep -q "^agent_state: up" "$MP/vms/$VM/info"
+    wait_for 60 grep -q "^agent_state: up" "$MP/vms/$VM/info"
 
 # A console stream left open ends with "console EOF" when QEMU dies (the
 # VM is still registered: the console session ended, not the VM).
