@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -290,6 +291,19 @@ prepare_mountpoint(const char *mp)
     }
 }
 
+/* Each stream holds two spool fds (history and frame index): a thousand
+ * streams need more than the usual soft limit of 1024. */
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 /* "NAME=ENDPOINT[,console=PATH][,nic=IF]..." as a `vm add` command. */
 static void
 add_vm_option(struct fs *fs, const char *spec)
@@ -326,6 +340,7 @@ main(int argc, char **argv)
 
     parse_options(argc, argv, &opt, &args);
     check_request_timeouts();
+    raise_fd_limit();
     prepare_mountpoint(opt.mountpoint);
     fs.opt = &opt;
     fs.uid = getuid();

@@ -145,10 +145,11 @@ session_shutdown(struct fs *fs)
 void
 session_finish(struct fs *fs)
 {
-    /* Closing queued the deferred wake-ups that answer blocked readers:
-     * let them run (boundedly; the session fd is no longer served) before
+    /* Closing queued the deferred wake-ups that answer blocked readers
+     * (each holds a reference on its stream): let them run, boundedly and
+     * without waiting (the session fd is no longer served), before
      * whatever is left is answered end-of-file. */
-    for (int i = 0; i < 8 && fs->parked; i++)
+    for (int i = 0; i < 8; i++)
         reactor_run_once(fs->r, 0);
     park_flush_all(fs);
     if (fs->se) {

@@ -78,7 +78,8 @@ teardown() {
     exit 0
 }
 trap teardown EXIT
-trap 'exit 130' INT TERM
+trap 'log "interrupted (SIGINT)"; exit 130' INT
+trap 'log "terminated (SIGTERM)"; exit 143' TERM
 
 # start_fs [proviumfs options...]: mount on $MP, wait until it serves.
 start_fs() {
