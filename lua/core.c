@@ -206,5 +206,9 @@ luaopen_provium_core(lua_State *L)
     lua_setfield(L, -2, "EAGAIN");
     lua_pushinteger(L, EINVAL);
     lua_setfield(L, -2, "EINVAL");
+    lua_pushinteger(L, ENOTCONN);
+    lua_setfield(L, -2, "ENOTCONN");
+    lua_pushinteger(L, ECONNABORTED);
+    lua_setfield(L, -2, "ECONNABORTED");
     return 1;
 }

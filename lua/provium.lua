@@ -20,11 +20,12 @@ local core = require "provium.core"
 local M = {}
 
 local mountpoint = os.getenv("PROVIUM_MOUNT") or "/run/provium"
+local check_arg -- defined below, with the other helpers
 
 --- provium.mount([path]): set (or get) the mount the library talks to.
 function M.mount(path)
   if path ~= nil then
-    assert(type(path) == "string", "provium.mount: path must be a string")
+    check_arg(1, "mount", path, "string")
     mountpoint = path
   end
   return mountpoint
@@ -93,12 +94,29 @@ M._duration = duration
 -- Talking to a ctl file
 -- ---------------------------------------------------------------------
 
+--- An I/O error on the mount, with what it means when the daemon is gone.
+local function io_error(msg, err)
+  if err == core.ENOTCONN or err == core.ECONNABORTED then
+    error(("provium: the mount at %s is gone (proviumfs died or was " ..
+      "unmounted): %s"):format(mountpoint, msg), 0)
+  end
+  error("provium: " .. msg, 0)
+end
+
+--- Lua-style argument errors: "bad argument #2 to 'read_until' (string
+--- expected, got number)".
+function check_arg(n, fname, v, want, optional)
+  if (v == nil and optional) or type(v) == want then return end
+  error(("bad argument #%d to '%s' (%s expected, got %s)")
+    :format(n, fname, want, v == nil and "no value" or type(v)), 3)
+end
+
 local function read_retry(fd, n)
   while true do
     local s, msg, err = fd:read(n)
     if s then return s end
     if err ~= core.EINTR then
-      error("provium: " .. msg, 0)
+      io_error(msg, err)
     end
   end
 end
@@ -135,14 +153,14 @@ end
 local function call(fd, line)
   local n, msg, err = fd:write(line)
   if not n and err ~= core.EINVAL then
-    error("provium: " .. msg, 0)
+    io_error(msg, err)
   end
   return read_reply(fd)
 end
 
 local function open_ctl(p)
-  local fd, msg = core.open(p, "rw")
-  if not fd then error("provium: " .. msg, 3) end
+  local fd, msg, err = core.open(p, "rw")
+  if not fd then io_error(msg, err) end
   return fd
 end
 
@@ -227,7 +245,7 @@ function Stream:next(t)
 end
 
 function Stream:read_until(pattern, t)
-  assert(type(pattern) == "string", "read_until: pattern must be a string")
+  check_arg(1, "read_until", pattern, "string")
   check_live(self)
   local st, payload = call(self._fd,
     command("read_until", quote(pattern), duration(t)))
@@ -236,7 +254,7 @@ function Stream:read_until(pattern, t)
 end
 
 function Stream:expect(pattern, t)
-  assert(type(pattern) == "string", "expect: pattern must be a string")
+  check_arg(1, "expect", pattern, "string")
   check_live(self)
   local st, payload = call(self._fd,
     command("expect", quote(pattern), duration(t)))
@@ -341,15 +359,15 @@ end
 --- provium.vm(name): a VM known to the daemon (the built-in "host", or one
 --- added with provium.add_vm or `vm add`).
 function M.vm(name)
-  assert(type(name) == "string", "provium.vm: name must be a string")
+  check_arg(1, "vm", name, "string")
   return setmetatable({ _name = name }, VM)
 end
 
 --- provium.add_vm(name, {agent=, console=, nic= string or list})
 function M.add_vm(name, opts)
-  assert(type(name) == "string", "provium.add_vm: name must be a string")
-  assert(type(opts) == "table" and opts.agent,
-    "provium.add_vm: opts.agent is required")
+  check_arg(1, "add_vm", name, "string")
+  check_arg(2, "add_vm", opts, "table")
+  check_arg(2, "add_vm", opts.agent, "string")
   local words = { "vm", "add", quote(name), "agent=" .. quote(opts.agent) }
   if opts.console then words[#words + 1] = "console=" .. quote(opts.console) end
   local nics = type(opts.nic) == "table" and opts.nic or { opts.nic }
@@ -626,7 +644,7 @@ local Iface = {}
 Iface.__index = Iface
 
 local function iface(kind, name)
-  assert(type(name) == "string", "provium." .. kind .. ": interface name")
+  check_arg(1, kind, name, "string")
   return setmetatable({ _kind = kind, _name = name }, Iface)
 end
 
@@ -666,8 +684,8 @@ end
 --- of lines, and written to stderr). Errors from fn propagate after the
 --- cleanup.
 function M.test(name, fn)
-  assert(type(name) == "string", "provium.test: name must be a string")
-  assert(type(fn) == "function", "provium.test: fn must be a function")
+  check_arg(1, "test", name, "string")
+  check_arg(2, "test", fn, "function")
   local outer_test, outer_scope = current_test, scope
   current_test, scope = name, setmetatable({}, { __mode = "k" })
   local ok, err = xpcall(fn, debug.traceback)

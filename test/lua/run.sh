@@ -16,3 +16,23 @@ if timeout 300 lua5.4 "$PROVIUM_SOURCE_DIR/lua/provium-test" "$@" . ; then
 else
     fail "lua tests"
 fi
+
+# The daemon vanishing under an open stream: an error saying so, at once.
+cat >"$T/vanish.lua" <<'LUA'
+local provium = require "provium"
+local t = provium.vm("host"):tail_file("/dev/null")
+io.stdout:write("open\n"); io.stdout:flush()
+io.stdin:read("l") -- the daemon is killed now
+local ok, err = pcall(t.next, t, "30s")
+print(ok, err)
+LUA
+coproc VANISH { timeout 20 lua5.4 "$T/vanish.lua" 2>&1; }
+IFS= read -r line <&"${VANISH[0]}"
+check "vanish: stream opened ($line)" test "$line" = open
+kill -9 "$FS_PID"
+wait "$FS_PID" 2>/dev/null
+FS_PID=
+echo go >&"${VANISH[1]}"
+IFS= read -r line <&"${VANISH[0]}"
+check "vanish: error names the gone mount ($line)" \
+    grep -q "the mount at $MP is gone" <<<"$line"

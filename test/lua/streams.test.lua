@@ -144,3 +144,42 @@ provium.test("garbage collection closes a stream", function()
     assert(require("provium.core").now() < deadline, "stream not closed by GC")
   end
 end)
+
+provium.test("expect across frames, then pending replay", function()
+  local p = u.tmpfile()
+  local t <close> = host:tail_file(p)
+  u.append(p, "...RE")
+  u.eq(t:next("5s"), "...RE", "first half arrived")
+  u.append(p, "AD")
+  u.append(p, "Y!tail")
+  -- The test cursor is past "...RE": the pattern must straddle the two
+  -- later frames only.
+  t:expect("ADY", "5s")
+  u.eq(t:next(0), "!tail", "pending bytes after the match")
+  u.eq(t:eof(), false, "live")
+end)
+
+provium.test("drain on a quiet stream takes about its timeout", function()
+  local core = require "provium.core"
+  local t <close> = host:tail_file(u.tmpfile())
+  local t0 = core.now()
+  u.eq(#t:drain("300ms"), 0, "nothing")
+  local dt = core.now() - t0
+  assert(dt >= 0.3 and dt < 1.3, ("drain took %.3f s"):format(dt))
+  t0 = core.now()
+  t:drain()
+  dt = core.now() - t0
+  assert(dt >= 0.5 and dt < 1.5, ("default drain took %.3f s"):format(dt))
+end)
+
+provium.test("wrong argument types name the method and the argument", function()
+  local t <close> = host:tail_file(u.tmpfile())
+  u.raises("bad argument #1 to 'read_until' (string expected, got number)",
+    t.read_until, t, 42)
+  u.raises("bad argument #1 to 'expect' (string expected, got no value)",
+    t.expect, t)
+  u.raises("bad argument #1 to 'vm' (string expected, got table)",
+    provium.vm, {})
+  u.raises("bad argument #2 to 'test' (function expected, got no value)",
+    provium.scope, "x", nil)
+end)
