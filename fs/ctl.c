@@ -154,8 +154,7 @@ ctl_serve(struct ctl *c)
         }
         if (!e->done)
             return;
-        n = entry_read(e, buf, want < FS_BUF_SIZE ? want : FS_BUF_SIZE,
-                       c->off);
+        n = entry_read(e, buf, want < FS_BUF_SIZE ? want : FS_BUF_SIZE, c->off);
         if (n < 0) {
             park_reply_err(&c->q, (int)-n);
             continue;
@@ -218,8 +217,8 @@ ctl_push_error(struct ctl *c, const char *fmt, ...)
 void
 ctl_read(struct ctl *c, fuse_req_t req, size_t size, int flags)
 {
-    bool waiting = park_empty(&c->q) && c->head && !c->head->done &&
-                   !c->eof_pending;
+    bool waiting =
+            park_empty(&c->q) && c->head && !c->head->done && !c->eof_pending;
 
     if (waiting && (flags & O_NONBLOCK)) {
         fuse_reply_err(req, EAGAIN);
@@ -252,6 +251,6 @@ ctl_poll(struct ctl *c, fuse_req_t req, struct fuse_pollhandle *ph)
             c->ph = ph;
         }
     }
-    fuse_reply_poll(req, POLLOUT | POLLWRNORM |
-                                 (ready ? POLLIN | POLLRDNORM : 0));
+    fuse_reply_poll(req,
+                    POLLOUT | POLLWRNORM | (ready ? POLLIN | POLLRDNORM : 0));
 }

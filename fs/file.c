@@ -280,14 +280,16 @@ file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     } else if (h->gctl) {
         ctl_read(gctl_ctl(h->gctl), req, size, fi->flags);
     } else if (h->s) {
-        reply_history(req, fs, off < 0 ? -EINVAL
-                                       : stream_pread(h->s, fs->buf, size,
-                                                      (uint64_t)off));
+        reply_history(
+                req, fs,
+                off < 0 ? -EINVAL
+                        : stream_pread(h->s, fs->buf, size, (uint64_t)off));
     } else if (h->node == N_VM_CONSOLE) {
 #if PROVIUM_HAVE_CONSOLE
         if (h->vm->console && off >= 0) {
-            reply_history(req, fs, console_pread(h->vm->console, fs->buf,
-                                                 size, (uint64_t)off));
+            reply_history(req, fs,
+                          console_pread(h->vm->console, fs->buf, size,
+                                        (uint64_t)off));
             return;
         }
 #endif

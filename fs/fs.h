@@ -111,8 +111,7 @@ struct park_queue {
 /* Park req (a READ of size bytes) at the tail of q. An interrupt answers
  * it EINTR and drops it from q without telling the owner. -ENOMEM: the
  * caller answers req. */
-int park_add(struct fs *fs, struct park_queue *q, fuse_req_t req,
-             size_t size);
+int park_add(struct fs *fs, struct park_queue *q, fuse_req_t req, size_t size);
 static inline bool
 park_empty(const struct park_queue *q)
 {
@@ -178,13 +177,12 @@ extern const char tree_readme[];
 
 void tree_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void tree_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void tree_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-                  int to_set, struct fuse_file_info *fi);
+void tree_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                  struct fuse_file_info *fi);
 void tree_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tree_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                   struct fuse_file_info *fi);
-void tree_releasedir(fuse_req_t req, fuse_ino_t ino,
-                     struct fuse_file_info *fi);
+void tree_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tree_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 
 /* ------------------------------------------------------------------ */
@@ -204,8 +202,8 @@ void file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void file_free_all(struct fs *fs);
 
 /* Serve [off, off+size) of a text (read at an offset, never blocks). */
-void file_reply_text(fuse_req_t req, const char *text, size_t len,
-                     size_t size, off_t off);
+void file_reply_text(fuse_req_t req, const char *text, size_t len, size_t size,
+                     off_t off);
 
 /* ------------------------------------------------------------------ */
 /* data.c - streams/<id>/data: a reader with its own cursor from byte  */
@@ -238,10 +236,10 @@ struct ctl_entry {
     struct ctl_entry *next;
     struct ctl *c;
     bool done;
-    struct reply *rp;       /* the reply, once done (NULL: text) */
-    char *text;             /* or a plain text (the state line) */
+    struct reply *rp; /* the reply, once done (NULL: text) */
+    char *text;       /* or a plain text (the state line) */
     size_t len;
-    ctl_cancel_fn *cancel;  /* while running; NULL once done */
+    ctl_cancel_fn *cancel; /* while running; NULL once done */
     /* What the command's owner needs while it runs. */
     void *owner;
     struct stream_op *op;
@@ -353,8 +351,8 @@ struct ctl *sctl_ctl(struct sctl *sc);
 void sctl_free(struct sctl *sc);
 
 /* ------------------------------------------------------------------ */
-/* vm.c - the VM registry: the built-in host VM, vm add / vm del, the  */
-/* VM ctl commands (SPEC §5.3, §5.4), processes, quiesce.              */
+/* vm.c - the VM registry: the built-in host VM, vm add / vm del,      */
+/* waiting for an agent, the VM's info/streams text, quiesce.          */
 /* ------------------------------------------------------------------ */
 
 struct proc;
@@ -385,8 +383,6 @@ int vm_add_host(struct fs *fs, char *err);
 void vm_del(struct vm *vm);
 void vm_unref(struct vm *vm);
 void vm_del_all(struct fs *fs);
-/* vmctl.c: forget the VM's processes (their output streams end). */
-void vm_procs_free(struct vm *vm);
 /* SPEC §7's snapshot refusal text, or 0 when the VM is quiescent. */
 size_t vm_quiesce_text(struct vm *vm, char *buf, size_t len);
 struct vm *vm_find(struct fs *fs, const char *name, size_t len);
@@ -400,6 +396,12 @@ size_t vm_streams(struct vm *vm, char *buf, size_t len);
 /* Does a capture on iface count as this VM's (one of its NICs)? */
 bool vm_has_nic(struct vm *vm, const char *iface);
 
+/* ------------------------------------------------------------------ */
+/* vmctl.c - vms/<name>/ctl commands (SPEC §5.4) and the processes     */
+/* they start (vms/<name>/procs/).                                     */
+/* ------------------------------------------------------------------ */
+
+struct vctl;
 struct proc *vm_proc(struct vm *vm, uint64_t n);
 /* Iterate the VM's processes. */
 struct proc *vm_proc_next(struct vm *vm, struct proc *prev);
@@ -408,21 +410,23 @@ size_t vm_proc_status(struct proc *p, char *buf, size_t len);
 const char *vm_proc_cmdline(struct proc *p, size_t *len);
 /* which: 1 stdout, 2 stderr. NULL when not captured. */
 struct stream *vm_proc_output(struct proc *p, int which);
-
-/* The ctl file of a VM. */
-struct vctl;
+/* Forget the VM's processes (their output streams end). */
+void vm_procs_free(struct vm *vm);
 int vctl_open(struct vm *vm, struct vctl **out);
 int vctl_write(struct vctl *vc, fuse_req_t req, const char *buf, size_t len);
 struct ctl *vctl_ctl(struct vctl *vc);
 void vctl_free(struct vctl *vc);
 
-/* The global ctl file (SPEC §5.3). */
+/* ------------------------------------------------------------------ */
+/* global.c - the top-level ctl file (SPEC §5.3) and daemon status.    */
+/* ------------------------------------------------------------------ */
+
 struct gctl;
 int gctl_open(struct fs *fs, struct gctl **out);
 int gctl_write(struct gctl *gc, fuse_req_t req, const char *buf, size_t len);
 struct ctl *gctl_ctl(struct gctl *gc);
 void gctl_free(struct gctl *gc);
-size_t vm_status(struct fs *fs, char *buf, size_t len);
+size_t gctl_status(struct fs *fs, char *buf, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Optional engines: console.c and capture.c of the stream core may    */

@@ -21,7 +21,7 @@ struct gctl {
 };
 
 size_t
-vm_status(struct fs *fs, char *buf, size_t len)
+gctl_status(struct fs *fs, char *buf, size_t len)
 {
     buf[0] = 0;
     fs_appendf(buf, len,
@@ -45,7 +45,7 @@ vm_status(struct fs *fs, char *buf, size_t len)
 static size_t
 gctl_text(void *arg, char *buf, size_t len)
 {
-    return vm_status(((struct gctl *)arg)->fs, buf, len);
+    return gctl_status(((struct gctl *)arg)->fs, buf, len);
 }
 
 int
@@ -89,7 +89,8 @@ gctl_write(struct gctl *gc, fuse_req_t req, const char *buf, size_t len)
         goto out;
     }
     if (!fs_req_privileged(gc->fs, req)) {
-        ctl_push_error(&gc->c, "vm %s: %s (only root may add or remove VMs "
+        ctl_push_error(&gc->c,
+                       "vm %s: %s (only root may add or remove VMs "
                        "on a shared mount)",
                        word_is(cmd.argv[1], "add") ? "add" : "del",
                        strerror(EPERM));

@@ -36,9 +36,8 @@ static const char usage[] =
         "default_permissions)\n"
         "  --spool-dir DIR        where stream histories live (default "
         "$TMPDIR or /tmp)\n"
-        "  --history-limit BYTES  per-stream history limit, K/M/G suffixes, 0 = "
-        "none\n"
-        "                         (default 4G)\n"
+        "  --history-limit BYTES  per-stream history limit (K/M/G suffixes;\n"
+        "                         0 = none; default 4G)\n"
         "  --no-host              no built-in `host` VM\n"
         "  --agent PATH           provium-agent for the host VM (default: "
         "$PROVIUM_AGENT,\n"
@@ -99,11 +98,28 @@ parse_size(const char *s, uint64_t *out)
     if (errno || end == s || *s == '-')
         return -EINVAL;
     switch (*end) {
-    case 'k': case 'K': v <<= 10; end++; break;
-    case 'm': case 'M': v <<= 20; end++; break;
-    case 'g': case 'G': v <<= 30; end++; break;
-    case 't': case 'T': v <<= 40; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        v <<= 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        v <<= 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        v <<= 30;
+        end++;
+        break;
+    case 't':
+    case 'T':
+        v <<= 40;
+        end++;
+        break;
+    default:
+        break;
     }
     if (*end)
         return -EINVAL;
@@ -217,16 +233,15 @@ parse_options(int argc, char **argv, struct fs_options *o,
         die("bad options (see --help)");
     o->foreground = copts.foreground;
     o->debug = copts.debug;
-    o->mountpoint = copts.mountpoint ? copts.mountpoint
-                                     : strdup(FS_DEFAULT_MOUNT);
+    o->mountpoint =
+            copts.mountpoint ? copts.mountpoint : strdup(FS_DEFAULT_MOUNT);
     if (!o->spool_dir)
         o->spool_dir = strdup(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!o->agent_path)
         o->agent_path = find_agent();
     /* SPEC §8: on a shared mount the kernel checks modes, so each
      * stream's files are its owner's alone. */
-    if (o->allow_other &&
-        fuse_opt_add_arg(args, "-odefault_permissions") < 0)
+    if (o->allow_other && fuse_opt_add_arg(args, "-odefault_permissions") < 0)
         die("out of memory");
     if (fuse_opt_add_arg(args, "-ofsname=provium,subtype=provium") < 0)
         die("out of memory");
@@ -283,8 +298,10 @@ prepare_mountpoint(const char *mp)
     if (mkdir(path, 0755) < 0 && errno != EEXIST)
         die("mkdir %s: %s", path, strerror(errno));
     if (stat(mp, &st) < 0 && errno == ENOTCONN) {
-        fprintf(stderr, "proviumfs: %s: stale mount of a dead daemon; "
-                        "detaching it\n", mp);
+        fprintf(stderr,
+                "proviumfs: %s: stale mount of a dead daemon; "
+                "detaching it\n",
+                mp);
         if (umount2(mp, MNT_DETACH) < 0)
             die("umount %s: %s (run: fusermount3 -u %s)", mp, strerror(errno),
                 mp);
@@ -314,8 +331,7 @@ add_vm_option(struct fs *fs, const char *spec)
     int rc;
 
     if (!eq || eq == spec)
-        die("--vm %s: expected NAME=ENDPOINT[,console=PATH][,nic=IFACE]",
-            spec);
+        die("--vm %s: expected NAME=ENDPOINT[,console=PATH][,nic=IFACE]", spec);
     snprintf(line, sizeof(line), "%.*s agent=%s", (int)(eq - spec), spec,
              eq + 1);
     for (char *p = line; *p; p++)

@@ -26,7 +26,7 @@ struct park {
     fuse_req_t req;
     size_t size;
     struct park_queue *q;
-    struct park *qnext;      /* in q */
+    struct park *qnext;       /* in q */
     struct park *prev, *next; /* in fs->parked */
 };
 

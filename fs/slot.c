@@ -195,8 +195,8 @@ static void
 arm_reclaim(struct slot *sl)
 {
     /* Re-arming never fails (streams.h): the slot was armed at birth. */
-    reactor_timer_start(sl->fs->r, &sl->reclaim,
-                        clock_now() + FS_SLOT_RECLAIM, reclaim_cb, sl);
+    reactor_timer_start(sl->fs->r, &sl->reclaim, clock_now() + FS_SLOT_RECLAIM,
+                        reclaim_cb, sl);
 }
 
 bool
@@ -217,9 +217,12 @@ state_name(struct slot *sl)
     if (sl->state == SLOT_OPENING)
         return "opening";
     switch (stream_state(sl->s)) {
-    case STREAM_LIVE: return "live";
-    case STREAM_ENDED: return "ended";
-    default: return "closed";
+    case STREAM_LIVE:
+        return "live";
+    case STREAM_ENDED:
+        return "ended";
+    default:
+        return "closed";
     }
 }
 
@@ -241,16 +244,17 @@ slot_info(struct slot *sl, char *buf, size_t len)
                state_name(sl));
     if (sl->s)
         fs_appendf(buf, len,
-                   "bytes: %" PRIu64 "\nframes: %" PRIu64
-                   "\nconsumed: %" PRIu64 "\npending: %" PRIu64
-                   "\nreaders: %u\n",
+                   "bytes: %" PRIu64 "\nframes: %" PRIu64 "\nconsumed: %" PRIu64
+                   "\npending: %" PRIu64 "\nreaders: %u\n",
                    stream_size(sl->s), stream_frames(sl->s),
                    stream_consumed(sl->s), stream_pending(sl->s),
                    stream_readers(sl->s));
     else
-        fs_appendf(buf, len, "bytes: 0\nframes: 0\nconsumed: 0\npending: "
-                             "0\nreaders: 0\n");
-    fs_appendf(buf, len, "owner pid: %d\nowner uid: %u\nkeep: %s\ncreated: %s\n",
+        fs_appendf(buf, len,
+                   "bytes: 0\nframes: 0\nconsumed: 0\npending: "
+                   "0\nreaders: 0\n");
+    fs_appendf(buf, len,
+               "owner pid: %d\nowner uid: %u\nkeep: %s\ncreated: %s\n",
                sl->owner ? (int)sl->owner_pid : 0, (unsigned)sl->uid,
                sl->keep ? "yes" : "no", when);
     if (sl->s && stream_end_error(sl->s, &msg))
@@ -289,12 +293,10 @@ state_line(void *arg, char *buf, size_t len)
         return fs_appendf(buf, len, "%s\n", sl->gone ? "closed" : "unopened");
     return fs_appendf(buf, len,
                       "%s bytes=%" PRIu64 " frames=%" PRIu64
-                      " consumed=%" PRIu64 " pending=%" PRIu64
-                      " readers=%u\n",
-                      sl->gone ? "closed" : state_name(sl),
-                      stream_size(sl->s), stream_frames(sl->s),
-                      stream_consumed(sl->s), stream_pending(sl->s),
-                      stream_readers(sl->s));
+                      " consumed=%" PRIu64 " pending=%" PRIu64 " readers=%u\n",
+                      sl->gone ? "closed" : state_name(sl), stream_size(sl->s),
+                      stream_frames(sl->s), stream_consumed(sl->s),
+                      stream_pending(sl->s), stream_readers(sl->s));
 }
 
 /* ---- opening ----------------------------------------------------- */
@@ -488,9 +490,9 @@ slot_open(struct sctl *sc, fuse_req_t req, struct command *cmd)
     if (cmd->argc < 2 || (open_table[i].kind == OPEN_TAIL && cmd->argc < 3)) {
         ctl_push_error(&sc->c, "%s: missing argument (usage: %s)",
                        open_table[i].name,
-                       open_table[i].kind == OPEN_TAIL ? "KIND VM WHAT"
+                       open_table[i].kind == OPEN_TAIL      ? "KIND VM WHAT"
                        : open_table[i].kind == OPEN_CONSOLE ? "console VM"
-                                                           : "capture IFACE");
+                                                            : "capture IFACE");
         rc = -EINVAL;
         goto fail;
     }
@@ -538,8 +540,8 @@ slot_open(struct sctl *sc, fuse_req_t req, struct command *cmd)
                  cmd->argv[1].p);
         for (vm = fs->vms; vm && !vm_has_nic(vm, iface); vm = vm->next)
             ;
-        snprintf(sl->kind, sizeof(sl->kind), "%s", vm ? "nic_capture"
-                                                       : "bridge_capture");
+        snprintf(sl->kind, sizeof(sl->kind), "%s",
+                 vm ? "nic_capture" : "bridge_capture");
         for (int k = 2; k < cmd->argc; k++) {
             if (word_option(cmd->argv[k], "kind", &v))
                 snprintf(sl->kind, sizeof(sl->kind), "%s",
@@ -549,15 +551,19 @@ slot_open(struct sctl *sc, fuse_req_t req, struct command *cmd)
         sl->engine = &capture_engine;
 #endif
         if (!sl->engine) {
-            ctl_push_error(&sc->c, "capture %s: capture not available in "
-                                   "this build", iface);
+            ctl_push_error(&sc->c,
+                           "capture %s: capture not available in "
+                           "this build",
+                           iface);
             rc = 0;
             goto fail;
         }
         if (!fs_req_privileged(fs, req)) {
-            ctl_push_error(&sc->c, "capture %s: %s (captures need "
-                                   "CAP_NET_RAW; only root may capture on a "
-                                   "shared mount)", iface, strerror(EPERM));
+            ctl_push_error(&sc->c,
+                           "capture %s: %s (captures need "
+                           "CAP_NET_RAW; only root may capture on a "
+                           "shared mount)",
+                           iface, strerror(EPERM));
             rc = 0;
             goto fail;
         }

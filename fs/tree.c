@@ -39,22 +39,27 @@ const char tree_readme[] =
         "  id=$(cat clone)                       # allocate a stream id\n"
         "  exec 3<>streams/$id/ctl               # keep it: closing ends it\n"
         "  echo 'tail_file host /var/log/syslog' >&3\n"
-        "  head -1 <&3                           # ok 0\n"
-        "  cat streams/$id/data                  # the stream, live, from byte 0\n"
+        "  read -r reply <&3; echo $reply        # ok 0\n"
+        "  cat streams/$id/data                  # the stream, live, from byte "
+        "0\n"
         "  tail -f streams/$id/log               # the history as a file\n"
-        "  echo 'expect \"login:\" 30s' >&3; head -1 <&3\n"
+        "  echo 'expect \"login:\" 30s' >&3; read -r reply <&3\n"
         "\n"
         "Open commands (first write to ctl): tail_file VM PATH [start=...],\n"
         "file_tail_stream, fd_stream VM HANDLE, proc_stdout_stream VM PROC,\n"
         "proc_stderr_stream VM PROC, console VM, capture IFACE; options\n"
         "site=FILE:LINE test=NAME keep (the stream outlives this open).\n"
-        "Stream ops: next [T], read_until P [T], expect P [T], drain [T], eof,\n"
-        "close. Replies: \"<status> <length>\\n<payload>\", status ok, timeout,\n"
+        "Stream ops: next [T], read_until P [T], expect P [T], drain [T], "
+        "eof,\n"
+        "close. Replies: \"<status> <length>\\n<payload>\", status ok, "
+        "timeout,\n"
         "eof, closed or error.\n"
         "\n"
-        "  ctl                   vm add NAME agent=unix:PATH [console=PATH] [nic=IF]\n"
+        "  ctl                   vm add NAME agent=unix:PATH [console=PATH] "
+        "[nic=IF]\n"
         "                        vm del NAME; read: daemon status\n"
-        "  vms/NAME/ctl          exec, wait, kill, stdin, open, read, write, seek,\n"
+        "  vms/NAME/ctl          exec, wait, kill, stdin, open, read, write, "
+        "seek,\n"
         "                        close, console_write, quiesce\n"
         "  vms/NAME/streams      the VM's live streams\n"
         "  streams/ID/info       kind, detail, state, bytes, ...\n"
@@ -140,11 +145,9 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
     st->st_uid = fs->uid;
     st->st_gid = fs->gid;
     st->st_atime = st->st_mtime = st->st_ctime = fs->started;
-    if (n.node >= N_VM && n.node <= N_PROC_STDERR &&
-        !(vm = vm_by_id(fs, n.a)))
+    if (n.node >= N_VM && n.node <= N_PROC_STDERR && !(vm = vm_by_id(fs, n.a)))
         return -ENOENT;
-    if (n.node >= N_PROC && n.node <= N_PROC_STDERR &&
-        !(p = vm_proc(vm, n.b)))
+    if (n.node >= N_PROC && n.node <= N_PROC_STDERR && !(p = vm_proc(vm, n.b)))
         return -ENOENT;
     if (n.node >= N_S && n.node <= N_S_INFO) {
         if (!(sl = slot_find(fs, n.b)))
@@ -271,12 +274,9 @@ struct name {
     enum node node;
 };
 
-static const struct name root_names[] = {{"README", N_README},
-                                         {"clone", N_CLONE},
-                                         {"ctl", N_CTL},
-                                         {"vms", N_VMS},
-                                         {"streams", N_STREAMS},
-                                         {NULL, N_NONE}};
+static const struct name root_names[] = {
+        {"README", N_README}, {"clone", N_CLONE},     {"ctl", N_CTL},
+        {"vms", N_VMS},       {"streams", N_STREAMS}, {NULL, N_NONE}};
 static const struct name vm_names[] = {
         {"info", N_VM_INFO},       {"ctl", N_VM_CTL},
         {"console", N_VM_CONSOLE}, {"streams", N_VM_STREAMS},
@@ -286,9 +286,9 @@ static const struct name proc_names[] = {{"status", N_PROC_STATUS},
                                          {"stdout", N_PROC_STDOUT},
                                          {"stderr", N_PROC_STDERR},
                                          {NULL, N_NONE}};
-static const struct name slot_names[] = {
-        {"ctl", N_S_CTL},   {"data", N_S_DATA}, {"log", N_S_LOG},
-        {"site", N_S_SITE}, {"info", N_S_INFO}, {NULL, N_NONE}};
+static const struct name slot_names[] = {{"ctl", N_S_CTL},   {"data", N_S_DATA},
+                                         {"log", N_S_LOG},   {"site", N_S_SITE},
+                                         {"info", N_S_INFO}, {NULL, N_NONE}};
 
 static enum node
 find_name(const struct name *t, const char *name)
@@ -403,8 +403,7 @@ dir_names(fuse_req_t req, struct dirbuf *d, const struct name *t,
     int rc = 0;
 
     for (; t->name && rc == 0; t++)
-        rc = dir_add(req, d, t->name,
-                     (struct ino){t->node, self.a, self.b});
+        rc = dir_add(req, d, t->name, (struct ino){t->node, self.a, self.b});
     return rc;
 }
 
@@ -439,8 +438,7 @@ dir_build(fuse_req_t req, struct ino n, struct dirbuf *d)
         for (struct proc *p = vm_proc_next(vm, NULL); p && rc == 0;
              p = vm_proc_next(vm, p)) {
             snprintf(num, sizeof(num), "%" PRIu64, vm_proc_id(p));
-            rc = dir_add(req, d, num,
-                         (struct ino){N_PROC, n.a, vm_proc_id(p)});
+            rc = dir_add(req, d, num, (struct ino){N_PROC, n.a, vm_proc_id(p)});
         }
         return rc;
     }
@@ -459,8 +457,7 @@ dir_build(fuse_req_t req, struct ino n, struct dirbuf *d)
         struct slot *sl = slot_find(fs, n.b);
         for (const struct name *t = slot_names; t->name && rc == 0; t++)
             if (sl->s || (t->node != N_S_DATA && t->node != N_S_LOG))
-                rc = dir_add(req, d, t->name,
-                             (struct ino){t->node, n.a, n.b});
+                rc = dir_add(req, d, t->name, (struct ino){t->node, n.a, n.b});
         return rc;
     }
     default:

@@ -112,8 +112,8 @@ vm_wait_up(struct vm *vm, struct vm_wait *w, vm_wait_fn *fn, void *arg)
         fn(arg, -ENOTCONN, msg);
         return;
     }
-    if (reactor_timer_start(vm->fs->r, &w->timer,
-                            clock_now() + FS_AGENT_WAIT, wait_timeout, w) < 0) {
+    if (reactor_timer_start(vm->fs->r, &w->timer, clock_now() + FS_AGENT_WAIT,
+                            wait_timeout, w) < 0) {
         fn(arg, -ENOMEM, "out of memory");
         return;
     }
@@ -249,8 +249,8 @@ vm_add_host(struct fs *fs, char *err)
         return -ENOMEM;
     }
     sprintf(vm->endpoint, "spawn:%s", fs->opt->agent_path);
-    if ((rc = agent_client_spawn(fs->r, fs->opt->agent_path,
-                                 fs->opt->spool_dir, &vm->agent)) < 0) {
+    if ((rc = agent_client_spawn(fs->r, fs->opt->agent_path, fs->opt->spool_dir,
+                                 &vm->agent)) < 0) {
         snprintf(err, COMMAND_ERR_LEN, "host: cannot start %s: %s",
                  fs->opt->agent_path, strerror(-rc));
         vm_free(vm);
@@ -269,7 +269,8 @@ vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
     int rc = -EINVAL;
 
     if (argi >= cmd->argc) {
-        snprintf(err, COMMAND_ERR_LEN, "vm add: usage: vm add NAME "
+        snprintf(err, COMMAND_ERR_LEN,
+                 "vm add: usage: vm add NAME "
                  "agent=ENDPOINT [console=SOCKETPATH] [nic=IFACE]...");
         return -EINVAL;
     }
@@ -281,8 +282,8 @@ vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
         return -EINVAL;
     }
     if (vm_find(fs, name.p, name.len)) {
-        snprintf(err, COMMAND_ERR_LEN, "vm add: `%.*s` exists",
-                 (int)name.len, name.p);
+        snprintf(err, COMMAND_ERR_LEN, "vm add: `%.*s` exists", (int)name.len,
+                 name.p);
         return -EEXIST;
     }
     if (!(vm = calloc(1, sizeof(*vm))))
@@ -319,14 +320,16 @@ vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
         vm->nnics++;
     }
     if (!vm->endpoint) {
-        snprintf(err, COMMAND_ERR_LEN, "vm add: agent=ENDPOINT is required "
-                                       "(unix:PATH or vsock:CID:PORT)");
+        snprintf(err, COMMAND_ERR_LEN,
+                 "vm add: agent=ENDPOINT is required "
+                 "(unix:PATH or vsock:CID:PORT)");
         goto fail;
     }
     if ((rc = agent_client_new(fs->r, vm->endpoint, &vm->agent)) < 0) {
-        snprintf(err, COMMAND_ERR_LEN, "vm add: bad endpoint `%s`: %s "
-                 "(expected unix:PATH or vsock:CID:PORT)", vm->endpoint,
-                 strerror(-rc));
+        snprintf(err, COMMAND_ERR_LEN,
+                 "vm add: bad endpoint `%s`: %s "
+                 "(expected unix:PATH or vsock:CID:PORT)",
+                 vm->endpoint, strerror(-rc));
         goto fail;
     }
 #if PROVIUM_HAVE_CONSOLE

@@ -218,12 +218,18 @@ proc_add(struct vm *vm, uint64_t n, char *cmdline, size_t cmdlen)
 /* ---- replies ------------------------------------------------------ */
 
 static const char *const cmd_names[] = {
-        [C_EXEC] = "exec",         [C_WAIT] = "wait",
-        [C_KILL] = "kill",         [C_STDIN] = "stdin",
-        [C_STDIN_CLOSE] = "stdin_close", [C_OPEN] = "open",
-        [C_READ] = "read",         [C_WRITE] = "write",
-        [C_SEEK] = "seek",         [C_CLOSE] = "close",
-        [C_CONSOLE_WRITE] = "console_write", [C_QUIESCE] = "quiesce",
+        [C_EXEC] = "exec",
+        [C_WAIT] = "wait",
+        [C_KILL] = "kill",
+        [C_STDIN] = "stdin",
+        [C_STDIN_CLOSE] = "stdin_close",
+        [C_OPEN] = "open",
+        [C_READ] = "read",
+        [C_WRITE] = "write",
+        [C_SEEK] = "seek",
+        [C_CLOSE] = "close",
+        [C_CONSOLE_WRITE] = "console_write",
+        [C_QUIESCE] = "quiesce",
 };
 
 static void
@@ -252,8 +258,7 @@ request_done(void *arg, const struct agent_reply *rp)
         break;
     case C_WAIT:
         reply_new_fmt(REPLY_OK, &r, "%s %" PRIu64,
-                      rp->how == PROTO_SIGNALED ? "signal" : "exit",
-                      rp->value);
+                      rp->how == PROTO_SIGNALED ? "signal" : "exit", rp->value);
         break;
     case C_OPEN:
         vm->handles++;
@@ -421,8 +426,9 @@ do_exec(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
                            request_done, e, &e->ch);
     goto out;
 bad:
-    snprintf(err, COMMAND_ERR_LEN, "exec: bad, NUL-containing or too many "
-                                   "arguments (env= needs K=V)");
+    snprintf(err, COMMAND_ERR_LEN,
+             "exec: bad, NUL-containing or too many "
+             "arguments (env= needs K=V)");
 out:
     free(cwd);
     for (i = 0; i < argc; i++)
@@ -439,15 +445,18 @@ do_open(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
     static const struct {
         const char *name;
         unsigned flag;
-    } flags[] = {{"read", PROTO_O_READ},     {"write", PROTO_O_WRITE},
-                 {"create", PROTO_O_CREATE}, {"append", PROTO_O_APPEND},
+    } flags[] = {{"read", PROTO_O_READ},
+                 {"write", PROTO_O_WRITE},
+                 {"create", PROTO_O_CREATE},
+                 {"append", PROTO_O_APPEND},
                  {"truncate", PROTO_O_TRUNCATE}};
     unsigned f = 0;
     char *path;
     int rc;
 
     if (cmd->argc < 2 || !(path = cstr(cmd->argv[1])) || !*path) {
-        snprintf(err, COMMAND_ERR_LEN, "open: usage: open PATH [read] "
+        snprintf(err, COMMAND_ERR_LEN,
+                 "open: usage: open PATH [read] "
                  "[write] [create] [append] [truncate]");
         return -EINVAL;
     }
@@ -515,8 +524,10 @@ vctl_start(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
             return 0;
         }
 #endif
-        snprintf(err, COMMAND_ERR_LEN, "console_write: vm `%s` has no "
-                 "console", vc->vm->name);
+        snprintf(err, COMMAND_ERR_LEN,
+                 "console_write: vm `%s` has no "
+                 "console",
+                 vc->vm->name);
         return -ENODEV;
     default:
         break;
@@ -532,8 +543,7 @@ vctl_start(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
             if ((rc = duration_parse(w2, &e->id, err)) < 0)
                 return rc;
             if (reactor_timer_start(vc->vm->fs->r, &e->timer,
-                                    clock_now() + e->id, wait_timed_out,
-                                    e) < 0)
+                                    clock_now() + e->id, wait_timed_out, e) < 0)
                 return -ENOMEM;
         }
         rc = agent_client_wait(a, id, request_done, e, &e->ch);
@@ -547,8 +557,7 @@ vctl_start(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
     case C_STDIN:
         if (cmd->argc != 3)
             goto usage;
-        return agent_client_stdin(a, id, w2.p, w2.len, request_done, e,
-                                  &e->ch);
+        return agent_client_stdin(a, id, w2.p, w2.len, request_done, e, &e->ch);
     case C_STDIN_CLOSE:
         if (cmd->argc != 2)
             goto usage;
@@ -583,8 +592,7 @@ vctl_start(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
             else if (!word_is(cmd->argv[3], "set"))
                 goto usage;
         }
-        return agent_client_fseek(a, id, off, whence, request_done, e,
-                                  &e->ch);
+        return agent_client_fseek(a, id, off, whence, request_done, e, &e->ch);
     }
     case C_CLOSE:
         if (cmd->argc != 2)
@@ -689,20 +697,18 @@ vctl_write(struct vctl *vc, fuse_req_t req, const char *buf, size_t len)
         ctl_push_error(&vc->c, "%s", err);
         return rc;
     }
-    for (k = 0; cmd->argc && k < sizeof(cmd_names) / sizeof(cmd_names[0]);
-         k++)
+    for (k = 0; cmd->argc && k < sizeof(cmd_names) / sizeof(cmd_names[0]); k++)
         if (word_is(cmd->argv[0], cmd_names[k]))
             break;
     if (cmd->argc == 0 || k == sizeof(cmd_names) / sizeof(cmd_names[0])) {
-        ctl_push_error(&vc->c,
-                       "unknown VM command `%.*s` (expected exec, wait, "
-                       "kill, stdin, stdin_close, open, read, write, seek, "
-                       "close, console_write or quiesce)",
-                       cmd->argc ? (int)(cmd->argv[0].len > 64
-                                                 ? 64
-                                                 : cmd->argv[0].len)
-                                 : 0,
-                       cmd->argc ? cmd->argv[0].p : "");
+        ctl_push_error(
+                &vc->c,
+                "unknown VM command `%.*s` (expected exec, wait, "
+                "kill, stdin, stdin_close, open, read, write, seek, "
+                "close, console_write or quiesce)",
+                cmd->argc ? (int)(cmd->argv[0].len > 64 ? 64 : cmd->argv[0].len)
+                          : 0,
+                cmd->argc ? cmd->argv[0].p : "");
         rc = -EINVAL;
         goto out;
     }
@@ -739,9 +745,9 @@ vctl_write(struct vctl *vc, fuse_req_t req, const char *buf, size_t len)
     if (rc < 0) {
         struct reply *rp = NULL;
         reply_new_fmt(REPLY_ERROR, &rp, "%s",
-                      *err ? err
-                           : rc == -ENOTCONN ? "the VM's agent is not connected"
-                                             : strerror(-rc));
+                      *err              ? err
+                      : rc == -ENOTCONN ? "the VM's agent is not connected"
+                                        : strerror(-rc));
         ctl_done(e, rp);
         rc = rc == -EINVAL ? rc : 0;
     }

@@ -9,7 +9,7 @@
 
 N=${1:-1000}
 start_fs
-rss() { sed -n 's/^VmRSS: *\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
+rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 AGENT=$(pgrep -P "$FS_PID" provium-agent | head -1)
 rss0=$(rss "$FS_PID")
@@ -37,17 +37,17 @@ printf 'daemon RSS: %d KiB before, %d KiB after: %d bytes per stream+reader\n' \
     "$rss0" "$rss1" "$(((rss1 - rss0) * 1024 / N))"
 printf 'idle CPU over 10 s: daemon %d ticks, agent %d ticks (%d Hz) = %s%% / %s%%\n' \
     $((c1 - c0)) $((a1 - a0)) "$hz" \
-    "$(echo "scale=2; ($c1 - $c0) * 100 / ($hz * 10)" | bc)" \
-    "$(echo "scale=2; ($a1 - $a0) * 100 / ($hz * 10)" | bc)"
+    "$(awk -v t=$((c1 - c0)) -v hz="$hz" 'BEGIN { printf "%.2f", t * 100 / (hz * 10) }')" \
+    "$(awk -v t=$((a1 - a0)) -v hz="$hz" 'BEGIN { printf "%.2f", t * 100 / (hz * 10) }')"
 
-# Wake-up latency: 21 samples on stream N/2, and through a FIFO.
-k=$((N / 2))
-D=$MP/streams/${ids[$((k - 1))]}/data
+# Wake-up latency: 21 samples, each on a different stream whose history is
+# still empty (a new reader starts at byte 0), and through a FIFO.
 for j in $(seq 21); do
+    k=$((j * (N / 22)))
+    D=$MP/streams/${ids[$((k - 1))]}/data
     "$PROBE" read "$D" >"$T/probe" &
     p=$!
     wait_for 5 eval 'grep -q "^parked: $((N + 1))$" "$MP/ctl"'
-    echo "$(printf '%0.s-' $(seq 1 8))" >/dev/null
     t0=$(date +%s%N)
     echo "wake $j" >>"$T/f$k"
     wait $p

@@ -23,7 +23,7 @@ wait_for 10 grep -q "^state: ended" "$S/info"
 cat "$B" >/dev/null # warm the page cache for both sides alike
 cat "$S/data" >/dev/null
 
-mbps() { echo "scale=0; $MIB * 1000 / $1" | bc; }
+mibps() { echo $((MIB * 1000 / $1)); }
 median() { sort -n | sed -n "$(((RUNS + 1) / 2))p"; }
 for i in $(seq $RUNS); do
     t0=$(now_ms); cat "$S/data" >/dev/null; t1=$(now_ms)
@@ -36,11 +36,11 @@ done
 f=$(median <"$T/fuse")
 p=$(median <"$T/plain")
 d=$(median <"$T/dd")
-printf 'cat data (FUSE, %d MiB):   runs %s ms, median %d ms = %d MB/s\n' \
-    "$MIB" "$(tr '\n' ' ' <"$T/fuse")" "$f" "$(mbps "$f")"
-printf 'cat plain file:            runs %s ms, median %d ms = %d MB/s\n' \
-    "$(tr '\n' ' ' <"$T/plain")" "$p" "$(mbps "$p")"
-printf 'dd bs=1M data (FUSE):      runs %s ms, median %d ms = %d MB/s\n' \
-    "$(tr '\n' ' ' <"$T/dd")" "$d" "$(mbps "$d")"
+printf 'cat data (FUSE, %d MiB):   runs %s ms, median %d ms = %d MiB/s\n' \
+    "$MIB" "$(tr '\n' ' ' <"$T/fuse")" "$f" "$(mibps "$f")"
+printf 'cat plain file:            runs %s ms, median %d ms = %d MiB/s\n' \
+    "$(tr '\n' ' ' <"$T/plain")" "$p" "$(mibps "$p")"
+printf 'dd bs=1M data (FUSE):      runs %s ms, median %d ms = %d MiB/s\n' \
+    "$(tr '\n' ' ' <"$T/dd")" "$d" "$(mibps "$d")"
 printf 'ratio cat data / cat plain: %s%%\n' "$((p * 100 / f))"
 exec 3>&-

@@ -57,9 +57,8 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: fs_probe nonblock|poll|epoll FILE [MS]\n");
         return 2;
     }
-    fd = open(argv[2], O_RDONLY | (strcmp(argv[1], "nonblock") == 0
-                                           ? O_NONBLOCK
-                                           : 0));
+    fd = open(argv[2],
+              O_RDONLY | (strcmp(argv[1], "nonblock") == 0 ? O_NONBLOCK : 0));
     if (fd < 0) {
         perror(argv[2]);
         return 1;
