@@ -188,12 +188,14 @@ fuse_key(void *data, const char *arg, int key, struct fuse_args *outargs)
 }
 
 /* Our long options come out of argv first; the rest is libfuse's. */
+static void prepare_mountpoint(const char *mp);
+
 static void
 parse_options(int argc, char **argv, struct fs_options *o,
               struct fuse_args *args)
 {
     struct fuse_cmdline_opts copts;
-    const char *v;
+    const char *v, *mountpoint = NULL;
     char **vms;
 
     o->history_limit = DEFAULT_HISTORY_LIMIT;
@@ -225,8 +227,13 @@ parse_options(int argc, char **argv, struct fs_options *o,
             exit(0);
         } else if (fuse_opt_add_arg(args, argv[i]) < 0) {
             die("out of memory");
+        } else if (argv[i][0] != '-' && strcmp(argv[i - 1], "-o") != 0) {
+            mountpoint = argv[i];
         }
     }
+    /* libfuse resolves the mount point with realpath(): it must exist, and
+     * a mount left by a daemon that died must be gone, before parsing. */
+    prepare_mountpoint(mountpoint ? mountpoint : FS_DEFAULT_MOUNT);
     if (fuse_opt_parse(args, o, fuse_keys, fuse_key) < 0)
         die("bad mount options (see --help)");
     if (fuse_parse_cmdline(args, &copts) != 0)
@@ -357,7 +364,6 @@ main(int argc, char **argv)
     parse_options(argc, argv, &opt, &args);
     check_request_timeouts();
     raise_fd_limit();
-    prepare_mountpoint(opt.mountpoint);
     fs.opt = &opt;
     fs.uid = getuid();
     fs.gid = getgid();
