@@ -377,6 +377,13 @@ function M.add_vm(name, opts)
   return M.vm(name)
 end
 
+--- provium.del_vm(name): `vm del`; the VM's streams are closed.
+function M.del_vm(name)
+  check_arg(1, "del_vm", name, "string")
+  local st, payload = ctl_call(path("ctl"), command("vm", "del", quote(name)))
+  if st ~= "ok" then error("provium.del_vm: " .. payload, 2) end
+end
+
 function VM:name() return self._name end
 function VM:info() return keyvals(read_file(path("vms", self._name, "info"))) end
 
