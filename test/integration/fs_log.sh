@@ -19,7 +19,11 @@ check "log equals the file" cmp -s "$L" "$F"
 tail -n 0 -f "$L" >"$T/tail.out" &
 TAIL=$!
 PIDS+=($TAIL)
-sleep 1.2 # tail -f on FUSE polls st_size once a second: let it start
+# tail -n 0 starts at the end of the file as it finds it when it opens it:
+# append only once it has the log open (it then polls st_size every 1 s).
+wait_for 5 eval 'ls -l /proc/$TAIL/fd 2>/dev/null | grep -qF "$L"'
+wait_for 5 eval 'grep -q "^pos:[[:space:]]*$(stat -c %s "$L")$" /proc/$TAIL/fdinfo/* 2>/dev/null' ||
+    log "note: could not see tail's offset; appending anyway"
 echo "late line A" >>"$F"
 echo "late line B" >>"$F"
 check "tail -f log shows appended lines (within its 1 s poll)" \
