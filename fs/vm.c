@@ -174,18 +174,6 @@ name_ok(struct word w)
     return true;
 }
 
-static char *
-dup_word(struct word w)
-{
-    char *s;
-
-    if (memchr(w.p, 0, w.len) || !(s = malloc(w.len + 1)))
-        return NULL;
-    memcpy(s, w.p, w.len);
-    s[w.len] = 0;
-    return s;
-}
-
 static void
 vm_free(struct vm *vm)
 {
@@ -290,7 +278,7 @@ vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
         goto nomem;
     vm->fs = fs;
     vm->refs = 1;
-    if (!(vm->name = dup_word(name)))
+    if (!(vm->name = word_strdup(name)))
         goto nomem;
     for (int i = argi + 1; i < cmd->argc; i++) {
         struct word w = cmd->argv[i];
@@ -301,7 +289,7 @@ vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
             slot = &vm->console_path;
         if (slot) {
             free(*slot);
-            if (!(*slot = dup_word(v)))
+            if (!(*slot = word_strdup(v)))
                 goto nomem;
             continue;
         }
@@ -315,7 +303,7 @@ vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
         if (!(nics = realloc(vm->nics, (vm->nnics + 1) * sizeof(*nics))))
             goto nomem;
         vm->nics = nics;
-        if (!(vm->nics[vm->nnics] = dup_word(v)))
+        if (!(vm->nics[vm->nnics] = word_strdup(v)))
             goto nomem;
         vm->nnics++;
     }

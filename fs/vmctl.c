@@ -358,19 +358,6 @@ parse_signal(struct word w, int *sig)
     return -EINVAL;
 }
 
-/* NUL-terminated copies of words for the agent (which wants C strings). */
-static char *
-cstr(struct word w)
-{
-    char *s;
-
-    if (memchr(w.p, 0, w.len) || !(s = malloc(w.len + 1)))
-        return NULL;
-    memcpy(s, w.p, w.len);
-    s[w.len] = 0;
-    return s;
-}
-
 static int
 do_exec(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
         char *err)
@@ -389,18 +376,18 @@ do_exec(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
         }
         if (word_option(w, "cwd", &v)) {
             free(cwd);
-            if (!(cwd = cstr(v)))
+            if (!(cwd = word_strdup(v)))
                 goto bad;
         } else if (word_option(w, "env", &v)) {
             if (envc == PROTO_MAX_ARGS || !memchr(v.p, '=', v.len) ||
-                !(env[envc++] = cstr(v)))
+                !(env[envc++] = word_strdup(v)))
                 goto bad;
         } else {
             break; /* the command starts without `--` */
         }
     }
     for (; i < cmd->argc; i++) {
-        if (argc == PROTO_MAX_ARGS || !(argv[argc] = cstr(cmd->argv[i])))
+        if (argc == PROTO_MAX_ARGS || !(argv[argc] = word_strdup(cmd->argv[i])))
             goto bad;
         cl += cmd->argv[i].len + 1;
         argc++;
@@ -454,7 +441,7 @@ do_open(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
     char *path;
     int rc;
 
-    if (cmd->argc < 2 || !(path = cstr(cmd->argv[1])) || !*path) {
+    if (cmd->argc < 2 || !(path = word_strdup(cmd->argv[1])) || !*path) {
         snprintf(err, COMMAND_ERR_LEN,
                  "open: usage: open PATH [read] "
                  "[write] [create] [append] [truncate]");

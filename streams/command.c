@@ -266,6 +266,18 @@ word_cstr(struct word w, char *dst, size_t cap)
     return true;
 }
 
+char *
+word_strdup(struct word w)
+{
+    char *s;
+
+    if (memchr(w.p, 0, w.len) || !(s = malloc(w.len + 1)))
+        return NULL;
+    memcpy(s, w.p, w.len);
+    s[w.len] = '\0';
+    return s;
+}
+
 bool
 word_option(struct word w, const char *key, struct word *value)
 {

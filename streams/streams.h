@@ -122,6 +122,8 @@ bool word_is(struct word w, const char *s);
 /* Copy w into dst as a C string: false if w is empty, holds a NUL, or
  * does not fit in cap bytes with its terminator. */
 bool word_cstr(struct word w, char *dst, size_t cap);
+/* A malloc'd C string copy of w; NULL if w holds a NUL or memory ran out. */
+char *word_strdup(struct word w);
 /* If w is "key=value" with the given key, point *value at the value. */
 bool word_option(struct word w, const char *key, struct word *value);
 
