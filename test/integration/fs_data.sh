@@ -31,7 +31,8 @@ ctl_cmd 3 "read_until \"line 200\" 5s"
 check "read_until returns every byte up to the match" \
     test "$STATUS" = ok -a "$PAYLOAD" = $'\n'"$(tail -n +2 "$T/expected")"
 ctl_cmd 3 "next 1s"
-check "next returns the pending newline" test "$STATUS" = ok
+check "next returns the pending newline ($STATUS $(printf %q "$PAYLOAD"))" \
+    test "$STATUS" = ok -a "$PAYLOAD" = $'\n'
 check "second cat sees all 200 lines" \
     wait_for 5 eval '[ "$(wc -l <"$T/cat2.out")" -eq 200 ]'
 check "first cat sees all 200 lines" \
@@ -53,10 +54,14 @@ ctl_cmd 3 "close"
 check "close replies ok" test "$STATUS" = ok
 check "cat 1 ends when the stream closes" \
     wait_for 2 eval '! kill -0 $CAT1 2>/dev/null'
+check "cat 2 ends when the stream closes" \
+    wait_for 2 eval '! kill -0 $CAT2 2>/dev/null'
 wait $CAT1
-check "cat 1 exited 0" test $? -eq 0
+check "cat 1 exited 0 (end of file)" test $? -eq 0
 wait $CAT2
-check "cat 2 exited 0" test $? -eq 0
+check "cat 2 exited 0 (end of file)" test $? -eq 0
+check "cat 1 got every byte to the end" cmp "$T/cat1.out" "$T/expected"
+check "cat 2 got every byte to the end" cmp "$T/cat2.out" "$T/expected"
 check "closed stream's directory is gone" wait_for 2 test ! -e "$S"
 exec 3>&-
 
@@ -71,29 +76,43 @@ check "timeout 2 cat: rc 124 (got $rc)" test $rc -eq 124
 check "timeout 2 cat: ended in ~2 s (got ${dt} ms)" \
     test $dt -ge 1900 -a $dt -lt 2600
 
+# --- an interrupted read fails with EINTR (a handler without SA_RESTART
+# sees it), and the reader goes on: the next read gets the next bytes
+out=$("$PROBE" eintr "$S/data" "$MP/ctl" "$F" "after the signal" \
+    "after the signal")
+check "interrupted data read: EINTR, then the appended bytes ($out)" \
+    test $? -eq 0
+check "interrupted data read: EINTR reported" grep -q '^EINTR after' <<<"$out"
+
 # --- SIGINT ends a blocked cat at once
 env --default-signal=INT cat "$S/data" >/dev/null &
 CAT=$!
 PIDS+=($CAT)
-wait_for 2 eval 'grep -q "^readers: 1" "$S/info"'
-wait_for 2 eval 'grep -q "^parked: [1-9]" "$MP/ctl"'
+need "the reader is attached" wait_for 2 eval 'grep -q "^readers: 1" "$S/info"'
+need "the read is parked" wait_for 2 eval 'grep -q "^parked: [1-9]" "$MP/ctl"'
 t0=$(now_ms)
 kill -INT $CAT
 wait_for 2 eval '! kill -0 $CAT 2>/dev/null'
 dt=$(($(now_ms) - t0))
 check "SIGINT ends a blocked cat within 500 ms (got ${dt} ms)" test $dt -lt 500
+wait $CAT
+check "SIGINT: cat died of the signal (rc $?)" test $? -eq 130
 check "no reader left in D state" \
     eval '! ps -eo stat,comm | grep -q "^D.*cat"'
 
 # --- rmdir closes; a blocked reader gets EOF
-cat "$S/data" >/dev/null &
+cat "$S/data" >"$T/rmdir.out" 4>&- &
 CAT=$!
 PIDS+=($CAT)
-wait_for 2 eval 'grep -q "^readers: 1" "$S/info"'
+need "the reader is attached" wait_for 2 eval 'grep -q "^readers: 1" "$S/info"'
 check "rmdir streams/ID" rmdir "$S"
 check "rmdir: directory gone" test ! -e "$S"
-check "rmdir: blocked reader gets EOF" \
+check "rmdir: blocked reader ends" \
     wait_for 2 eval '! kill -0 $CAT 2>/dev/null'
+wait $CAT
+check "rmdir: the reader got end of file (cat exited $?)" test $? -eq 0
+check "rmdir: the reader got the stream's bytes" \
+    eval '[ "$(cat "$T/rmdir.out")" = "after the signal" ]'
 exec 4>&-
 
 # --- a stream that ends (file deleted) reads to its end, then EOF
@@ -101,10 +120,15 @@ G=$T/gone.log
 echo "bye" >"$G"
 new_stream 5 "tail_file host $G start=beginning" || exit 1
 S=$MP/streams/$ID
-wait_for 2 eval '[ "$(head -c 3 "$S/data")" = "bye" ]'
+need "the stream has the file's bytes" \
+    wait_for 2 eval '[ "$(head -c 3 "$S/data")" = "bye" ]'
 rm -f "$G"
-check "deleted file: cat reaches EOF" \
-    eval '[ "$(timeout 5 cat "$S/data")" = "bye" ]'
+printf 'bye\n' >"$T/bye.expected"
+timeout 5 cat "$S/data" >"$T/bye.out"
+check "deleted file: cat reaches end of file (exit status $?, not killed)" \
+    test $? -eq 0
+check "deleted file: cat got exactly the file's bytes" \
+    cmp "$T/bye.out" "$T/bye.expected"
 check "deleted file: state ended" \
     wait_for 2 grep -q "^state: ended" "$S/info"
 exec 5>&-
