@@ -3,7 +3,8 @@
  * and logging (the only file that logs).
  *
  *   proviumfs [-f] [-d] [-o opt,...] [--spool-dir DIR]
- *             [--history-limit BYTES] [--no-host] [--agent PATH]
+ *             [--history-limit BYTES] [--slot-timeout DURATION]
+ *             [--no-host] [--agent PATH]
  *             [--vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...]...
  *             [MOUNTPOINT]
  *
@@ -38,6 +39,9 @@ static const char usage[] =
         "$TMPDIR or /tmp)\n"
         "  --history-limit BYTES  per-stream history limit (K/M/G suffixes;\n"
         "                         0 = none; default 4G)\n"
+        "  --slot-timeout DURATION\n"
+        "                         reclaim a clone slot not opened in time\n"
+        "                         (e.g. 30s, 500ms; default 30s)\n"
         "  --no-host              no built-in `host` VM\n"
         "  --agent PATH           provium-agent for the host VM (default: "
         "$PROVIUM_AGENT,\n"
@@ -199,6 +203,7 @@ parse_options(int argc, char **argv, struct fs_options *o,
     char **vms;
 
     o->history_limit = DEFAULT_HISTORY_LIMIT;
+    o->slot_timeout = FS_SLOT_RECLAIM;
     if (fuse_opt_add_arg(args, argv[0]) < 0)
         die("out of memory");
     for (int i = 1; i < argc; i++) {
@@ -207,6 +212,13 @@ parse_options(int argc, char **argv, struct fs_options *o,
         } else if ((v = opt_value(argc, argv, &i, "--history-limit"))) {
             if (parse_size(v, &o->history_limit) < 0)
                 die("--history-limit: bad size `%s` (e.g. 512M, 4G, 0)", v);
+        } else if ((v = opt_value(argc, argv, &i, "--slot-timeout"))) {
+            char err[COMMAND_ERR_LEN];
+            if (duration_parse((struct word){v, strlen(v)}, &o->slot_timeout,
+                               err) < 0)
+                die("--slot-timeout: %s", err);
+            if (o->slot_timeout == 0)
+                die("--slot-timeout: must be more than 0");
         } else if ((v = opt_value(argc, argv, &i, "--agent"))) {
             o->agent_path = strdup(v);
         } else if ((v = opt_value(argc, argv, &i, "--vm"))) {

@@ -5,7 +5,9 @@
  *   fs_probe nonblock FILE [CMD]  open O_NONBLOCK, read: prints EAGAIN, a
  *                                 byte count, EOF, or "error <msg>"
  *   fs_probe poll FILE MS [CMD]   poll for POLLIN up to MS, then read:
- *                                 prints "ready <ms> <bytes>" or "timeout"
+ *                                 prints "ready <ms> <bytes> <ns>" (ns:
+ *                                 CLOCK_REALTIME when poll returned) or
+ *                                 "timeout"
  *   fs_probe epoll FILE MS [CMD]  the same with epoll
  *   fs_probe read FILE            one blocking read: prints the
  *                                 CLOCK_REALTIME ns when it returned and
@@ -52,17 +54,24 @@ ms_now(void)
     return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* After poll said ready: "ready <ms since start> <bytes read> <CLOCK_REALTIME
+ * ns when poll returned>" (the test compares the last with when it wrote). */
 static int
 report_read(int fd, long t0)
 {
     char buf[65536];
-    ssize_t n = read(fd, buf, sizeof(buf));
+    struct timespec ts;
+    long long ready_ns;
+    ssize_t n;
 
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ready_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    n = read(fd, buf, sizeof(buf));
     if (n < 0) {
         printf("read-error %s\n", strerror(errno));
         return 1;
     }
-    printf("ready %ld %zd\n", ms_now() - t0, n);
+    printf("ready %ld %zd %lld\n", ms_now() - t0, n, ready_ns);
     return 0;
 }
 
