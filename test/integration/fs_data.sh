@@ -92,7 +92,7 @@ need "the reader is attached" wait_for 2 eval 'grep -q "^readers: 1" "$S/info"'
 need "the read is parked" wait_for 2 eval 'grep -q "^parked: [1-9]" "$MP/ctl"'
 t0=$(now_ms)
 kill -INT $CAT
-wait_for 2 eval '! kill -0 $CAT 2>/dev/null'
+check "SIGINT ends a blocked cat" wait_for 2 eval '! kill -0 $CAT 2>/dev/null'
 dt=$(($(now_ms) - t0))
 check "SIGINT ends a blocked cat within 500 ms (got ${dt} ms)" test $dt -lt 500
 wait $CAT

@@ -2,13 +2,11 @@
 # fs_perm.sh - SPEC §8 on a shared mount (-o allow_other, which forces
 # default_permissions): streams belong to the uid that cloned them, only
 # root may add VMs or use the host VM. Needs root (runs as uid 65534 via
-# setpriv); skipped otherwise.
+# setpriv); skipped (77) otherwise, a failure under PROVIUM_REQUIRE_ALL=1.
 . "$(dirname "$0")/lib.sh"
 
-if [ "$(id -u)" -ne 0 ] || ! command -v setpriv >/dev/null; then
-    log "skipped: needs root and setpriv"
-    exit 0
-fi
+[ "$(id -u)" -eq 0 ] || skip "needs root (runs commands as uid 65534)"
+command -v setpriv >/dev/null || skip "needs setpriv (util-linux)"
 chmod 755 "$T"
 start_fs -o allow_other
 NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)

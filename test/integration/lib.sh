@@ -30,6 +30,7 @@ PROBE=$BUILD/test/fs_probe
 T=$(mktemp -d /tmp/provium-it.XXXXXX)
 MP=$T/mnt
 FS_PID=
+FS_WRAP=() # a command the daemon runs under (e.g. nsenter --net=...)
 FAILS=0
 PIDS=()
 CTL_TIMEOUT=${CTL_TIMEOUT:-30} # seconds a ctl reply may take in ctl_cmd
@@ -141,8 +142,8 @@ start_fs() {
     mkdir -p "$MP" "$T/spool" 2>/dev/null
     register mount "$MP"
     [ -f "$T/fs.err" ] && mv "$T/fs.err" "$T/fs.err.$(now_ms)"
-    PROVIUM_AGENT=$AGENT_BIN "$FS_BIN" -f --spool-dir "$T/spool" "$@" "$MP" \
-        2>"$T/fs.err" &
+    PROVIUM_AGENT=$AGENT_BIN "${FS_WRAP[@]}" "$FS_BIN" -f --spool-dir "$T/spool" \
+        "$@" "$MP" 2>"$T/fs.err" &
     FS_PID=$!
     register_pid "$FS_PID"
     if ! wait_for 10 test -f "$MP/README"; then
