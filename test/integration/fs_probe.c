@@ -31,7 +31,9 @@
  *
  * Exit status: 0 when the call behaved as the mode requires (eintr) or
  * made no unexpected call failure (the others: the output says what
- * happened); 1 otherwise, with the reason on stderr.
+ * happened); 1 otherwise, with the reason on stderr. Every mode but
+ * `read` is bounded: a call still blocked after 10 s is interrupted and
+ * reported ("error Interrupted system call").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -228,6 +230,13 @@ main(int argc, char **argv)
         }
         return probe_eintr(argv, argc);
     }
+    /* Bounded: a read that should not block but does (O_NONBLOCK or poll
+     * ignored) fails with EINTR after 10 s instead of hanging the test. */
+    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    if (strcmp(argv[1], "read") != 0)
+        alarm(10);
     if (strcmp(argv[1], "nonblock") == 0) {
         fd = open_file(argv[2], O_NONBLOCK, argc > 3 ? argv[3] : NULL);
         ssize_t n = read(fd, buf, sizeof(buf));

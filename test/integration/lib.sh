@@ -33,7 +33,7 @@ FS_PID=
 FS_WRAP=() # a command the daemon runs under (e.g. nsenter --net=...)
 FAILS=0
 PIDS=()
-CTL_TIMEOUT=${CTL_TIMEOUT:-30} # seconds a ctl reply may take in ctl_cmd
+CTL_TIMEOUT=${CTL_TIMEOUT:-30} # seconds a ctl reply may take to start
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 export LC_ALL=C # ${#var} counts bytes
@@ -166,35 +166,29 @@ stop_fs() {
 # and PAYLOAD exactly (binary-safe up to NUL bytes; trailing newlines
 # kept); the payload's bytes are also in $T/payload. Fails (recorded) on
 # no reply within CTL_TIMEOUT s, a malformed status line, a payload
-# shorter or longer than announced, or no end of file after it.
+# shorter than announced, or anything but the end of file after it.
 ctl_reply() {
-    local fd=$1 line len rc size
+    local fd=$1 len size
     STATUS=
     PAYLOAD=
-    # One reader takes the reply and stops at the end of file after it.
-    # dd, not cat: cat fstat()s its input, and the ctl of a stream that
-    # a `close` just removed answers that with ENOENT.
-    timeout "$CTL_TIMEOUT" dd bs=64k status=none <&"$fd" >"$T/reply"
-    rc=$?
-    if [ $rc -ne 0 ]; then
-        fail "ctl reply: dd exited $rc$([ $rc -eq 124 ] && echo ": no reply and end of file within $CTL_TIMEOUT s")"
-        return 1
-    fi
-    IFS= read -r line <"$T/reply"
-    if ! [[ "$line" =~ ^(ok|timeout|eof|closed|error)\ ([0-9]+)$ ]]; then
-        fail "ctl reply: bad status line \`$line\`"
+    # bash's read takes a byte per read(2): nothing past the line.
+    read_line "$fd" "$CTL_TIMEOUT" || { fail "ctl reply: no status line"; return 1; }
+    if ! [[ "$LINE" =~ ^(ok|timeout|eof|closed|error)\ ([0-9]+)$ ]]; then
+        fail "ctl reply: bad status line \`$LINE\`"
         return 1
     fi
     STATUS=${BASH_REMATCH[1]}
     len=${BASH_REMATCH[2]}
-    tail -c +$((${#line} + 2)) "$T/reply" >"$T/payload"
+    # The whole reply is there once its first byte was: no long wait.
+    timeout 5 head -c "$len" <&"$fd" >"$T/payload"
     size=$(stat -c %s "$T/payload")
     if [ "$size" -ne "$len" ]; then
-        fail "ctl reply \`$line\`: $size payload bytes before the end of file"
+        fail "ctl reply \`$LINE\`: $size of $len payload bytes"
         return 1
     fi
     PAYLOAD=$(cat "$T/payload"; echo x)
     PAYLOAD=${PAYLOAD%x}
+    read_eof "$fd"
 }
 
 # ctl_cmd FD COMMAND: write, read the reply; sets STATUS and PAYLOAD.
