@@ -89,10 +89,10 @@ mutant history-limit-ignored fs/slot.c '^fs_limit$' \
 mutant reader-error-swallowed streams/stream.c '^fs_limit$' \
     'if (s->end_err && !rd->err_reported) {' 'if (0) {' \
     "a data reader of a stream that ended with an error gets a clean EOF"
-mutant ended-stream-no-eof streams/stream.c '^(fs_data|fs_vm|fs_cli)$' \
-    $'    if (s->state == STREAM_LIVE)\n        return -EAGAIN;\n    if (s->end_err' \
-    $'    if (s->state != STREAM_CLOSED)\n        return -EAGAIN;\n    if (s->end_err' \
-    "readers of an ended stream never get end of file"
+mutant ended-stream-no-eof streams/stream.c '^(fs_data|lua)$' \
+    'return rd->off < spool_size(s->sp) || s->state != STREAM_LIVE;' \
+    'return rd->off < spool_size(s->sp) || s->state == STREAM_CLOSED;' \
+    "readers waiting when a stream ends (not closed) never get end of file"
 mutant reader-skips-a-byte streams/stream.c '^fs_data$' \
     $'        if (n > 0)\n            rd->off += (uint64_t)n;' \
     $'        if (n > 1)\n            rd->off += (uint64_t)n + 1;\n        else if (n > 0)\n            rd->off += (uint64_t)n;' \
@@ -140,14 +140,33 @@ fi
 
 # ---- the scratch tree ------------------------------------------------
 S=$(mktemp -d /tmp/provium-mutate.XXXXXX)
+CHILD=
 cleanup() {
+    # Interrupted: stop the tests running in the scratch tree first.
+    [ -n "$CHILD" ] && kill "$CHILD" 2>/dev/null
+    [ -d "$S/build/test-run" ] &&
+        bash "$S/src/test/sweep.sh" "$S/build/test-run" --all 2>/dev/null
     if [ -n "$KEEP" ]; then
         echo "mutate.sh: scratch tree kept in $S"
     else
-        rm -rf "$S"
+        rm -rf --one-file-system "$S"
     fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# in_scratch DIR CMD...: run CMD in DIR as a child the cleanup can stop.
+in_scratch() {
+    local dir=$1 rc
+    shift
+    (cd "$dir" && exec "$@") &
+    CHILD=$!
+    wait "$CHILD"
+    rc=$?
+    CHILD=
+    return $rc
+}
 log() { printf 'mutate: %s\n' "$*" >&2; }
 
 log "copying the tree to $S/src"
@@ -172,8 +191,8 @@ done
 all=$(printf '%s|' "${checks[@]}")
 all=${all%|}
 log "baseline: the guarded tests pass on the unmutated tree"
-if ! (cd "$S/build" && PROVIUM_REQUIRE_ALL=0 ctest -R "$all" --output-on-failure \
-    >"$S/baseline.log" 2>&1); then
+if ! PROVIUM_REQUIRE_ALL=0 in_scratch "$S/build" ctest -R "$all" \
+    --output-on-failure >"$S/baseline.log" 2>&1; then
     log "baseline failed (see $S/baseline.log): fix the suite first"
     KEEP=1
     exit 1
@@ -220,8 +239,8 @@ for n in "${NAMES[@]}"; do
             cp "$S/orig" "$f"
             continue
         fi
-        (cd "$S/build" && PROVIUM_REQUIRE_ALL=0 ctest -R "$check" \
-            --output-on-failure >"$S/$n.log" 2>&1)
+        PROVIUM_REQUIRE_ALL=0 in_scratch "$S/build" ctest -R "$check" \
+            --output-on-failure >"$S/$n.log" 2>&1
         rc=$?
     fi
     dt=$(($(date +%s) - t0))

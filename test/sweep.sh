@@ -27,7 +27,9 @@
 #
 # Sourced (by test/integration/lib.sh and test/criterion.sh) it defines
 # the functions; run as `sweep.sh RUN_DIR [--strict]` it sweeps every
-# leftover registration, and with --strict exits 1 if there was any.
+# leftover registration, and with --strict exits 1 if there was any;
+# `sweep.sh RUN_DIR --all` also kills the tests still running there (a
+# harness tearing down, e.g. test/mutate.sh).
 
 sweep_log() { printf 'sweep: %s\n' "$*" >&2; }
 
@@ -172,13 +174,14 @@ sweep_reg() {
     return $rc
 }
 
-# sweep_dir RUN_DIR: sweep the registrations whose owner is gone.
+# sweep_dir RUN_DIR [all]: sweep the registrations whose owner is gone
+# (with `all`, also those of tests still running: they are killed).
 sweep_dir() {
-    local dir=$1 reg owner start total=0 rc=0
+    local dir=$1 all=${2:-} reg owner start total=0 rc=0
     for reg in "$dir"/*.reg; do
         [ -f "$reg" ] || continue
         read -r _ owner start < <(grep -m1 '^owner ' "$reg")
-        if [ -n "${owner:-}" ] && proc_same "$owner" "$start"; then
+        if [ -z "$all" ] && [ -n "${owner:-}" ] && proc_same "$owner" "$start"; then
             continue # still running
         fi
         sweep_log "leftovers of $(basename "$reg" .reg):"
@@ -245,9 +248,9 @@ reg_end() {
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     set -u
-    [ $# -ge 1 ] || { echo "usage: sweep.sh RUN_DIR [--strict]" >&2; exit 2; }
+    [ $# -ge 1 ] || { echo "usage: sweep.sh RUN_DIR [--strict|--all]" >&2; exit 2; }
     mkdir -p "$1"
-    sweep_dir "$1"
+    sweep_dir "$1" "$([ "${2:-}" = --all ] && echo all)"
     rc=$?
     if [ "$SWEPT" -gt 0 ]; then
         sweep_log "$SWEPT leftover(s) of killed tests removed"

@@ -22,7 +22,7 @@ crash_once() { # crash_once LABEL
     FS_PID=
     check "$1: blocked cat ends" wait_for 2 eval '! kill -0 $cat 2>/dev/null'
     dt=$(($(now_ms) - t0))
-    wait $cat
+    reap $cat
     rc=$?
     check "$1: blocked cat ended within 2 s with an error (${dt} ms, rc $rc)" \
         test $dt -lt 2000 -a $rc -eq 1

@@ -42,11 +42,11 @@ check "readers agree" cmp -s "$T/cat1.out" "$T/cat2.out"
 
 # --- a late reader starts at byte 0
 check "a late reader replays from byte 0" \
-    eval '[ "$(head -c 9 "$S/data")" = "line one" ]'
+    eval '[ "$(timeout 5 head -c 9 "$S/data")" = "line one" ]'
 
 # --- head -c and a 1-byte reader (bash read) work on the live file
-check "head -c 4" eval '[ "$(head -c 4 "$S/data")" = "line" ]'
-IFS= read -r first <"$S/data"
+check "head -c 4" eval '[ "$(timeout 5 head -c 4 "$S/data")" = "line" ]'
+first=$(timeout 5 bash -c 'IFS= read -r l; printf %s "$l"' <"$S/data")
 check "bash read gets the first line" test "$first" = "line one"
 
 # --- closing the stream ends the blocked cats (EOF, exit 0)
@@ -56,9 +56,9 @@ check "cat 1 ends when the stream closes" \
     wait_for 2 eval '! kill -0 $CAT1 2>/dev/null'
 check "cat 2 ends when the stream closes" \
     wait_for 2 eval '! kill -0 $CAT2 2>/dev/null'
-wait $CAT1
+reap $CAT1
 check "cat 1 exited 0 (end of file)" test $? -eq 0
-wait $CAT2
+reap $CAT2
 check "cat 2 exited 0 (end of file)" test $? -eq 0
 check "cat 1 got every byte to the end" cmp "$T/cat1.out" "$T/expected"
 check "cat 2 got every byte to the end" cmp "$T/cat2.out" "$T/expected"
@@ -95,10 +95,9 @@ kill -INT $CAT
 check "SIGINT ends a blocked cat" wait_for 2 eval '! kill -0 $CAT 2>/dev/null'
 dt=$(($(now_ms) - t0))
 check "SIGINT ends a blocked cat within 500 ms (got ${dt} ms)" test $dt -lt 500
-wait $CAT
+reap $CAT
 check "SIGINT: cat died of the signal (rc $?)" test $? -eq 130
-check "no reader left in D state" \
-    eval '! ps -eo stat,comm | grep -q "^D.*cat"'
+check "no process of this test in D state" no_d_state
 
 # --- rmdir closes; a blocked reader gets EOF
 cat "$S/data" >"$T/rmdir.out" 4>&- &
@@ -109,26 +108,38 @@ check "rmdir streams/ID" rmdir "$S"
 check "rmdir: directory gone" test ! -e "$S"
 check "rmdir: blocked reader ends" \
     wait_for 2 eval '! kill -0 $CAT 2>/dev/null'
-wait $CAT
+reap $CAT
 check "rmdir: the reader got end of file (cat exited $?)" test $? -eq 0
 check "rmdir: the reader got the stream's bytes" \
     eval '[ "$(cat "$T/rmdir.out")" = "after the signal" ]'
 exec 4>&-
 
-# --- a stream that ends (file deleted) reads to its end, then EOF
+# --- a stream that ends (file deleted): a reader blocked at its end gets
+# end of file when it ends, and so does a reader that comes later
 G=$T/gone.log
 echo "bye" >"$G"
 new_stream 5 "tail_file host $G start=beginning" || exit 1
 S=$MP/streams/$ID
-need "the stream has the file's bytes" \
-    wait_for 2 eval '[ "$(head -c 3 "$S/data")" = "bye" ]'
-rm -f "$G"
 printf 'bye\n' >"$T/bye.expected"
-timeout 5 cat "$S/data" >"$T/bye.out"
-check "deleted file: cat reaches end of file (exit status $?, not killed)" \
+cat "$S/data" >"$T/bye.out" 5>&- &
+CAT=$!
+PIDS+=($CAT)
+need "the reader has the file's bytes and waits for more" \
+    wait_for 2 eval 'cmp -s "$T/bye.out" "$T/bye.expected" &&
+                     grep -q "^parked: 1" "$MP/ctl"'
+rm -f "$G"
+check "deleted file: the blocked cat ends" \
+    wait_for 5 eval '! kill -0 $CAT 2>/dev/null'
+reap $CAT
+check "deleted file: the blocked cat got end of file (exit status $?)" \
     test $? -eq 0
-check "deleted file: cat got exactly the file's bytes" \
+check "deleted file: it got exactly the file's bytes" \
     cmp "$T/bye.out" "$T/bye.expected"
 check "deleted file: state ended" \
     wait_for 2 grep -q "^state: ended" "$S/info"
+timeout 5 cat "$S/data" >"$T/bye.late"
+check "deleted file: a later cat reaches end of file (exit status $?, not killed)" \
+    test $? -eq 0
+check "deleted file: it got exactly the file's bytes" \
+    cmp "$T/bye.late" "$T/bye.expected"
 exec 5>&-

@@ -27,7 +27,7 @@ exec 3>&-
 check "owner closed: directory gone" wait_for 2 test ! -e "$S"
 check "owner closed: blocked reader ended" \
     wait_for 2 eval '! kill -0 $CAT 2>/dev/null'
-wait $CAT
+reap $CAT
 check "owner closed: the reader got end of file (cat exited $?)" test $? -eq 0
 
 # --- the owner process dies: same
@@ -81,7 +81,7 @@ PIDS+=($R)
 need "both reads parked" wait_for 2 eval 'grep -q "^parked: 2" "$MP/ctl"'
 check "SIGTERM: daemon exits 0" stop_fs
 check "SIGTERM: blocked cat ended" wait_for 2 eval '! kill -0 $CAT 2>/dev/null'
-wait $CAT
+reap $CAT
 check "SIGTERM: blocked cat got end of file (exit status $?)" test $? -eq 0
 check "SIGTERM: cat got the stream's bytes, nothing more" \
     test "$(cat "$T/cat.out")" = "last words"

@@ -10,7 +10,7 @@ command -v setpriv >/dev/null || skip "needs setpriv (util-linux)"
 chmod 755 "$T"
 start_fs -o allow_other
 NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
-as_nobody() { "${NOBODY[@]}" bash -c "$1" 2>&1; }
+as_nobody() { timeout 20 "${NOBODY[@]}" bash -c "$1" 2>&1; } # bounded
 
 check "default_permissions is on" \
     grep -q " $MP .*default_permissions" /proc/mounts
@@ -23,7 +23,7 @@ chmod 644 "$F"
 new_stream 3 "tail_file host $F start=beginning" || exit 1
 ROOT_ID=$ID
 check "root's stream is not readable by others" \
-    eval 'as_nobody "cat $MP/streams/$ROOT_ID/data" | grep -q "Permission denied"'
+    eval 'as_nobody "timeout 5 cat $MP/streams/$ROOT_ID/data" | grep -q "Permission denied"'
 check "nor controllable" \
     eval 'as_nobody "echo close > $MP/streams/$ROOT_ID/ctl" | grep -q "Permission denied"'
 check "nor removable" \

@@ -50,8 +50,8 @@ need "poll() client asleep in poll" wait_for 3 in_poll $P
 need "epoll client asleep in epoll_wait" wait_for 3 in_poll $E
 t_ns=$(date +%s%N)
 echo "wake up" >>"$F"
-wait $P
-wait $E
+reap $P 15
+reap $E 15
 check "poll() woke on data within 1 s and read it (got: $(cat "$T/poll.out"))" \
     woke "$T/poll.out" "$t_ns" 8
 check "epoll woke on data within 1 s and read it (got: $(cat "$T/epoll.out"))" \
@@ -84,8 +84,8 @@ PIDS+=($E)
 need "ctl epoll client asleep in epoll_wait" wait_for 3 in_poll $E
 t_ns=$(date +%s%N)
 echo "ready" >>"$F"
-wait $P
-wait $E
+reap $P 15
+reap $E 15
 check "ctl poll() woke when its reply was there: ok 0 (got: $(cat "$T/cpoll.out"))" \
     woke "$T/cpoll.out" "$t_ns" 5
 check "ctl epoll woke when its reply was there: ok 1 + newline (got: $(cat "$T/cepoll.out"))" \

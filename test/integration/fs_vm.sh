@@ -126,7 +126,7 @@ check "vm del: ok" test "$STATUS" = ok
 check "vm del: vms/vm1 gone" test ! -e "$MP/vms/vm1"
 check "vm del: its stream is gone" test ! -e "$S"
 check "vm del: its reader ended" wait_for 2 eval '! kill -0 $CAT 2>/dev/null'
-wait $CAT
+reap $CAT
 check "vm del: its reader got end of file (cat exited $?)" test $? -eq 0
 check "vm del: its reader got the bytes" \
     test "$(cat "$T/vm1.out")" = "from vm1"

@@ -152,13 +152,42 @@ start_fs() {
     fi
 }
 
+# stop_fs: SIGTERM the daemon; its exit status (1 and a recorded failure
+# if it is still running 10 s later: it is then killed).
 stop_fs() {
     kill -TERM "$FS_PID"
-    wait_for 10 eval '! kill -0 $FS_PID 2>/dev/null'
-    wait "$FS_PID" 2>/dev/null
+    reap "$FS_PID" 10
     local rc=$?
     FS_PID=
     return $rc
+}
+
+# no_d_state: no process of this test (its session) sleeps
+# uninterruptibly (D), e.g. in a FUSE request nobody answers.
+no_d_state() {
+    local pid bad=()
+    sweep_members session "$$"
+    for pid in "${MEMBERS[@]}"; do
+        proc_stat "$pid" && [ "${STAT[0]}" = D ] && bad+=("$pid")
+    done
+    [ ${#bad[@]} -eq 0 ] && return 0
+    log "in D state: $(for p in "${bad[@]}"; do tr '\0' ' ' <"/proc/$p/cmdline"; echo; done)"
+    return 1
+}
+
+# reap PID [SECONDS]: the exit status of the background job PID, which
+# must end within SECONDS (default 5). If it does not, a failure is
+# recorded, it is killed, and the status is 255: a `wait` of its own
+# would hang the test until the ctest timeout.
+reap() {
+    local pid=$1 secs=${2:-5}
+    if ! wait_for "$secs" eval "! kill -0 $pid 2>/dev/null"; then
+        fail "process $pid did not end within $secs s"
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        return 255
+    fi
+    wait "$pid"
 }
 
 # ctl_reply FD: read one whole reply on FD, which must be followed by the
