@@ -9,9 +9,10 @@
 # (test/sweep.sh, docs/testing.md).
 #
 # The helpers cannot pass by accident: every wait has a deadline, and a
-# helper that fails (ctl_cmd, new_stream, read_eof, need) records the
-# failure itself, so a caller that ignores the return value still fails
-# the test. Helpers return 1 as well, for callers that must stop.
+# helper that fails (ctl_cmd, ctl_reply, new_stream, read_eof, read_line,
+# reap, need) records the failure itself, so a caller that ignores the
+# return value still fails the test. They return non-zero as well, for
+# callers that must stop. wait_for is a predicate: check or need it.
 #
 # Skips are honest: `skip REASON` exits 77 (ctest's SKIP_RETURN_CODE), or
 # fails when PROVIUM_REQUIRE_ALL=1 (CI: nothing may be skipped there).
@@ -73,10 +74,8 @@ skip() {
         exit 1
     fi
     log "SKIP: $*"
-    SKIPPED=1
     exit 77
 }
-SKIPPED=
 
 now_ms() { date +%s%3N; }
 

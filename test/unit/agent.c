@@ -592,6 +592,11 @@ Test(agent, slow_host_bounds_the_agent)
     long base = rss_kib(agent), peak = base;
     cr_assert_gt(base, 0);
     uint64_t id = exec_ok(argv, env, NULL);
+    /* All of its output is in the agent's spool before any stream opens,
+     * so that each open could take its whole credit at once. */
+    struct sync_reply w = {0};
+    sync_wait(&w, agent_client_wait(H_c, id, sync_done, &w, NULL));
+    cr_assert_eq(w.err, 0, "%s", w.msg);
     static struct coll c[SLOW_CHANNELS];
     struct agent_open req = {
             .type = PROTO_OPEN_PROC, .id = id, .which = PROTO_STDOUT};
