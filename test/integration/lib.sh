@@ -17,8 +17,12 @@
 # Skips are honest: `skip REASON` exits 77 (ctest's SKIP_RETURN_CODE), or
 # fails when PROVIUM_REQUIRE_ALL=1 (CI: nothing may be skipped there).
 #
+# Source it first thing: to get a session of its own the script is
+# re-executed (same pid) under setsid(1), so whatever runs before the
+# `. lib.sh` line runs twice.
+#
 # Environment (set by ctest): PROVIUM_BUILD_DIR, PROVIUM_SOURCE_DIR,
-# PROVIUM_RUN_DIR; optional PROVIUM_REQUIRE_ALL.
+# PROVIUM_RUN_DIR; optional PROVIUM_REQUIRE_ALL, CTL_TIMEOUT.
 
 set -u
 BUILD=${PROVIUM_BUILD_DIR:?PROVIUM_BUILD_DIR not set}
