@@ -18,7 +18,7 @@
 #   NAME...  only these mutants
 #
 # Needs what the guarded tests need (root, /dev/fuse; docs/testing.md).
-# Takes about 4 minutes on 2 CPUs (the 30 s slot reclaim dominates); not
+# Takes about 5 minutes on 2 CPUs (the 30 s slot reclaim dominates); not
 # run by CI: run it before a release and after changing a test.
 set -uo pipefail
 
