@@ -229,8 +229,8 @@ for n in "${NAMES[@]}"; do
             cp "$S/orig" "$f"
             continue
         fi
-        "$S/fuzz/test/$target" -runs=0 "$S/src/test/fuzz/corpus/${check#fuzz:}" \
-            >"$S/$n.log" 2>&1
+        "$S/fuzz/test/$target" -runs=0 -artifact_prefix="$S/$n." \
+            "$S/src/test/fuzz/corpus/${check#fuzz:}" >"$S/$n.log" 2>&1
         rc=$?
     else
         if ! cmake --build "$S/build" -j "$jobs" >"$S/$n.build.log" 2>&1; then
