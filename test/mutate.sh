@@ -183,15 +183,18 @@ if [ -n "$FUZZ" ]; then
         -DCMAKE_C_COMPILER=clang >/dev/null || exit 1
 fi
 
+selected() { [ ${#ONLY[@]} -eq 0 ] || [[ " ${ONLY[*]} " == *" $1 "* ]]; }
+
 # Every guarded test passes unmutated: otherwise a kill proves nothing.
 checks=()
 for n in "${NAMES[@]}"; do
-    [[ "${M_CHECK[$n]}" == fuzz:* ]] || checks+=("${M_CHECK[$n]}")
+    selected "$n" && [[ "${M_CHECK[$n]}" != fuzz:* ]] &&
+        checks+=("${M_CHECK[$n]}")
 done
 all=$(printf '%s|' "${checks[@]}")
 all=${all%|}
 log "baseline: the guarded tests pass on the unmutated tree"
-if ! PROVIUM_REQUIRE_ALL=0 in_scratch "$S/build" ctest -R "$all" \
+if [ -n "$all" ] && ! PROVIUM_REQUIRE_ALL=0 in_scratch "$S/build" ctest -R "$all" \
     --output-on-failure >"$S/baseline.log" 2>&1; then
     log "baseline failed (see $S/baseline.log): fix the suite first"
     KEEP=1
@@ -201,9 +204,7 @@ fi
 # ---- one mutant at a time ----------------------------------------------
 killed=() survived=() stale=() skipped=()
 for n in "${NAMES[@]}"; do
-    if [ ${#ONLY[@]} -gt 0 ] && [[ " ${ONLY[*]} " != *" $n "* ]]; then
-        continue
-    fi
+    selected "$n" || continue
     check=${M_CHECK[$n]}
     if [[ "$check" == fuzz:* ]] && [ -z "$FUZZ" ]; then
         skipped+=("$n")
