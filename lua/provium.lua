@@ -552,6 +552,13 @@ function Proc:wait(t)
       '(e.g. "100ms").', 2)
   end
   local st, payload = vm_call(self._vm, "wait", self._id, duration(t))
+  if st == "timeout" then
+    -- As Provium: a wait that times out kills the whole process group
+    -- (the process leads its own group), so nothing a test started
+    -- outlives the wait. The group may be gone already: ignore that.
+    vm_call(self._vm, "kill", self._id, "KILL")
+    error("proc:wait: " .. payload .. "; the process group was killed", 2)
+  end
   if st ~= "ok" then error("proc:wait: " .. payload, 2) end
   local how, n = payload:match("^(%a+) (%-?%d+)")
   self._status = { code = how == "exit" and tonumber(n) or nil,
@@ -602,7 +609,15 @@ function VM:run(cmd, opts)
   opts.timeout = nil
   local p = self:run_async(cmd, opts)
   local out, err = p:stdout_stream(), p:stderr_stream()
-  local st = p:wait(timeout or "60s")
+  local ok, st = pcall(p.wait, p, timeout or "60s")
+  if not ok then
+    -- Timed out (the group is killed by wait) or failed: nothing this
+    -- call opened stays open, and the error names the timeout.
+    out:close()
+    err:close()
+    local msg = tostring(st):gsub("^proc:wait: wait ", ""):gsub("^proc:wait: ", "")
+    error("vm:run: " .. msg, 2)
+  end
   return { code = st.code, signal = st.signal,
            stdout = collect(out), stderr = collect(err) }
 end
