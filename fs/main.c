@@ -67,7 +67,10 @@ static const char usage[] =
         "$PROVIUM_AGENT,\n"
         "                         the build tree's, then the installed "
         "one:\n"
-        "                         " PROVIUM_AGENT_INSTALLED ")\n"
+        "                         " PROVIUM_AGENT_FROM_BINDIR " from this "
+        "binary's\n"
+        "                         directory, then " PROVIUM_AGENT_INSTALLED
+        ")\n"
         "  --vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...\n"
         "                         register a VM at start (repeatable)\n"
         "  -h, --help             this text\n"
@@ -273,8 +276,8 @@ parse_options(int argc, char **argv, struct fs_options *o,
             o->spool_dir = xstrdup(v);
         } else if ((v = opt_value(argc, argv, &i, "--history-limit"))) {
             if ((rc = parse_size(v, &o->history_limit)) == -ERANGE)
-                die("--history-limit `%s`: too large (at most 16383P, "
-                    "which is 2^64-1 bytes; 0 = no limit)",
+                die("--history-limit `%s`: too large (at most 16777215T, "
+                    "what 64 bits hold; 0 = no limit)",
                     v);
             if (rc < 0)
                 die("--history-limit `%s`: not a size (a number of bytes "

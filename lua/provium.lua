@@ -121,6 +121,7 @@ local function seconds(v)
   end
   return n * scale
 end
+M._seconds = seconds
 
 -- ---------------------------------------------------------------------
 -- Talking to the mount
@@ -378,7 +379,7 @@ function Stream:eof()
 end
 
 --- Close the stream (idempotent); also run by `<close>` variables and the
---- garbage collector.
+--- garbage collector (which only lets go of a `keep` stream).
 function Stream:close()
   if self._closed then return end
   self._closed = true
@@ -387,7 +388,14 @@ function Stream:close()
   self._fd:close()
 end
 Stream.__close = Stream.close
-Stream.__gc = Stream.close
+function Stream:__gc()
+  if self._keep and not self._closed then
+    self._closed = true
+    self._fd:close() -- the stream outlives this process: that is `keep`
+    return
+  end
+  self:close()
+end
 
 --- Where the stream was opened: the first test-file frame on the stack.
 ---@return provium.Site|nil
@@ -461,8 +469,8 @@ local function open_stream(words, opts)
   local kind = info.kind or words[1]
   local s = setmetatable({ _fd = fd, _id = id, _kind = kind,
     _detail = info.detail or "", _site = site, _noun = nouns[kind] or "stream",
-    _test = opts.test or current_test }, Stream)
-  if scope then scope[s] = true end
+    _test = opts.test or current_test, _keep = opts.keep == true }, Stream)
+  if scope and not s._keep then scope[s] = true end
   return s
 end
 
