@@ -462,7 +462,10 @@ local function open_stream(words, opts)
   end
   local st, payload = call(fd, table.concat(line, " ") .. "\n")
   if st ~= "ok" then
+    -- The slot stays unopened for another try; we will not make one, so
+    -- give it back now rather than leave it listed for 30 s.
     fd:close()
+    os.remove(path("streams", id))
     error(payload, 0)
   end
   local info = keyvals(read_file(path("streams", id, "info")))
