@@ -478,7 +478,7 @@ local function open_stream(words, opts)
 end
 
 ---@class provium.OpenOptions
----@field keep? boolean the stream outlives this process (until `close`, `rmdir`, `vm del` or unmount)
+---@field keep? boolean outlive this process (until `close`, `rmdir`, `vm del` or unmount)
 ---@field site? string `FILE:LINE` instead of the caller's test frame
 ---@field test? string the test name instead of the current one
 ---@field [string] string|number|boolean any other open option, e.g. `start`, `kind`, `snaplen`
@@ -666,7 +666,9 @@ local function start_option(start)
 end
 
 ---@class provium.TailOptions
----@field start? "end"|"beginning"|"start"|integer `end` (default): only appended bytes; N: from that offset; -N: N bytes before the end
+---`end` (default): only bytes appended after the open; `beginning`/`start`:
+---from byte 0; N: from that offset; -N: N bytes before the current end.
+---@field start? "end"|"beginning"|"start"|integer
 
 --- Follow a file in the VM (like `tail -F`).
 ---@param p string path in the VM
