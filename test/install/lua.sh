@@ -10,7 +10,7 @@ cd "$SRC" || exit 1
 # ---- luacheck ----------------------------------------------------------
 check "luacheck: library, runner, CLI, spec clean" \
     luacheck --no-color --codes lua/provium.lua lua/provium-test contrib/provium \
-    test/install/provium_spec.lua
+    test/install/provium_spec.lua test/install/library.test.lua
 
 # ---- annotations: a ---@ block right above every public function ---------
 missing=$(awk '
@@ -85,6 +85,14 @@ check "prove: the two failing points are named" eval \
     'grep -q "Failed tests:  1-2" "$T/prove2.out" && grep -q "Result: FAIL" "$T/prove2.out"'
 check "prove: no parse errors (the TAP is well formed)" eval '! grep -qi "parse error" "$T/prove2.out"'
 rm "$T/tests/fail.test.lua"
+
+# ---- the library's own checks, through provium-test and prove --------------------
+cp "$SRC/test/install/library.test.lua" "$T/tests/"
+prove --ext .test.lua -e "$SRC/lua/provium-test" "$T/tests/library.test.lua" >"$T/prove3.out" 2>&1
+rc=$?
+check "library.test.lua under prove (rc $rc)" test $rc = 0
+[ $rc = 0 ] || { PROVIUM_MOUNT=$MP lua5.4 "$SRC/lua/provium-test" "$T/tests/library.test.lua" >&2; }
+check "library.test.lua: 5 tests" grep -q "Files=1, Tests=5" "$T/prove3.out"
 
 # ---- busted ------------------------------------------------------------------------
 if command -v busted >/dev/null; then
