@@ -339,15 +339,16 @@ check_spool_dir(struct fs_options *o)
     char *abs;
     int rc;
 
+    /* Kept in o at once: die() leaves nothing unreachable for LSan. */
     abs = absolute("--spool-dir", o->spool_dir);
-    if (stat(abs, &st) < 0 || !S_ISDIR(st.st_mode))
-        die("--spool-dir %s: not a directory", o->spool_dir);
-    if ((rc = spool_new(abs, &sp)) < 0)
-        die("--spool-dir %s: cannot create a stream history there: %s",
-            o->spool_dir, strerror(-rc));
-    spool_free(sp);
     free(o->spool_dir);
     o->spool_dir = abs;
+    if (stat(abs, &st) < 0 || !S_ISDIR(st.st_mode))
+        die("--spool-dir %s: not a directory", abs);
+    if ((rc = spool_new(abs, &sp)) < 0)
+        die("--spool-dir %s: cannot create a stream history there: %s", abs,
+            strerror(-rc));
+    spool_free(sp);
 }
 
 /* The agent for the host VM when --agent is not given, first that
