@@ -139,6 +139,22 @@ int duration_parse(struct word w, uint64_t *usec, char *err);
 void duration_format(uint64_t usec, char *buf, size_t len);
 
 /* ------------------------------------------------------------------ */
+/* text.c - values from guests and users made safe to show in line-    */
+/* based text (info, streams, status files): control characters,       */
+/* backslash and malformed UTF-8 as \xHH, so no value can forge a line. */
+/* ------------------------------------------------------------------ */
+
+/* Escape len bytes of src into dst (cap bytes, NUL included); stops
+ * before an escape or character that would not fit. Returns the length
+ * written. The output is at most 4 * len bytes. */
+size_t text_escape(char *dst, size_t cap, const void *src, size_t len);
+/* Append the escaped C string s (NULL: nothing) at strnlen(buf, len);
+ * returns the new length. */
+size_t text_append(char *buf, size_t len, const char *s);
+/* Append the line "key: <escaped value>\n"; returns the new length. */
+size_t text_keyval(char *buf, size_t len, const char *key, const char *value);
+
+/* ------------------------------------------------------------------ */
 /* spool.c - append-only history of one stream in an unlinked file,   */
 /* with the frame boundaries kept in a second unlinked file. Memory    */
 /* is bounded: a small write-behind buffer for the index.              */
