@@ -243,8 +243,14 @@ request_done(void *arg, const struct agent_reply *rp)
     e->ch = NULL;
     reactor_timer_stop(vm->fs->r, &e->timer);
     if (rp->err < 0) {
-        reply_new_fmt(REPLY_ERROR, &r, "%s: %s", cmd_names[e->kind],
-                      rp->msg && *rp->msg ? rp->msg : strerror(-rp->err));
+        const char *msg = rp->msg && *rp->msg ? rp->msg : strerror(-rp->err);
+        size_t n = strlen(cmd_names[e->kind]);
+        /* One "exec: " prefix: an agent that already names the request
+         * (older agents did) is not prefixed a second time. */
+        bool named = strncmp(msg, cmd_names[e->kind], n) == 0 &&
+                     msg[n] == ':' && msg[n + 1] == ' ';
+        reply_new_fmt(REPLY_ERROR, &r, "%s%s%s", named ? "" : cmd_names[e->kind],
+                      named ? "" : ": ", msg);
         ctl_done(e, r);
         return;
     }

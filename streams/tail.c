@@ -76,7 +76,13 @@ tail_end(void *arg, int err, unsigned reason, const char *msg)
 
     t->ch = NULL;
     if (err == 0) {
-        stream_end(t->s, 0, NULL);
+        /* A clean end still says why when there is a why: the reason
+         * code, not the guest's text, names a deletion; an end of file
+         * with a message ("handle closed") passes the message on. */
+        stream_end(t->s, 0,
+                   reason == PROTO_END_DELETED ? "file deleted"
+                   : reason == PROTO_END_CLOSED ? "closed by the agent"
+                                                : msg);
         return;
     }
     snprintf(buf, sizeof(buf), "%s %s: %s", t->kind, t->detail,
