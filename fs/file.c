@@ -306,8 +306,17 @@ file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
            off_t off, struct fuse_file_info *fi)
 {
     struct handle *h = fh(fi);
+    struct ctl *c = h->sctl   ? sctl_ctl(h->sctl)
+                    : h->vctl ? vctl_ctl(h->vctl)
+                    : h->gctl ? gctl_ctl(h->gctl)
+                              : NULL;
     int rc = -EBADF;
 
+    /* Every command queues a reply: none beyond the cap (SPEC §6.3). */
+    if (c && (rc = ctl_admit(c)) < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
     if (h->sctl)
         rc = sctl_write(h->sctl, req, buf, size);
     else if (h->vctl)
@@ -317,8 +326,17 @@ file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
     else if (h->node == N_VM_CONSOLE) {
         rc = -ENODEV;
 #if PROVIUM_HAVE_CONSOLE
-        if (h->vm->console && !h->vm->gone)
+        /* What was queued, not what was asked (SPEC §6.3): the file is
+         * direct_io, so the kernel hands a short count to write(2) as
+         * it is (fuse_direct_io stops at the first short reply) and the
+         * writer's own loop retries the rest; EAGAIN when nothing fit. */
+        if (h->vm->console && !h->vm->gone) {
             rc = console_write(h->vm->console, buf, size);
+            if (rc >= 0) {
+                fuse_reply_write(req, (size_t)rc);
+                return;
+            }
+        }
 #endif
     }
     if (rc < 0)

@@ -29,6 +29,8 @@
 #define FS_AGENT_WAIT (10 * USEC_PER_SEC)   /* an open waits this long */
 #define FS_BUF_SIZE (1024 * 1024)           /* a FUSE READ is <= 1 MiB */
 #define FS_TEXT_MAX 65536                   /* a generated text file */
+#define FS_CTL_MAX_REPLIES 256 /* unread replies queued on one ctl open */
+#define FS_PARK_MAX 64         /* reads parked on one open file */
 
 struct handle;
 struct park;
@@ -106,11 +108,14 @@ int session_reply_stream_open(fuse_req_t req, uint64_t fh);
 /* The reads parked on one open file, oldest first. */
 struct park_queue {
     struct park *head, *tail;
+    unsigned n;
 };
 
 /* Park req (a READ of size bytes) at the tail of q. An interrupt answers
- * it EINTR and drops it from q without telling the owner. -ENOMEM: the
- * caller answers req. */
+ * it EINTR and drops it from q without telling the owner. -ENOMEM, or
+ * -EAGAIN when FS_PARK_MAX reads already wait on q (threads sharing one
+ * open cannot make the daemon hold requests without bound): the caller
+ * answers req. */
 int park_add(struct fs *fs, struct park_queue *q, fuse_req_t req, size_t size);
 static inline bool
 park_empty(const struct park_queue *q)
@@ -254,6 +259,7 @@ struct ctl_entry {
 struct ctl {
     struct fs *fs;
     struct ctl_entry *head, *tail;
+    unsigned n; /* entries queued: at most FS_CTL_MAX_REPLIES */
     uint64_t off;     /* into head's reply */
     bool eof_pending; /* a reply was read to its end: one read returns 0 */
     struct park_queue q;
@@ -265,6 +271,10 @@ struct ctl {
 void ctl_init(struct ctl *c, struct fs *fs, ctl_text_fn *text, void *arg);
 /* Cancel every running command, free every reply, answer parked reads. */
 void ctl_fini(struct ctl *c);
+/* May a command be written? 0, or -EAGAIN when the unread replies are
+ * at the cap (SPEC §6.3): the write that reaches it queues, as the last
+ * reply, an error saying so; later writes fail until replies are read. */
+int ctl_admit(struct ctl *c);
 /* A command was written: a new entry at the tail, running (NULL: ENOMEM). */
 struct ctl_entry *ctl_push(struct ctl *c);
 /* The command of e completed with rp (owned by the ctl from now on; NULL

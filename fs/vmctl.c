@@ -506,9 +506,24 @@ vctl_start(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
             break;
 #if PROVIUM_HAVE_CONSOLE
         if (vc->vm->console) {
+            struct console *con = vc->vm->console;
             struct reply *rp = NULL;
-            rc = console_write(vc->vm->console, w1.p, w1.len);
-            if (rc < 0)
+            size_t room = console_write_room(con);
+            /* All or nothing (SPEC §6.3): a command is never cut short
+             * in silence; the caller learns why and may retry. */
+            if (w1.len > CONSOLE_WRITE_QUEUE)
+                reply_new_fmt(REPLY_ERROR, &rp,
+                              "console_write: %s: %zu bytes never fit the "
+                              "console's write queue of %d bytes; split them",
+                              strerror(EMSGSIZE), w1.len, CONSOLE_WRITE_QUEUE);
+            else if (w1.len > room && console_write(con, "", 0) == 0)
+                reply_new_fmt(REPLY_ERROR, &rp,
+                              "console_write: %s: the console's write queue "
+                              "(%d bytes) holds %zu bytes the guest has not "
+                              "taken yet; %zu more do not fit, try again",
+                              strerror(EAGAIN), CONSOLE_WRITE_QUEUE,
+                              CONSOLE_WRITE_QUEUE - room, w1.len);
+            else if ((rc = console_write(con, w1.p, w1.len)) < 0)
                 reply_new_fmt(REPLY_ERROR, &rp, "console_write: %s",
                               strerror(-rc));
             else

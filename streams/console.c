@@ -49,7 +49,6 @@
 #include "streams.h"
 
 #define CONSOLE_CHUNK (64 * 1024)       /* one read, one frame (SPEC §6.2) */
-#define CONSOLE_WRITE_QUEUE (64 * 1024) /* bytes queued for the guest */
 #define BACKOFF_MIN (10 * USEC_PER_MSEC)
 #define BACKOFF_MAX (500 * USEC_PER_MSEC)
 
@@ -430,6 +429,14 @@ console_write(struct console *c, const void *buf, size_t len)
             return -ENOTCONN; /* and the watch failed: session over */
     }
     return (int)len;
+}
+
+size_t
+console_write_room(const struct console *c)
+{
+    if (c->state != CONSOLE_CONNECTED)
+        return 0;
+    return CONSOLE_WRITE_QUEUE - (c->wtail - c->whead);
 }
 
 uint64_t

@@ -410,11 +410,15 @@ int console_new(struct reactor *r, const char *path, const char *spool_dir,
                 struct console **out);
 /* Ends every console stream of this console ("console EOF"). */
 void console_free(struct console *c);
+#define CONSOLE_WRITE_QUEUE (64 * 1024) /* bytes queued for the guest */
 /* Send bytes to the guest console (console_write, writes to the
  * vms/<name>/console file). Never blocks: like write(2) it returns the
  * number of bytes queued, short when the bounded queue is nearly full,
  * -EAGAIN when it is full, -ENOTCONN while disconnected. */
 int console_write(struct console *c, const void *buf, size_t len);
+/* Bytes console_write would take now in full (0 while disconnected): an
+ * all-or-nothing writer checks this first. */
+size_t console_write_room(const struct console *c);
 /* The whole console history across sessions (vms/<name>/console). */
 uint64_t console_size(const struct console *c);
 ssize_t console_pread(struct console *c, void *buf, size_t len, uint64_t off);
