@@ -83,7 +83,7 @@ writable(enum node n)
 /* Generate a text node into h. */
 static int
 gen_text(struct fs *fs, struct handle *h, struct ino n, struct slot *sl,
-         struct vm *vm, struct proc *p)
+         struct vm *vm, struct proc *p, uid_t uid)
 {
     const char *src;
     size_t len;
@@ -99,15 +99,17 @@ gen_text(struct fs *fs, struct handle *h, struct ino n, struct slot *sl,
         h->len = vm_info(vm, h->text, FS_TEXT_MAX);
         break;
     case N_VM_STREAMS:
-        h->len = vm_streams(vm, h->text, FS_TEXT_MAX);
+        h->len = vm_streams(vm, uid, h->text, FS_TEXT_MAX);
         break;
     case N_S_INFO:
         h->len = slot_info(sl, h->text, FS_TEXT_MAX);
         break;
     case N_S_SITE:
-        h->len = sl->site ? (size_t)snprintf(h->text, FS_TEXT_MAX, "%s\n",
-                                             sl->site)
-                          : 0;
+        h->len = 0;
+        if (sl->site) {
+            text_append(h->text, FS_TEXT_MAX, sl->site);
+            h->len = fs_appendf(h->text, FS_TEXT_MAX, "\n");
+        }
         break;
     case N_PROC_STATUS:
         h->len = vm_proc_status(p, h->text, FS_TEXT_MAX);
@@ -128,12 +130,10 @@ gen_text(struct fs *fs, struct handle *h, struct ino n, struct slot *sl,
 static int
 clone_open(fuse_req_t req, struct fs *fs, struct handle *h)
 {
-    const struct fuse_ctx *ctx = fuse_req_ctx(req);
     struct slot *sl;
     int rc;
 
-    rc = slot_new(fs, fs->opt->allow_other ? ctx->uid : fs->uid,
-                  fs->opt->allow_other ? ctx->gid : fs->gid, &sl);
+    rc = slot_new(fs, access_new_uid(fs, req), access_new_gid(fs, req), &sl);
     if (rc < 0)
         return rc;
     if (!(h->text = malloc(32)))
@@ -152,6 +152,8 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct vm *vm = NULL;
     struct proc *p = NULL;
     struct stat st;
+    uid_t uid = access_uid(req);
+    char why[256];
     bool live = false;
     int rc;
 
@@ -165,13 +167,25 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         rc = -EACCES;
         goto fail;
     }
+    /* The kernel checked the modes access_attr() gave; the owners a
+     * mode cannot name are checked here (access.c). */
     if (n.node >= N_VM && n.node <= N_PROC_STDERR)
         vm = vm_by_id(fs, n.a);
-    if (n.node >= N_PROC && n.node <= N_PROC_STDERR)
+    if (n.node >= N_PROC && n.node <= N_PROC_STDERR) {
         p = vm_proc(vm, n.b);
+        if (access_proc(vm, p, uid, why, sizeof(why)) < 0) {
+            rc = -EACCES;
+            goto fail;
+        }
+    }
+    if ((n.node == N_VM_CTL || n.node == N_VM_CONSOLE) &&
+        access_vm(vm, uid, why, sizeof(why)) < 0) {
+        rc = -EACCES;
+        goto fail;
+    }
     if (n.node >= N_S && n.node <= N_S_INFO) {
         sl = slot_find(fs, n.b);
-        if (!slot_allowed(sl, req)) {
+        if (!access_slot(sl, uid)) {
             rc = -EACCES;
             goto fail;
         }
@@ -220,7 +234,7 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         vm->refs++;
         break;
     default:
-        rc = gen_text(fs, h, n, sl, vm, p);
+        rc = gen_text(fs, h, n, sl, vm, p, uid);
         break;
     }
     if (rc < 0)

@@ -454,15 +454,17 @@ console_pread(struct console *c, void *buf, size_t len, uint64_t off)
 void
 console_info(const struct console *c, char *buf, size_t len)
 {
-    size_t n = strnlen(buf, len);
+    size_t n;
 
-    if (n >= len)
+    /* The path and the error (which names it) are escaped (text.c). */
+    n = text_keyval(buf, len, "console", c->path);
+    if (n + 1 >= len)
         return;
     n += (size_t)snprintf(
             buf + n, len - n,
-            "console: %s\nconsole_state: %s\nconsole_bytes: %" PRIu64
+            "console_state: %s\nconsole_bytes: %" PRIu64
             "\nconsole_sessions: %" PRIu64 "\nconsole_streams: %u\n",
-            c->path, state_name(c->state), spool_size(c->hist), c->sessions,
+            state_name(c->state), spool_size(c->hist), c->sessions,
             c->nstreams);
     if (n < len && (c->dropped_writes || c->history_errors))
         n += (size_t)snprintf(buf + n, len - n,
@@ -470,7 +472,7 @@ console_info(const struct console *c, char *buf, size_t len)
                               "\nconsole_history_errors: %" PRIu64 "\n",
                               c->dropped_writes, c->history_errors);
     if (n < len && c->error[0])
-        snprintf(buf + n, len - n, "console_error: %s\n", c->error);
+        text_keyval(buf, len, "console_error", c->error);
 }
 
 unsigned

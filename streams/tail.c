@@ -259,16 +259,21 @@ static void
 tail_info(void *state, char *buf, size_t len)
 {
     struct tail *t = state;
-    size_t n = strnlen(buf, len);
-    if (n >= len)
+    char source[sizeof(t->kind) + sizeof(t->detail)];
+    size_t n;
+
+    /* The path and the agent's note are escaped (text.c). */
+    snprintf(source, sizeof(source), "%s %s", t->kind, t->detail);
+    n = text_keyval(buf, len, "source", source);
+    if (n + 1 >= len)
         return;
     n += (size_t)snprintf(buf + n, len - n,
-                          "source: %s %s\nagent_channel: %u\nstart: %" PRIu64
+                          "agent_channel: %u\nstart: %" PRIu64
                           "\ntruncations: %u\nrotations: %u\n",
-                          t->kind, t->detail, t->ch ? agent_chan_id(t->ch) : 0,
-                          t->start, t->truncations, t->rotations);
+                          t->ch ? agent_chan_id(t->ch) : 0, t->start,
+                          t->truncations, t->rotations);
     if (n < len && t->last_note[0])
-        snprintf(buf + n, len - n, "last_event: %s\n", t->last_note);
+        text_keyval(buf, len, "last_event", t->last_note);
 }
 
 const struct engine_ops tail_engine = {
