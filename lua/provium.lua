@@ -680,7 +680,7 @@ end
 function Iface:active_captures()
   local text = read_file(path("ctl")) or ""
   for name, n in text:gmatch("capture:%s*(%S+)%s+(%d+)") do
-    if name == self._name then return tonumber(n) end
+    if unescape(name) == self._name then return tonumber(n) end
   end
   return 0
 end
