@@ -111,3 +111,85 @@ start_console_peer() { # start_console_peer SOCKETPATH
     wait_for 5 test -S "$1"
 }
 release_peer() { : >"$T/drain"; }
+
+# A relay between the daemon and an agent: listens on $1, connects each
+# client to the agent socket $2. Killing it breaks the host's connection
+# while the agent lives on (the agent then accepts the next host).
+start_relay() { # start_relay LISTENPATH AGENTPATH
+    perl -MIO::Socket::UNIX -MIO::Select -e '
+        my ($path, $target) = @ARGV;
+        unlink $path;
+        my $srv = IO::Socket::UNIX->new(Local => $path, Listen => 1)
+            or die "listen: $!\n";
+        while (my $c = $srv->accept) {
+            my $t = IO::Socket::UNIX->new(Peer => $target) or die "$!\n";
+            my $sel = IO::Select->new($c, $t);
+            LOOP: while (1) {
+                for my $fh ($sel->can_read) {
+                    my $n = sysread($fh, my $buf, 65536);
+                    last LOOP unless $n;
+                    my $to = $fh == $c ? $t : $c;
+                    for (my $o = 0; $o < $n;) {
+                        my $w = syswrite($to, $buf, $n - $o, $o);
+                        last LOOP unless $w;
+                        $o += $w;
+                    }
+                }
+            }
+            close $c;
+            close $t;
+        }' "$1" "$2" 2>>"$T/relay.err" &
+    PIDS+=($!)
+    RELAY_PID=$!
+    wait_for 5 test -S "$1"
+}
+
+# A fake agent speaking protocol version $PROTO_VERSION: its hello_ok
+# names the kernel $2 (any bytes: a hostile guest), exec gets the error
+# "exec: too many processes (max 1024)" (an agent that prefixes its own
+# messages), every other request an error "fake agent".
+PROTO_VERSION=2
+start_fake_agent() { # start_fake_agent SOCKETPATH KERNEL
+    perl -MIO::Socket::UNIX -e '
+        my ($path, $kernel, $version) = @ARGV;
+        unlink $path;
+        my $srv = IO::Socket::UNIX->new(Local => $path, Listen => 1)
+            or die "listen: $!\n";
+        sub rd {
+            my ($fh, $n) = @_;
+            my $b = "";
+            while (length($b) < $n) {
+                my $r = sysread($fh, $b, $n - length($b), length($b));
+                return undef unless $r;
+            }
+            return $b;
+        }
+        sub frame {
+            my ($fh, $type, $ch, $body) = @_;
+            syswrite($fh, pack("VCV", length($body), $type, $ch) . $body);
+        }
+        sub str { pack("v", length($_[0])) . $_[0] }
+        while (my $c = $srv->accept) {
+            while (defined(my $h = rd($c, 9))) {
+                my ($len, $type, $ch) = unpack("VCV", $h);
+                my $body = $len ? rd($c, $len) : "";
+                last unless defined $body;
+                if ($type == 1) {
+                    frame($c, 64, 0, pack("VV", 0x4d565250, $version)
+                        . str("Linux") . str($kernel) . str("fake")
+                        . pack("Q<", 7));
+                } elsif ($type == 7) {
+                    frame($c, 69, $ch, pack("V", 11)
+                        . str("exec: too many processes (max 1024)"));
+                } elsif ($type >= 8 && $type <= 17) {
+                    frame($c, 69, $ch, pack("V", 5) . str("fake agent"));
+                }
+            }
+        }' "$1" "$2" "$PROTO_VERSION" 2>>"$T/fake.err" &
+    PIDS+=($!)
+    FAKE_PID=$!
+    wait_for 5 test -S "$1"
+}
+
+# The host agent's pid (the daemon's provium-agent child).
+host_agent_pid() { pgrep -P "$FS_PID" -x provium-agent; }
