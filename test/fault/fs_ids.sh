@@ -13,7 +13,7 @@ echo first >"$T/a.txt"
 echo second >"$T/b.txt"
 
 # --- the host agent is killed and respawned: a new agent session
-ctl_cmd 3 "exec -- sh -c 'echo \$\$ >$T/sleep.pid; exec sleep 1000'"
+ctl_cmd 3 "exec -- sh -c \"echo \$\$ >$T/sleep.pid; exec sleep 1000\""
 P1=$PAYLOAD
 check "exec: proc 1 ($STATUS $P1)" test "$STATUS $P1" = "ok 1"
 wait_for 5 test -s "$T/sleep.pid" && FS_CLEANUPS+=("kill -9 $(cat "$T/sleep.pid") 2>/dev/null")

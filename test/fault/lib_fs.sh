@@ -193,3 +193,26 @@ start_fake_agent() { # start_fake_agent SOCKETPATH KERNEL
 
 # The host agent's pid (the daemon's provium-agent child).
 host_agent_pid() { pgrep -P "$FS_PID" -x provium-agent; }
+
+# as_open USER OPEN-COMMAND: USER clones a slot and writes the open
+# command; prints "<status>: <payload>".
+as_open() {
+    runuser -u "$1" -- bash -c '
+        id=$(cat "$0/clone") || exit 1
+        exec 3<>"$0/streams/$id/ctl" || exit 1
+        printf "%s\n" "$1" >&3
+        IFS= read -r l <&3 || exit 1
+        printf "%s: %s\n" "${l% *}" "$(head -c "${l##* }" <&3)"' \
+        "$MP" "$2" 2>&1
+}
+
+# as_vmctl USER VM COMMAND: USER writes COMMAND to vms/VM/ctl; prints
+# "<status>: <payload>", or the open's error.
+as_vmctl() {
+    runuser -u "$1" -- bash -c '
+        exec 3<>"$0/vms/$1/ctl" || exit 1
+        printf "%s\n" "$2" >&3
+        IFS= read -r l <&3 || exit 1
+        printf "%s: %s\n" "${l% *}" "$(head -c "${l##* }" <&3)"' \
+        "$MP" "$2" "$3" 2>&1
+}
