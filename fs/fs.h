@@ -32,6 +32,7 @@
 #define FS_CTL_MAX_REPLIES 256 /* unread replies queued on one ctl open */
 #define FS_PARK_MAX 64         /* reads parked on one open file */
 #define VM_MAX_USERS 64        /* users= of one VM */
+#define FS_MAX_UNOPENED 1024   /* clone slots per uid not opened yet */
 
 struct fhandle;
 struct handle;
@@ -343,7 +344,8 @@ struct slot {
     struct vm_wait wait;
 };
 
-/* Allocate a slot (clone); reclaimed in 30 s unless opened. */
+/* Allocate a slot (clone); reclaimed in 30 s unless opened. -EAGAIN when
+ * uid already has FS_MAX_UNOPENED slots waiting for an open command. */
 int slot_new(struct fs *fs, uid_t uid, gid_t gid, struct slot **out);
 struct slot *slot_find(struct fs *fs, uint64_t id);
 /* End the stream (if any), remove the slot: its directory is gone,

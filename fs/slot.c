@@ -57,11 +57,30 @@ bucket(struct fs *fs, uint64_t id)
     return &fs->slots[id % fs->nbuckets];
 }
 
+/* Slots of uid that wait for an open command. Counted only when there
+ * could be too many, so a clone costs a scan only under a flood. */
+static size_t
+unopened(struct fs *fs, uid_t uid)
+{
+    size_t b = 0, n = 0;
+
+    if (fs->nslots < FS_MAX_UNOPENED)
+        return 0;
+    for (struct slot *sl = slot_next(fs, &b, NULL); sl;
+         sl = slot_next(fs, &b, sl))
+        n += sl->state == SLOT_EMPTY && sl->uid == uid;
+    return n;
+}
+
 int
 slot_new(struct fs *fs, uid_t uid, gid_t gid, struct slot **out)
 {
     struct slot *sl;
 
+    /* `cat clone` in a loop would otherwise hold memory for 30 s per
+     * read, without bound (SPEC §6.3). */
+    if (unopened(fs, uid) >= FS_MAX_UNOPENED)
+        return -EAGAIN;
     if (!fs->slots) {
         if (!(fs->slots = calloc(SLOT_BUCKETS, sizeof(*fs->slots))))
             return -ENOMEM;

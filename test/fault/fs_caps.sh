@@ -141,3 +141,17 @@ sent=$((sent + 65536))
 check "and exactly that reaches the guest side ($sent bytes)" \
     wait_for 10 eval '[ "$(stat -c %s "$T/console.in")" = "$sent" ]'
 exec 6>&- 7>&-
+
+# --- clone slots nobody opens (reclaimed only after 30 s)
+counts=$(perl -e 'my ($mp, $n, $ok, $again) = (@ARGV, 0, 0);
+    for (1 .. $n) {
+        if (open(my $c, "<", "$mp/clone")) { $ok++; close $c }
+        elsif ($!{EAGAIN}) { $again++ }
+    }
+    print "$ok $again\n"' "$MP" 3000)
+ok_n=${counts% *}
+check "a clone flood stops at 1024 unopened slots per user ($counts)" \
+    eval '[ "${counts#* }" -gt 0 ] && [ "$ok_n" -le 1024 ]'
+out=$(cat "$MP/clone" 2>&1)
+check "the next clone says why ($out)" \
+    eval '[[ "$out" == *"Resource temporarily unavailable" ]]'
