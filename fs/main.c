@@ -44,7 +44,7 @@ static const char usage[] =
         "                         ../guest/provium-agent beside this binary, "
         "./provium-agent\n"
         "                         beside it, " INSTALLED_AGENT ")\n"
-        "  --vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...\n"
+        "  --vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...[,users=UID:UID]\n"
         "                         register a VM at start (repeatable)\n"
         "  -h, --help             this text\n"
         "  -V, --version          version\n";
