@@ -17,6 +17,7 @@ CAP=256  # FS_CTL_MAX_REPLIES
 PARK=64  # FS_PARK_MAX
 STORM=60000
 
+no_quarantine
 start_fs
 # Warm up: the first opens allocate what the daemon keeps for good.
 exec 3<>"$MP/vms/host/ctl"

@@ -7,6 +7,7 @@
 . "$(dirname "$0")/lib_fs.sh"
 
 N=1000
+no_quarantine
 start_fs
 : >"$T/f.log"
 echo hello >"$T/h.txt"
