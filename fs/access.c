@@ -97,8 +97,8 @@ access_vm(const struct vm *vm, uid_t uid, char *why, size_t why_len)
 
 /* The owner check shared by processes and handles. */
 static int
-owned(const struct vm *vm, uid_t owner, uid_t uid, const char *what,
-      char *why, size_t why_len)
+owned(const struct vm *vm, uid_t owner, uid_t uid, const char *what, char *why,
+      size_t why_len)
 {
     int rc = access_vm(vm, uid, why, why_len);
 

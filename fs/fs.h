@@ -265,7 +265,7 @@ struct ctl_entry {
 struct ctl {
     struct fs *fs;
     struct ctl_entry *head, *tail;
-    unsigned n; /* entries queued: at most FS_CTL_MAX_REPLIES */
+    unsigned n;       /* entries queued: at most FS_CTL_MAX_REPLIES */
     uint64_t off;     /* into head's reply */
     bool eof_pending; /* a reply was read to its end: one read returns 0 */
     struct park_queue q;
@@ -335,7 +335,7 @@ struct slot {
     pid_t owner_pid;
     uid_t uid; /* who cloned it: owns its files under allow_other */
     gid_t gid;
-    uid_t open_uid;   /* who wrote the open command (access.c) */
+    uid_t open_uid;    /* who wrote the open command (access.c) */
     char agent_id[24]; /* fd_stream/proc_*: the agent's id, as a word */
     time_t created;
     struct reactor_timer reclaim;
@@ -383,7 +383,7 @@ struct vm {
     char *console_path;
     char **nics;
     size_t nnics;
-    bool host; /* the built-in host VM: its agent runs as the daemon */
+    bool host;    /* the built-in host VM: its agent runs as the daemon */
     uid_t *users; /* its owners (access.c): users=, else who added it */
     size_t nusers;
     struct agent_client *agent;
@@ -393,8 +393,8 @@ struct vm {
     /* Ids on the mount (vmctl.c, SPEC §6.4): mount ids are given in
      * order per VM and never reused; each stands for an agent id of the
      * agent instance that was current when it was given. */
-    uint64_t instance;               /* the current agent's (0: none yet) */
-    uint64_t last_proc, last_handle; /* the last mount ids given */
+    uint64_t instance;                 /* the current agent's (0: none yet) */
+    uint64_t last_proc, last_handle;   /* the last mount ids given */
     uint64_t proc_floor, handle_floor; /* ids <= these: earlier sessions */
     struct fhandle *fhandles;          /* this session's open handles */
     unsigned handles;                  /* how many */
@@ -502,8 +502,8 @@ bool access_privileged(const struct fs *fs, uid_t uid);
  * may uid use vm (open streams on it, its ctl, its console)? */
 int access_vm(const struct vm *vm, uid_t uid, char *why, size_t why_len);
 /* May uid use process p / handle h (besides access_vm)? */
-int access_proc(const struct vm *vm, const struct proc *p, uid_t uid,
-                char *why, size_t why_len);
+int access_proc(const struct vm *vm, const struct proc *p, uid_t uid, char *why,
+                size_t why_len);
 int access_handle(const struct vm *vm, const struct fhandle *h, uid_t uid,
                   char *why, size_t why_len);
 /* May uid open sl's files or remove it? */

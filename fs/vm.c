@@ -293,8 +293,7 @@ bad:
 }
 
 int
-vm_add(struct fs *fs, const struct command *cmd, int argi, uid_t uid,
-       char *err)
+vm_add(struct fs *fs, const struct command *cmd, int argi, uid_t uid, char *err)
 {
     struct word name, v;
     struct vm *vm = NULL;
@@ -499,8 +498,8 @@ describe_for(struct slot *sl, uid_t uid, bool all, char *buf, size_t len)
 }
 
 static size_t
-streams_text(struct vm *vm, uid_t uid, bool all, const char *indent,
-             char *buf, size_t len)
+streams_text(struct vm *vm, uid_t uid, bool all, const char *indent, char *buf,
+             size_t len)
 {
     size_t b = 0;
 
@@ -519,8 +518,7 @@ size_t
 vm_streams(struct vm *vm, uid_t uid, char *buf, size_t len)
 {
     buf[0] = 0;
-    return streams_text(vm, uid, access_privileged(vm->fs, uid), "", buf,
-                        len);
+    return streams_text(vm, uid, access_privileged(vm->fs, uid), "", buf, len);
 }
 
 /* SPEC §7's snapshot refusal, or "" when the VM is quiescent. Only the

@@ -373,12 +373,11 @@ handle_forget(struct vm *vm, uint64_t n)
     }
 }
 
-static bool
-parse_u64(struct word w, const char *prefix, uint64_t *v);
+static bool parse_u64(struct word w, const char *prefix, uint64_t *v);
 
 int
-vm_resolve(struct vm *vm, bool proc, struct word w, uid_t uid,
-           const char *what, uint64_t *agent_id, uint64_t *n, char *err)
+vm_resolve(struct vm *vm, bool proc, struct word w, uid_t uid, const char *what,
+           uint64_t *agent_id, uint64_t *n, char *err)
 {
     const char *noun = proc ? "proc" : "file";
     uint64_t floor = proc ? vm->proc_floor : vm->handle_floor;
@@ -397,17 +396,16 @@ vm_resolve(struct vm *vm, bool proc, struct word w, uid_t uid,
         p = vm_proc(vm, *n);
     else
         h = handle_find(vm, *n, NULL);
-    if ((p && p->instance != vm->instance) ||
-        (!p && !h && *n <= floor)) {
+    if ((p && p->instance != vm->instance) || (!p && !h && *n <= floor)) {
         snprintf(err, COMMAND_ERR_LEN,
-                 "%s: %s#%" PRIu64 ": %s (from an earlier agent session)",
-                 what, noun, *n, strerror(ESTALE));
+                 "%s: %s#%" PRIu64 ": %s (from an earlier agent session)", what,
+                 noun, *n, strerror(ESTALE));
         return -ESTALE;
     }
     if (!p && !h) {
         rc = proc ? ESRCH : EBADF;
-        snprintf(err, COMMAND_ERR_LEN, "%s: %s#%" PRIu64 ": %s%s", what,
-                 noun, *n, strerror(rc),
+        snprintf(err, COMMAND_ERR_LEN, "%s: %s#%" PRIu64 ": %s%s", what, noun,
+                 *n, strerror(rc),
                  proc && *n <= vm->last_proc
                          ? " (forgotten: the oldest finished processes "
                            "are, beyond 256 per VM)"
@@ -459,16 +457,16 @@ request_done(void *arg, const struct agent_reply *rp)
          * (older agents did) is not prefixed a second time. */
         bool named = strncmp(msg, cmd_names[e->kind], n) == 0 &&
                      msg[n] == ':' && msg[n + 1] == ' ';
-        reply_new_fmt(REPLY_ERROR, &r, "%s%s%s", named ? "" : cmd_names[e->kind],
-                      named ? "" : ": ", msg);
+        reply_new_fmt(REPLY_ERROR, &r, "%s%s%s",
+                      named ? "" : cmd_names[e->kind], named ? "" : ": ", msg);
         ctl_done(e, r);
         return;
     }
     switch (e->kind) {
     case C_EXEC: {
-        uint64_t n = vm->gone ? 0
-                              : proc_add(vm, rp->value, e->uid, e->aux,
-                                         e->auxlen);
+        uint64_t n =
+                vm->gone ? 0
+                         : proc_add(vm, rp->value, e->uid, e->aux, e->auxlen);
         e->aux = NULL; /* proc_add took it */
         if (n)
             reply_new_fmt(REPLY_OK, &r, "%" PRIu64, n);

@@ -512,16 +512,16 @@ capture_info(void *state, char *buf, size_t len)
     text_keyval(buf, len, "capture_iface", c->iface);
     n = strnlen(buf, len);
     if (n < len)
-        n += (size_t)snprintf(
-                buf + n, len - n,
-                "capture_kind: %s\n"
-                "capture_snaplen: %d\ncapture_linktype: %s\n"
-                "capture_state: %s\ncapture_packets: %" PRIu64
-                "\ncapture_received: %u\ncapture_drops: %u\n"
-                "capture_ifdrops: %u\n",
-                c->kind, c->snaplen, dlt ? dlt : "?",
-                c->p ? "capturing" : "stopped", c->records, c->stats.ps_recv,
-                c->stats.ps_drop, c->stats.ps_ifdrop);
+        n += (size_t)snprintf(buf + n, len - n,
+                              "capture_kind: %s\n"
+                              "capture_snaplen: %d\ncapture_linktype: %s\n"
+                              "capture_state: %s\ncapture_packets: %" PRIu64
+                              "\ncapture_received: %u\ncapture_drops: %u\n"
+                              "capture_ifdrops: %u\n",
+                              c->kind, c->snaplen, dlt ? dlt : "?",
+                              c->p ? "capturing" : "stopped", c->records,
+                              c->stats.ps_recv, c->stats.ps_drop,
+                              c->stats.ps_ifdrop);
     if (n < len && c->filter[0])
         text_keyval(buf, len, "capture_filter", c->filter);
 }

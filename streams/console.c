@@ -48,7 +48,7 @@
 
 #include "streams.h"
 
-#define CONSOLE_CHUNK (64 * 1024)       /* one read, one frame (SPEC §6.2) */
+#define CONSOLE_CHUNK (64 * 1024) /* one read, one frame (SPEC §6.2) */
 #define BACKOFF_MIN (10 * USEC_PER_MSEC)
 #define BACKOFF_MAX (500 * USEC_PER_MSEC)
 
@@ -460,12 +460,12 @@ console_info(const struct console *c, char *buf, size_t len)
     n = text_keyval(buf, len, "console", c->path);
     if (n + 1 >= len)
         return;
-    n += (size_t)snprintf(
-            buf + n, len - n,
-            "console_state: %s\nconsole_bytes: %" PRIu64
-            "\nconsole_sessions: %" PRIu64 "\nconsole_streams: %u\n",
-            state_name(c->state), spool_size(c->hist), c->sessions,
-            c->nstreams);
+    n += (size_t)snprintf(buf + n, len - n,
+                          "console_state: %s\nconsole_bytes: %" PRIu64
+                          "\nconsole_sessions: %" PRIu64
+                          "\nconsole_streams: %u\n",
+                          state_name(c->state), spool_size(c->hist),
+                          c->sessions, c->nstreams);
     if (n < len && (c->dropped_writes || c->history_errors))
         n += (size_t)snprintf(buf + n, len - n,
                               "console_dropped_writes: %" PRIu64

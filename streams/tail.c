@@ -80,7 +80,7 @@ tail_end(void *arg, int err, unsigned reason, const char *msg)
          * code, not the guest's text, names a deletion; an end of file
          * with a message ("handle closed") passes the message on. */
         stream_end(t->s, 0,
-                   reason == PROTO_END_DELETED ? "file deleted"
+                   reason == PROTO_END_DELETED  ? "file deleted"
                    : reason == PROTO_END_CLOSED ? "closed by the agent"
                                                 : msg);
         return;
