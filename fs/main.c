@@ -44,7 +44,7 @@ static const char usage[] =
         "                         ../guest/provium-agent beside this binary, "
         "./provium-agent\n"
         "                         beside it, " INSTALLED_AGENT ")\n"
-        "  --vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...\n"
+        "  --vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...[,users=UID:UID]\n"
         "                         register a VM at start (repeatable)\n"
         "  -h, --help             this text\n"
         "  -V, --version          version\n";
@@ -77,12 +77,6 @@ fs_appendf(char *buf, size_t len, const char *fmt, ...)
     vsnprintf(buf + n, len - n, fmt, ap);
     va_end(ap);
     return strnlen(buf, len);
-}
-
-bool
-fs_req_privileged(struct fs *fs, fuse_req_t req)
-{
-    return !fs->opt->allow_other || fuse_req_ctx(req)->uid == 0;
 }
 
 /* ---- options ------------------------------------------------------ */
@@ -346,7 +340,7 @@ add_vm_option(struct fs *fs, const char *spec)
             *p = ' ';
     if ((rc = command_parse(&cmd, line, strlen(line), err)) < 0)
         die("--vm %s: %s", spec, err);
-    rc = vm_add(fs, &cmd, 0, err);
+    rc = vm_add(fs, &cmd, 0, fs->uid, err);
     command_free(&cmd);
     if (rc < 0)
         die("--vm %s: %s", spec, err);

@@ -178,9 +178,19 @@ local function read_file(p)
   return s
 end
 
+-- The daemon escapes every value it shows (control characters, backslash,
+-- malformed UTF-8 as \xHH: docs/fs.md), so that none can forge a line;
+-- a backslash always starts an escape.
+local function unescape(v)
+  return (v:gsub("\\x(%x%x)", function(h)
+    return string.char(tonumber(h, 16))
+  end))
+end
+
 local function keyvals(text)
   local t = {}
   for k, v in (text or ""):gmatch("([%w_]+):[ \t]*([^\n]*)") do
+    v = unescape(v)
     t[k] = tonumber(v) or v
   end
   return t
@@ -685,7 +695,7 @@ end
 function Iface:active_captures()
   local text = read_file(path("ctl")) or ""
   for name, n in text:gmatch("capture:%s*(%S+)%s+(%d+)") do
-    if name == self._name then return tonumber(n) end
+    if unescape(name) == self._name then return tonumber(n) end
   end
   return 0
 end
