@@ -71,7 +71,7 @@ static const char usage[] =
         "binary's\n"
         "                         directory, then " PROVIUM_AGENT_INSTALLED
         ")\n"
-        "  --vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...\n"
+        "  --vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...[,users=UID:UID]\n"
         "                         register a VM at start (repeatable)\n"
         "  -h, --help             this text\n"
         "  -V, --version          version\n";
@@ -148,12 +148,6 @@ fs_appendf(char *buf, size_t len, const char *fmt, ...)
     vsnprintf(buf + n, len - n, fmt, ap);
     va_end(ap);
     return strnlen(buf, len);
-}
-
-bool
-fs_req_privileged(struct fs *fs, fuse_req_t req)
-{
-    return !fs->opt->allow_other || fuse_req_ctx(req)->uid == 0;
 }
 
 /* ---- parsing the options ------------------------------------------ */
@@ -663,7 +657,7 @@ add_vm_option(struct fs *fs, const char *spec, char *err)
     free(copy);
     if ((rc = command_parse(&cmd, line, strlen(line), err)) < 0)
         return rc;
-    rc = vm_add(fs, &cmd, 0, err);
+    rc = vm_add(fs, &cmd, 0, fs->uid, err);
     command_free(&cmd);
     return rc;
 }

@@ -146,6 +146,7 @@ agent_state(struct agent_client *c, void *arg)
 
     switch (agent_client_state(c)) {
     case AGENT_UP:
+        vm_session(vm); /* before anyone uses an id of the new session */
         wake_waiters(vm, 0, NULL);
         break;
     case AGENT_DEAD:
@@ -178,6 +179,7 @@ static void
 vm_free(struct vm *vm)
 {
     agent_client_free(vm->agent);
+    free(vm->users);
     free(vm->name);
     free(vm->endpoint);
     free(vm->console_path);
@@ -199,10 +201,15 @@ vm_alloc(struct fs *fs, const char *name)
 {
     struct vm *vm = calloc(1, sizeof(*vm));
 
-    if (!vm || !(vm->name = strdup(name))) {
+    if (!vm || !(vm->name = strdup(name)) ||
+        !(vm->users = malloc(sizeof(*vm->users)))) {
+        if (vm)
+            free(vm->name);
         free(vm);
         return NULL;
     }
+    vm->users[0] = fs->uid; /* the host VM is the mount owner's */
+    vm->nusers = 1;
     vm->fs = fs;
     vm->refs = 1;
     vm->id = ++fs->next_vm_id;
@@ -248,8 +255,45 @@ vm_add_host(struct fs *fs, char *err)
     return 0;
 }
 
+/* users=UID[,UID]... (':' works too: `--vm` uses commas between its
+ * options): the VM's owners on a shared mount. */
+static int
+parse_users(struct vm *vm, struct word v, char *err)
+{
+    size_t i = 0, n = 0;
+    uid_t *users;
+
+    if (!(users = calloc(VM_MAX_USERS, sizeof(*users))))
+        return -ENOMEM;
+    while (i < v.len) {
+        unsigned long long u = 0;
+        size_t start = i;
+        while (i < v.len && v.p[i] >= '0' && v.p[i] <= '9' && u <= UINT32_MAX)
+            u = u * 10 + (unsigned)(v.p[i++] - '0');
+        if (i == start || u >= UINT32_MAX || n == VM_MAX_USERS ||
+            (i < v.len && v.p[i] != ',' && v.p[i] != ':') ||
+            (i < v.len && i + 1 == v.len))
+            goto bad;
+        users[n++] = (uid_t)u;
+        i += i < v.len;
+    }
+    if (n == 0)
+        goto bad;
+    free(vm->users);
+    vm->users = users;
+    vm->nusers = n;
+    return 0;
+bad:
+    free(users);
+    snprintf(err, COMMAND_ERR_LEN,
+             "vm add: bad users=`%.*s` (expected numeric uids separated by "
+             "commas, at most %d)",
+             (int)(v.len > 64 ? 64 : v.len), v.p, VM_MAX_USERS);
+    return -EINVAL;
+}
+
 int
-vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
+vm_add(struct fs *fs, const struct command *cmd, int argi, uid_t uid, char *err)
 {
     struct word name, v;
     struct vm *vm = NULL;
@@ -258,8 +302,8 @@ vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
 
     if (argi >= cmd->argc) {
         snprintf(err, COMMAND_ERR_LEN,
-                 "vm add: usage: vm add NAME "
-                 "agent=ENDPOINT [console=SOCKETPATH] [nic=IFACE]...");
+                 "vm add: usage: vm add NAME agent=ENDPOINT "
+                 "[console=SOCKETPATH] [nic=IFACE]... [users=UID,...]");
         return -EINVAL;
     }
     name = cmd->argv[argi];
@@ -278,8 +322,11 @@ vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
         goto nomem;
     vm->fs = fs;
     vm->refs = 1;
-    if (!(vm->name = word_strdup(name)))
+    if (!(vm->name = word_strdup(name)) ||
+        !(vm->users = malloc(sizeof(*vm->users))))
         goto nomem;
+    vm->users[0] = uid; /* who added it, unless users= says otherwise */
+    vm->nusers = 1;
     for (int i = argi + 1; i < cmd->argc; i++) {
         struct word w = cmd->argv[i];
         char **slot = NULL;
@@ -293,10 +340,18 @@ vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
                 goto nomem;
             continue;
         }
+        if (word_option(w, "users", &v)) {
+            if ((rc = parse_users(vm, v, err)) == -ENOMEM)
+                goto nomem;
+            if (rc < 0)
+                goto fail;
+            rc = -EINVAL;
+            continue;
+        }
         if (!word_option(w, "nic", &v) || v.len == 0 || v.len > 15) {
             snprintf(err, COMMAND_ERR_LEN,
                      "vm add: unknown or bad option `%.*s` (expected "
-                     "agent=, console=, nic=)",
+                     "agent=, console=, nic=, users=)",
                      (int)(w.len > 64 ? 64 : w.len), w.p);
             goto fail;
         }
@@ -396,7 +451,8 @@ size_t
 vm_info(struct vm *vm, char *buf, size_t len)
 {
     buf[0] = 0;
-    fs_appendf(buf, len, "name: %s\nid: %" PRIu64 "\n", vm->name, vm->id);
+    text_keyval(buf, len, "name", vm->name);
+    fs_appendf(buf, len, "id: %" PRIu64 "\n", vm->id);
     if (vm->agent)
         agent_client_info(vm->agent, buf, len);
 #if PROVIUM_HAVE_CONSOLE
@@ -404,39 +460,72 @@ vm_info(struct vm *vm, char *buf, size_t len)
         console_info(vm->console, buf, len);
     else
 #endif
-        fs_appendf(buf, len, "console: %s\nconsole_state: %s\n",
-                   vm->console_path ? vm->console_path : "none",
+    {
+        text_keyval(buf, len, "console",
+                    vm->console_path ? vm->console_path : "none");
+        fs_appendf(buf, len, "console_state: %s\n",
                    vm->console_path ? "unavailable" : "none");
+    }
     fs_appendf(buf, len, "nics:");
-    for (size_t i = 0; i < vm->nnics; i++)
-        fs_appendf(buf, len, " %s", vm->nics[i]);
+    for (size_t i = 0; i < vm->nnics; i++) {
+        fs_appendf(buf, len, " ");
+        text_append(buf, len, vm->nics[i]);
+    }
+    fs_appendf(buf, len, "\nusers:");
+    for (size_t i = 0; i < vm->nusers; i++)
+        fs_appendf(buf, len, "%s%u", i ? "," : " ", (unsigned)vm->users[i]);
     fs_appendf(buf, len, "\nstreams: %u\nprocs: %zu\nhandles: %u\n",
                vm_live_streams(vm), vm->nprocs, vm->handles);
     return strnlen(buf, len);
 }
 
-size_t
-vm_streams(struct vm *vm, char *buf, size_t len)
+/* One line of vms/<name>/streams or of the quiesce text: SPEC §7's
+ * description, or, for a viewer who may not see it (access.c), the kind
+ * and whose stream it is. */
+static void
+describe_for(struct slot *sl, uid_t uid, bool all, char *buf, size_t len)
 {
-    size_t b = 0, n = 0;
+    size_t at = strnlen(buf, len);
 
-    buf[0] = 0;
-    for (struct slot *sl = slot_next(vm->fs, &b, NULL); sl;
-         sl = slot_next(vm->fs, &b, sl)) {
-        if (sl->vm != vm || sl->state == SLOT_EMPTY || n + 2 >= len)
-            continue;
-        n += slot_describe(sl, buf + n, len - n - 1);
-        buf[n++] = '\n';
-        buf[n] = 0;
-    }
-    return n;
+    if (at + 2 >= len)
+        return;
+    if (all || access_slot_text(sl, uid))
+        slot_describe(sl, buf + at, len - at - 1);
+    else
+        fs_appendf(buf, len, "%s(<hidden>) of uid %u", sl->kind,
+                   (unsigned)sl->uid);
+    fs_appendf(buf, len, "\n");
 }
 
-/* SPEC §7's snapshot refusal, or "" when the VM is quiescent. */
+static size_t
+streams_text(struct vm *vm, uid_t uid, bool all, const char *indent, char *buf,
+             size_t len)
+{
+    size_t b = 0;
+
+    for (struct slot *sl = slot_next(vm->fs, &b, NULL); sl;
+         sl = slot_next(vm->fs, &b, sl)) {
+        if (sl->vm != vm || sl->state == SLOT_EMPTY ||
+            strnlen(buf, len) + 8 >= len)
+            continue;
+        fs_appendf(buf, len, "%s", indent);
+        describe_for(sl, uid, all, buf, len);
+    }
+    return strnlen(buf, len);
+}
+
+size_t
+vm_streams(struct vm *vm, uid_t uid, char *buf, size_t len)
+{
+    buf[0] = 0;
+    return streams_text(vm, uid, access_privileged(vm->fs, uid), "", buf, len);
+}
+
+/* SPEC §7's snapshot refusal, or "" when the VM is quiescent. Only the
+ * VM's owners may ask (its ctl), and they see every stream of it. */
 size_t
 vm_quiesce_text(struct vm *vm, char *buf, size_t len)
 {
-    size_t b = 0;
     unsigned n = vm_live_streams(vm);
 
     buf[0] = 0;
@@ -446,16 +535,7 @@ vm_quiesce_text(struct vm *vm, char *buf, size_t len)
                "vm:snapshot() failed for `%s`: %u open file handle(s), %u "
                "open stream(s)\n",
                vm->name, vm->handles, n);
-    for (struct slot *sl = slot_next(vm->fs, &b, NULL); sl;
-         sl = slot_next(vm->fs, &b, sl)) {
-        size_t at = strnlen(buf, len);
-        if (sl->vm != vm || sl->state == SLOT_EMPTY || at + 8 >= len)
-            continue;
-        fs_appendf(buf, len, "  - ");
-        at = strnlen(buf, len);
-        slot_describe(sl, buf + at, len - at - 1);
-        fs_appendf(buf, len, "\n");
-    }
+    streams_text(vm, 0, true, "  - ", buf, len);
     fs_appendf(buf, len, "  Close streams before snapshotting.");
     return strnlen(buf, len);
 }

@@ -19,6 +19,20 @@
  * write, stdin → bytes written; seek → the new offset; wait → `exit N` or
  * `signal N`; the others an empty `ok`. Ids are plain numbers; `proc#N`
  * and `file#N` are accepted wherever an id is expected.
+ *
+ * Ids (SPEC §6.4). The ids shown on the mount are the daemon's, not the
+ * agent's: an agent that restarts (the host agent respawned, a guest
+ * rebooted) counts from 1 again, and its "proc 1" is not the process an
+ * earlier "proc 1" named. So each VM hands out mount ids in order, never
+ * reused in the VM's life, and maps each to the agent's id in the agent
+ * instance that was current then (hello_ok's instance). When the agent
+ * comes up with another instance, a new session starts: every earlier id
+ * is stale and answers ESTALE "from an earlier agent session", never
+ * another object, and the handles of the old session no longer count.
+ * The same instance after a reconnect (a guest agent that outlived the
+ * connection) keeps its ids, and the daemon waits again for its running
+ * processes. Every process and handle belongs to the uid that created it
+ * (access.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,17 +44,30 @@
 #include "fs.h"
 
 #define VMCTL_MAX_PROCS 256
+#define VMCTL_MAX_HANDLES 1024 /* as the agent's own cap */
 
 struct proc {
     struct proc *next;
     struct vm *vm;
-    uint64_t n;
+    uint64_t n;        /* the mount id: procs/<n>, what commands name */
+    uint64_t agent_id; /* the agent's id, in instance */
+    uint64_t instance;
+    uid_t uid; /* who exec'd it */
     char *cmdline;
     size_t cmdlen;
-    bool exited;
-    char status[64];
+    bool exited; /* its status is final */
+    bool lost;   /* the connection went while it ran: status unknown */
+    char status[96];
     struct agent_chan *wait_ch;
     struct stream *out[2]; /* stdout, stderr */
+};
+
+/* An agent file handle opened through ctl in the current session. */
+struct fhandle {
+    struct fhandle *next;
+    uint64_t n;        /* the mount id */
+    uint64_t agent_id; /* the agent's handle */
+    uid_t uid;         /* who opened it */
 };
 
 struct vctl {
@@ -86,11 +113,24 @@ vm_proc_id(const struct proc *p)
     return p->n;
 }
 
+uid_t
+vm_proc_owner(const struct proc *p)
+{
+    return p->uid;
+}
+
+uid_t
+vm_handle_owner(const struct fhandle *h)
+{
+    return h->uid;
+}
+
 size_t
 vm_proc_status(struct proc *p, char *buf, size_t len)
 {
-    return (size_t)snprintf(buf, len, "%s\n",
-                            p->status[0] ? p->status : "running");
+    buf[0] = 0;
+    text_append(buf, len, p->status[0] ? p->status : "running");
+    return fs_appendf(buf, len, "\n");
 }
 
 const char *
@@ -120,6 +160,18 @@ proc_free(struct proc *p)
     free(p);
 }
 
+static void
+handles_free(struct vm *vm)
+{
+    struct fhandle *h;
+
+    while ((h = vm->fhandles)) {
+        vm->fhandles = h->next;
+        free(h);
+    }
+    vm->handles = 0;
+}
+
 void
 vm_procs_free(struct vm *vm)
 {
@@ -130,6 +182,7 @@ vm_procs_free(struct vm *vm)
         proc_free(p);
     }
     vm->nprocs = 0;
+    handles_free(vm);
 }
 
 static void
@@ -138,12 +191,51 @@ proc_waited(void *arg, const struct agent_reply *rp)
     struct proc *p = arg;
 
     p->wait_ch = NULL;
+    if (rp->err < 0) {
+        /* Lost with the connection: final only if the agent that runs
+         * it does not come back (vm_session). */
+        p->lost = !vm_agent_up(p->vm);
+        p->exited = !p->lost;
+        snprintf(p->status, sizeof(p->status), "unknown: %.80s",
+                 rp->msg && *rp->msg ? rp->msg : strerror(-rp->err));
+        return;
+    }
     p->exited = true;
-    if (rp->err < 0)
-        snprintf(p->status, sizeof(p->status), "unknown: %.40s", rp->msg);
-    else
-        snprintf(p->status, sizeof(p->status), "%s %" PRIu64,
-                 rp->how == PROTO_SIGNALED ? "signal" : "exit", rp->value);
+    p->lost = false;
+    snprintf(p->status, sizeof(p->status), "%s %" PRIu64,
+             rp->how == PROTO_SIGNALED ? "signal" : "exit", rp->value);
+}
+
+void
+vm_session(struct vm *vm)
+{
+    const struct agent_facts *f = agent_client_facts(vm->agent);
+    uint64_t instance = f ? f->instance : 0;
+
+    if (vm->instance && instance == vm->instance) {
+        for (struct proc *p = vm->procs; p; p = p->next) {
+            if (!p->lost || p->instance != instance)
+                continue;
+            p->lost = false;
+            p->status[0] = 0;
+            if (agent_client_wait(vm->agent, p->agent_id, proc_waited, p,
+                                  &p->wait_ch) < 0) {
+                p->exited = true;
+                snprintf(p->status, sizeof(p->status), "unknown");
+            }
+        }
+        return;
+    }
+    vm->instance = instance;
+    vm->proc_floor = vm->last_proc;
+    vm->handle_floor = vm->last_handle;
+    handles_free(vm);
+    for (struct proc *p = vm->procs; p; p = p->next) {
+        if (p->lost) {
+            p->lost = false;
+            p->exited = true;
+        }
+    }
 }
 
 static void
@@ -166,7 +258,8 @@ proc_capture(struct proc *p, int which)
     void *state;
 
     snprintf(line, sizeof(line), "%s vm %" PRIu64,
-             which == 1 ? "proc_stdout_stream" : "proc_stderr_stream", p->n);
+             which == 1 ? "proc_stdout_stream" : "proc_stderr_stream",
+             p->agent_id);
     if (stream_new(fs->r, &cfg, &p->out[which - 1]) < 0)
         return;
     if (command_parse(&cmd, line, strlen(line), err) < 0 ||
@@ -194,16 +287,24 @@ procs_trim(struct vm *vm)
     }
 }
 
-static void
-proc_add(struct vm *vm, uint64_t n, char *cmdline, size_t cmdlen)
+/* Remember the process the agent started as agent_id: its mount id, or
+ * 0 when memory ran out. Takes cmdline. */
+static uint64_t
+proc_add(struct vm *vm, uint64_t agent_id, uid_t uid, char *cmdline,
+         size_t cmdlen)
 {
     struct proc *p = calloc(1, sizeof(*p));
 
-    if (!p)
-        return;
+    if (!p) {
+        free(cmdline);
+        return 0;
+    }
     procs_trim(vm);
     p->vm = vm;
-    p->n = n;
+    p->n = ++vm->last_proc;
+    p->agent_id = agent_id;
+    p->instance = vm->instance;
+    p->uid = uid;
     p->cmdline = cmdline;
     p->cmdlen = cmdlen;
     p->next = vm->procs;
@@ -211,8 +312,115 @@ proc_add(struct vm *vm, uint64_t n, char *cmdline, size_t cmdlen)
     vm->nprocs++;
     proc_capture(p, 1);
     proc_capture(p, 2);
-    if (agent_client_wait(vm->agent, n, proc_waited, p, &p->wait_ch) < 0)
+    if (agent_client_wait(vm->agent, agent_id, proc_waited, p, &p->wait_ch) <
+        0) {
+        p->exited = true;
         snprintf(p->status, sizeof(p->status), "unknown");
+    }
+    return p->n;
+}
+
+/* ---- handles and ids ---------------------------------------------- */
+
+static struct fhandle *
+handle_find(struct vm *vm, uint64_t n, struct fhandle ***pp)
+{
+    struct fhandle **hp = &vm->fhandles;
+
+    for (; *hp; hp = &(*hp)->next)
+        if ((*hp)->n == n) {
+            if (pp)
+                *pp = hp;
+            return *hp;
+        }
+    return NULL;
+}
+
+static void
+ignore_reply(void *arg, const struct agent_reply *rp)
+{
+}
+
+/* Remember the handle the agent opened: its mount id, or 0 at the cap
+ * (then the agent's handle is closed again). */
+static uint64_t
+handle_add(struct vm *vm, uint64_t agent_id, uid_t uid)
+{
+    struct fhandle *h = NULL;
+
+    if (vm->handles >= VMCTL_MAX_HANDLES || !(h = calloc(1, sizeof(*h)))) {
+        agent_client_fclose(vm->agent, agent_id, ignore_reply, NULL, NULL);
+        return 0;
+    }
+    h->n = ++vm->last_handle;
+    h->agent_id = agent_id;
+    h->uid = uid;
+    h->next = vm->fhandles;
+    vm->fhandles = h;
+    vm->handles++;
+    return h->n;
+}
+
+static void
+handle_forget(struct vm *vm, uint64_t n)
+{
+    struct fhandle **pp, *h = handle_find(vm, n, &pp);
+
+    if (h) {
+        *pp = h->next;
+        free(h);
+        vm->handles--;
+    }
+}
+
+static bool parse_u64(struct word w, const char *prefix, uint64_t *v);
+
+int
+vm_resolve(struct vm *vm, bool proc, struct word w, uid_t uid, const char *what,
+           uint64_t *agent_id, uint64_t *n, char *err)
+{
+    const char *noun = proc ? "proc" : "file";
+    uint64_t floor = proc ? vm->proc_floor : vm->handle_floor;
+    struct proc *p = NULL;
+    struct fhandle *h = NULL;
+    char why[256];
+    int rc;
+
+    if (!parse_u64(w, noun, n) || *n == 0) {
+        snprintf(err, COMMAND_ERR_LEN, "%s: bad %s id `%.*s`", what,
+                 proc ? "process" : "handle", (int)(w.len > 32 ? 32 : w.len),
+                 w.p);
+        return -EINVAL;
+    }
+    if (proc)
+        p = vm_proc(vm, *n);
+    else
+        h = handle_find(vm, *n, NULL);
+    if ((p && p->instance != vm->instance) || (!p && !h && *n <= floor)) {
+        snprintf(err, COMMAND_ERR_LEN,
+                 "%s: %s#%" PRIu64 ": %s (from an earlier agent session)", what,
+                 noun, *n, strerror(ESTALE));
+        return -ESTALE;
+    }
+    if (!p && !h) {
+        rc = proc ? ESRCH : EBADF;
+        snprintf(err, COMMAND_ERR_LEN, "%s: %s#%" PRIu64 ": %s%s", what, noun,
+                 *n, strerror(rc),
+                 proc && *n <= vm->last_proc
+                         ? " (forgotten: the oldest finished processes "
+                           "are, beyond 256 per VM)"
+                         : "");
+        return -rc;
+    }
+    rc = p ? access_proc(vm, p, uid, why, sizeof(why))
+           : access_handle(vm, h, uid, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, COMMAND_ERR_LEN, "%s: %s#%" PRIu64 ": %s (%.160s)", what,
+                 noun, *n, strerror(-rc), why);
+        return rc;
+    }
+    *agent_id = p ? p->agent_id : h->agent_id;
+    return 0;
 }
 
 /* ---- replies ------------------------------------------------------ */
@@ -243,30 +451,45 @@ request_done(void *arg, const struct agent_reply *rp)
     e->ch = NULL;
     reactor_timer_stop(vm->fs->r, &e->timer);
     if (rp->err < 0) {
-        reply_new_fmt(REPLY_ERROR, &r, "%s: %s", cmd_names[e->kind],
-                      rp->msg && *rp->msg ? rp->msg : strerror(-rp->err));
+        const char *msg = rp->msg && *rp->msg ? rp->msg : strerror(-rp->err);
+        size_t n = strlen(cmd_names[e->kind]);
+        /* One "exec: " prefix: an agent that already names the request
+         * (older agents did) is not prefixed a second time. */
+        bool named = strncmp(msg, cmd_names[e->kind], n) == 0 &&
+                     msg[n] == ':' && msg[n + 1] == ' ';
+        reply_new_fmt(REPLY_ERROR, &r, "%s%s%s",
+                      named ? "" : cmd_names[e->kind], named ? "" : ": ", msg);
         ctl_done(e, r);
         return;
     }
     switch (e->kind) {
-    case C_EXEC:
-        reply_new_fmt(REPLY_OK, &r, "%" PRIu64, rp->value);
-        if (!vm->gone) {
-            proc_add(vm, rp->value, e->aux, e->auxlen);
-            e->aux = NULL; /* the proc has it */
-        }
+    case C_EXEC: {
+        uint64_t n =
+                vm->gone ? 0
+                         : proc_add(vm, rp->value, e->uid, e->aux, e->auxlen);
+        e->aux = NULL; /* proc_add took it */
+        if (n)
+            reply_new_fmt(REPLY_OK, &r, "%" PRIu64, n);
+        else
+            reply_new_fmt(REPLY_ERROR, &r, "exec: %s", strerror(ENOMEM));
         break;
+    }
     case C_WAIT:
         reply_new_fmt(REPLY_OK, &r, "%s %" PRIu64,
                       rp->how == PROTO_SIGNALED ? "signal" : "exit", rp->value);
         break;
-    case C_OPEN:
-        vm->handles++;
-        reply_new_fmt(REPLY_OK, &r, "%" PRIu64, rp->value);
+    case C_OPEN: {
+        uint64_t n = handle_add(vm, rp->value, e->uid);
+        if (n)
+            reply_new_fmt(REPLY_OK, &r, "%" PRIu64, n);
+        else
+            reply_new_fmt(REPLY_ERROR, &r,
+                          "open: %s (at most %d open handles per VM)",
+                          strerror(EMFILE), VMCTL_MAX_HANDLES);
         break;
+    }
     case C_CLOSE:
-        if (vm->handles)
-            vm->handles--;
+        handle_forget(vm, e->obj);
         reply_new_mem(REPLY_OK, "", 0, &r);
         break;
     case C_READ:
@@ -397,16 +620,16 @@ do_exec(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
                  "exec: usage: exec [cwd=DIR] [env=K=V]... -- ARGV...");
         goto out;
     }
-    /* procs/<n>/cmdline: the words joined by blanks, one line. */
-    if (!(e->aux = malloc(cl + 1))) {
+    /* procs/<n>/cmdline: the words, escaped (text.c), joined by blanks,
+     * one line. */
+    if (!(e->aux = malloc(cl * 4 + 1))) {
         rc = -ENOMEM;
         goto out;
     }
     e->auxlen = 0;
     for (i = 0; i < argc; i++) {
-        size_t n = strlen(argv[i]);
-        memcpy(e->aux + e->auxlen, argv[i], n);
-        e->auxlen += n;
+        e->auxlen += text_escape(e->aux + e->auxlen, cl * 4 + 1 - e->auxlen,
+                                 argv[i], strlen(argv[i]));
         e->aux[e->auxlen++] = i + 1 < argc ? ' ' : '\n';
     }
     rc = agent_client_exec(vc->vm->agent, cwd ? cwd : "", argv, env,
@@ -500,9 +723,24 @@ vctl_start(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
             break;
 #if PROVIUM_HAVE_CONSOLE
         if (vc->vm->console) {
+            struct console *con = vc->vm->console;
             struct reply *rp = NULL;
-            rc = console_write(vc->vm->console, w1.p, w1.len);
-            if (rc < 0)
+            size_t room = console_write_room(con);
+            /* All or nothing (SPEC §6.3): a command is never cut short
+             * in silence; the caller learns why and may retry. */
+            if (w1.len > CONSOLE_WRITE_QUEUE)
+                reply_new_fmt(REPLY_ERROR, &rp,
+                              "console_write: %s: %zu bytes never fit the "
+                              "console's write queue of %d bytes; split them",
+                              strerror(EMSGSIZE), w1.len, CONSOLE_WRITE_QUEUE);
+            else if (w1.len > room && console_write(con, "", 0) == 0)
+                reply_new_fmt(REPLY_ERROR, &rp,
+                              "console_write: %s: the console's write queue "
+                              "(%d bytes) holds %zu bytes the guest has not "
+                              "taken yet; %zu more do not fit, try again",
+                              strerror(EAGAIN), CONSOLE_WRITE_QUEUE,
+                              CONSOLE_WRITE_QUEUE - room, w1.len);
+            else if ((rc = console_write(con, w1.p, w1.len)) < 0)
                 reply_new_fmt(REPLY_ERROR, &rp, "console_write: %s",
                               strerror(-rc));
             else
@@ -519,9 +757,14 @@ vctl_start(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
     default:
         break;
     }
-    if (cmd->argc < 2 ||
-        !parse_u64(w1, e->kind >= C_OPEN ? "file" : "proc", &id))
+    if (cmd->argc < 2)
         goto usage;
+    rc = vm_resolve(vc->vm, e->kind < C_OPEN, w1, e->uid, cmd_names[e->kind],
+                    &id, &e->obj, err);
+    if (rc == -EINVAL)
+        goto usage;
+    if (rc < 0)
+        return rc;
     switch (e->kind) {
     case C_WAIT:
         if (cmd->argc > 3)
@@ -711,6 +954,7 @@ vctl_write(struct vctl *vc, fuse_req_t req, const char *buf, size_t len)
     }
     e->owner = vc;
     e->kind = (unsigned)k;
+    e->uid = access_uid(req);
     e->cancel = request_cancel;
     if (k != C_QUIESCE && k != C_CONSOLE_WRITE && !vm_agent_up(vc->vm)) {
         struct pending *p = calloc(1, sizeof(*p));

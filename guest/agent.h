@@ -37,6 +37,7 @@ struct agent {
     struct handles *handles;
     const char *spool_dir;   /* process output spools */
     uint64_t proc_spool_max; /* bytes per output stream */
+    uint64_t instance;       /* random, never 0: see agent_instance() */
     bool verbose;
 };
 
@@ -47,6 +48,10 @@ struct agent {
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* -v given: also log the ordinary (host connects, host goes away). */
 bool agent_verbose(void);
+/* A random non-zero number for this agent process (hello_ok's instance):
+ * a host that sees another one after a reconnect knows the agent was
+ * restarted and that every process and handle id it had is stale. */
+uint64_t agent_instance(void);
 
 /* ------------------------------------------------------------------ */
 /* transport.c - where host connections come from: a listening Unix or */

@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct {
@@ -50,6 +52,25 @@ bool
 agent_verbose(void)
 {
     return g.a.verbose;
+}
+
+uint64_t
+agent_instance(void)
+{
+    uint64_t v = 0;
+    struct timespec rt, mono;
+
+    /* GRND_NONBLOCK: early in a guest's boot the pool may not be ready,
+     * and the agent must not wait for it. The fallback only has to
+     * differ between two agent processes of one machine: time and pid
+     * do. */
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+        clock_gettime(CLOCK_REALTIME, &rt);
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        v = (uint64_t)rt.tv_sec * 1000000007u ^ (uint64_t)rt.tv_nsec << 20 ^
+            (uint64_t)mono.tv_nsec ^ (uint64_t)getpid() << 44;
+    }
+    return v ? v : 1;
 }
 
 /* The session's closed callback runs from a timer, outside any of the
@@ -130,6 +151,7 @@ main(int argc, char **argv)
 
     g.a.spool_dir = tmp && *tmp ? tmp : "/tmp";
     g.a.proc_spool_max = 1ull << 30;
+    g.a.instance = agent_instance();
     while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
         switch (c) {
         case 'l':

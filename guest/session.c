@@ -455,6 +455,7 @@ send_hello_ok(struct session *s)
     proto_put_str(&w, u.sysname, strnlen(u.sysname, sizeof(u.sysname)));
     proto_put_str(&w, u.release, strnlen(u.release, sizeof(u.release)));
     proto_put_str(&w, AGENT_VERSION, strlen(AGENT_VERSION));
+    proto_put_u64(&w, s->a->instance);
     send_frame(s, PROTO_HELLO_OK, 0, body, w.len);
 }
 

@@ -219,17 +219,27 @@ local function mounted()
   return read_file(path("README")) ~= nil
 end
 
+-- The daemon escapes every value it shows (control characters, backslash,
+-- malformed UTF-8 as \xHH: docs/fs.md), so that none can forge a line;
+-- a backslash always starts an escape.
+local function unescape(v)
+  return (v:gsub("\\x(%x%x)", function(h)
+    return string.char(tonumber(h, 16))
+  end))
+end
+
 -- Values that stay strings even when they look like numbers.
 local text_keys = { detail = true, test = true, site = true, vm = true,
                     name = true, kind = true, source = true }
 
---- The daemon's "key: value" lines as a table; keys may hold blanks
---- ("owner pid"), a value is a number when it is one.
+--- The daemon's "key: value" lines as a table, values unescaped; keys
+--- may hold blanks ("owner pid"), a value is a number when it is one.
 local function keyvals(text)
   local t = {}
   for line in (text or ""):gmatch("[^\n]+") do
     local k, v = line:match("^([^:]+):[ \t]?(.*)$")
     if k then
+      v = unescape(v)
       t[k] = (not text_keys[k] and v:match("^%-?%d+$") and tonumber(v)) or v
     end
   end
@@ -520,7 +530,7 @@ function M.status()
   t.vms = vms
   local caps = {}
   for iface, n in text:gmatch("\ncapture:%s*(%S+)%s+(%d+)") do
-    caps[iface] = tonumber(n)
+    caps[unescape(iface)] = tonumber(n)
   end
   t.capture, t.captures = nil, caps
   return t

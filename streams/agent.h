@@ -33,6 +33,10 @@ struct agent_facts {
     char os[PROTO_MAX_FACT];
     char kernel[PROTO_MAX_FACT];
     char agent_version[PROTO_MAX_FACT];
+    /* Random, fixed for the agent process's life: the same instance
+     * after a reconnect means the same agent, whose process and handle
+     * ids are still valid (docs/protocol.md). Never 0. */
+    uint64_t instance;
 };
 
 struct agent_client;

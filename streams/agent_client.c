@@ -436,8 +436,9 @@ on_hello_ok(struct agent_client *c, const struct proto_frame *f)
     proto_get_str(&rd, facts.os, sizeof(facts.os));
     proto_get_str(&rd, facts.kernel, sizeof(facts.kernel));
     proto_get_str(&rd, facts.agent_version, sizeof(facts.agent_version));
+    facts.instance = proto_get_u64(&rd);
     if (proto_get_done(&rd) < 0 || magic != PROTO_MAGIC ||
-        facts.version != PROTO_VERSION) {
+        facts.version != PROTO_VERSION || facts.instance == 0) {
         violation(c, "bad hello_ok");
         return;
     }
@@ -864,19 +865,24 @@ agent_client_on_state(struct agent_client *c, agent_client_state_fn *fn,
 void
 agent_client_info(const struct agent_client *c, char *buf, size_t len)
 {
-    size_t n = strnlen(buf, len);
-    if (n >= len)
-        return;
-    n += (size_t)snprintf(buf + n, len - n, "agent: %s\nagent_state: %s\n",
-                          c->endpoint, agent_state_name(c->state));
-    if (n < len && c->have_facts)
-        n += (size_t)snprintf(buf + n, len - n,
-                              "agent_os: %s\nagent_kernel: %s\n"
-                              "agent_version: %s\nagent_protocol: %u\n",
-                              c->facts.os, c->facts.kernel,
-                              c->facts.agent_version, c->facts.version);
-    if (n < len && c->error[0])
-        snprintf(buf + n, len - n, "agent_error: %s\n", c->error);
+    char num[32];
+
+    /* Every fact and the error may come from the guest: escaped, so that
+     * a kernel string cannot add an `agent_state:` line of its own. */
+    text_keyval(buf, len, "agent", c->endpoint);
+    text_keyval(buf, len, "agent_state", agent_state_name(c->state));
+    if (c->have_facts) {
+        text_keyval(buf, len, "agent_os", c->facts.os);
+        text_keyval(buf, len, "agent_kernel", c->facts.kernel);
+        text_keyval(buf, len, "agent_version", c->facts.agent_version);
+        snprintf(num, sizeof(num), "%u", c->facts.version);
+        text_keyval(buf, len, "agent_protocol", num);
+        snprintf(num, sizeof(num), "%016llx",
+                 (unsigned long long)c->facts.instance);
+        text_keyval(buf, len, "agent_instance", num);
+    }
+    if (c->error[0])
+        text_keyval(buf, len, "agent_error", c->error);
 }
 
 /* ---- public: channels ---- */

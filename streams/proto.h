@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2 /* 2: hello_ok carries the agent's instance */
 #define PROTO_MAGIC 0x4d565250u /* "PRVM" as little-endian bytes */
 
 #define PROTO_HEADER_LEN 9
@@ -50,7 +50,8 @@ enum proto_type {
     PROTO_FCLOSE = 16,      /* handle */
     PROTO_STAT = 17,        /* path */
 
-    PROTO_HELLO_OK = 64, /* ch 0: magic, version, os, kernel, agent version */
+    PROTO_HELLO_OK = 64, /* ch 0: magic, version, os, kernel, agent version,
+                            instance */
     PROTO_ACK = 65,      /* stream open succeeded: u64 start offset */
     PROTO_DATA = 66,     /* raw bytes, 1..PROTO_MAX_DATA */
     PROTO_NOTE = 67,     /* code, value, message */

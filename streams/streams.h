@@ -139,6 +139,22 @@ int duration_parse(struct word w, uint64_t *usec, char *err);
 void duration_format(uint64_t usec, char *buf, size_t len);
 
 /* ------------------------------------------------------------------ */
+/* text.c - values from guests and users made safe to show in line-    */
+/* based text (info, streams, status files): control characters,       */
+/* backslash and malformed UTF-8 as \xHH, so no value can forge a line. */
+/* ------------------------------------------------------------------ */
+
+/* Escape len bytes of src into dst (cap bytes, NUL included); stops
+ * before an escape or character that would not fit. Returns the length
+ * written. The output is at most 4 * len bytes. */
+size_t text_escape(char *dst, size_t cap, const void *src, size_t len);
+/* Append the escaped C string s (NULL: nothing) at strnlen(buf, len);
+ * returns the new length. */
+size_t text_append(char *buf, size_t len, const char *s);
+/* Append the line "key: <escaped value>\n"; returns the new length. */
+size_t text_keyval(char *buf, size_t len, const char *key, const char *value);
+
+/* ------------------------------------------------------------------ */
 /* spool.c - append-only history of one stream in an unlinked file,   */
 /* with the frame boundaries kept in a second unlinked file. Memory    */
 /* is bounded: a small write-behind buffer for the index.              */
@@ -394,11 +410,15 @@ int console_new(struct reactor *r, const char *path, const char *spool_dir,
                 struct console **out);
 /* Ends every console stream of this console ("console EOF"). */
 void console_free(struct console *c);
+#define CONSOLE_WRITE_QUEUE (64 * 1024) /* bytes queued for the guest */
 /* Send bytes to the guest console (console_write, writes to the
  * vms/<name>/console file). Never blocks: like write(2) it returns the
  * number of bytes queued, short when the bounded queue is nearly full,
  * -EAGAIN when it is full, -ENOTCONN while disconnected. */
 int console_write(struct console *c, const void *buf, size_t len);
+/* Bytes console_write would take now in full (0 while disconnected): an
+ * all-or-nothing writer checks this first. */
+size_t console_write_room(const struct console *c);
 /* The whole console history across sessions (vms/<name>/console). */
 uint64_t console_size(const struct console *c);
 ssize_t console_pread(struct console *c, void *buf, size_t len, uint64_t off);

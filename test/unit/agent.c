@@ -25,6 +25,7 @@ Test(agent, handshake_facts)
     cr_assert_str_eq(f->os, "Linux");
     cr_assert_str_eq(f->agent_version, "0.1.0");
     cr_assert_eq(f->version, PROTO_VERSION);
+    cr_assert_neq(f->instance, 0, "an agent instance is never 0");
     agent_client_info(H_c, info, sizeof(info));
     cr_assert_not_null(strstr(info, "agent_state: up\n"), "%s", info);
     cr_assert_not_null(strstr(info, "agent_os: Linux\n"), "%s", info);
@@ -677,6 +678,7 @@ fake_hello_ok(int fd)
     proto_put_str(&w, "Fake", 4);
     proto_put_str(&w, "1", 1);
     proto_put_str(&w, "0", 1);
+    proto_put_u64(&w, 42); /* instance */
     cr_assert_gt(proto_frame_end(&w), 0);
     cr_assert_eq(write(fd, buf, w.len), (ssize_t)w.len);
 }
@@ -777,8 +779,8 @@ Test(agent_unix, agent_respects_credit)
     struct proto_writer w;
     proto_writer_init(&w, body, sizeof(body));
     proto_put_u32(&w, PROTO_MAGIC);
-    proto_put_u32(&w, 1);
-    proto_put_u32(&w, 1);
+    proto_put_u32(&w, PROTO_VERSION);
+    proto_put_u32(&w, PROTO_VERSION);
     raw_send(fd, PROTO_HELLO, 0, body, w.len);
     proto_writer_init(&w, body, sizeof(body));
     proto_put_u32(&w, 1000);
