@@ -376,8 +376,8 @@ find_agent(char *looked, size_t len)
                 if (access(path, X_OK) == 0)
                     return xstrdup(path);
             }
-            snprintf(looked, len, "%s/%s, %s", self,
-                     PROVIUM_AGENT_FROM_BINDIR, PROVIUM_AGENT_INSTALLED);
+            snprintf(looked, len, "%s/%s, %s", self, PROVIUM_AGENT_FROM_BINDIR,
+                     PROVIUM_AGENT_INSTALLED);
         }
     }
     return access(PROVIUM_AGENT_INSTALLED, F_OK) == 0
@@ -408,8 +408,7 @@ check_agent(struct fs_options *o)
     if (!S_ISREG(st.st_mode))
         die("%s %s: not a regular file", what, o->agent_path);
     if (access(o->agent_path, X_OK) < 0)
-        die("%s %s: not executable (%s)", what, o->agent_path,
-            strerror(errno));
+        die("%s %s: not executable (%s)", what, o->agent_path, strerror(errno));
     abs = absolute(what, o->agent_path);
     free(o->agent_path);
     o->agent_path = abs;
@@ -464,9 +463,9 @@ static void
 check_options(struct fs_options *o)
 {
     if (!o->spool_dir)
-        o->spool_dir = xstrdup(getenv("TMPDIR") && *getenv("TMPDIR")
-                                       ? getenv("TMPDIR")
-                                       : "/tmp");
+        o->spool_dir =
+                xstrdup(getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR")
+                                                              : "/tmp");
     check_spool_dir(o);
     check_agent(o);
     check_vm_names(o);
@@ -547,8 +546,7 @@ canonical_mountpoint(const char *mp, char *out, size_t len)
     }
     if (!parent)
         die("mount point %s: %s", mp, strerror(errno));
-    snprintf(out, len, "%s/%s", strcmp(parent, "/") == 0 ? "" : parent,
-             base);
+    snprintf(out, len, "%s/%s", strcmp(parent, "/") == 0 ? "" : parent, base);
     free(parent);
 }
 
@@ -580,8 +578,10 @@ prepare_mountpoint(const char *mp)
             die("mount point %s: %s (a dead FUSE mount that is not "
                 "provium's; run: fusermount3 -u %s)",
                 mp, strerror(ENOTCONN), mp);
-        log_msg(LOG_WARNING, "%s: stale mount of a dead proviumfs; "
-                             "detaching it", mp);
+        log_msg(LOG_WARNING,
+                "%s: stale mount of a dead proviumfs; "
+                "detaching it",
+                mp);
         if (umount2(mp, MNT_DETACH) < 0)
             die("umount %s: %s (run: fusermount3 -u %s)", mp, strerror(errno),
                 mp);
@@ -599,8 +599,7 @@ prepare_mountpoint(const char *mp)
 }
 
 /* Pass 3: what libfuse parses (-f, -d, -o ...). */
-static void
-parse_fuse_options(struct fs_options *o, struct fuse_args *args);
+static void parse_fuse_options(struct fs_options *o, struct fuse_args *args);
 
 /* ---- start-up ----------------------------------------------------- */
 
@@ -713,8 +712,8 @@ main(int argc, char **argv)
         log_msg(LOG_ERR, "%s", err);
         goto out_session;
     }
-    log_msg(LOG_INFO, "mounted %s (pid %d, spool %s, agent %s)",
-            opt.mountpoint, (int)getpid(), opt.spool_dir,
+    log_msg(LOG_INFO, "mounted %s (pid %d, spool %s, agent %s)", opt.mountpoint,
+            (int)getpid(), opt.spool_dir,
             opt.no_host ? "none" : opt.agent_path);
     if ((rc = reactor_run(fs.r)) < 0)
         log_msg(LOG_ERR, "event loop: %s", strerror(-rc));
