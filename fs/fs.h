@@ -23,7 +23,7 @@
 #include "agent.h"
 #include "streams.h"
 
-#define FS_VERSION "0.1"
+#define FS_VERSION PROVIUM_VERSION /* project(VERSION) in CMakeLists.txt */
 #define FS_DEFAULT_MOUNT "/run/provium"
 #define FS_SLOT_RECLAIM (30 * USEC_PER_SEC) /* SPEC §4.4 */
 #define FS_AGENT_WAIT (10 * USEC_PER_SEC)   /* an open waits this long */

@@ -580,8 +580,15 @@ slot_open(struct sctl *sc, fuse_req_t req, struct command *cmd)
                  cmd->argv[1].p);
         for (vm = fs->vms; vm && !vm_has_nic(vm, iface); vm = vm->next)
             ;
+        /* Without kind=: a VM's NIC, else what the interface is (the
+         * capture engine decides the same way, so info agrees). */
+#if PROVIUM_HAVE_CAPTURE
+        snprintf(sl->kind, sizeof(sl->kind), "%s_capture",
+                 vm ? "nic" : capture_iface_kind(iface));
+#else
         snprintf(sl->kind, sizeof(sl->kind), "%s",
                  vm ? "nic_capture" : "bridge_capture");
+#endif
         for (int k = 2; k < cmd->argc; k++) {
             if (word_option(cmd->argv[k], "kind", &v))
                 snprintf(sl->kind, sizeof(sl->kind), "%s",

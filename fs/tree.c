@@ -36,7 +36,7 @@ const char tree_readme[] =
         "\n"
         "  id=$(cat clone)                       # allocate a stream id\n"
         "  exec 3<>streams/$id/ctl               # keep it: closing ends it\n"
-        "  echo 'tail_file host /var/log/syslog' >&3\n"
+        "  echo 'tail_file host /var/log/dpkg.log' >&3\n"
         "  read -r reply <&3; echo $reply        # ok 0\n"
         "  cat streams/$id/data                  # the stream, live, from byte "
         "0\n"

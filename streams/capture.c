@@ -266,11 +266,10 @@ activate_errno(int status)
     }
 }
 
-/* "bridge" if the kernel's driver for iface is the bridge, else "nic".
- * Asked through ethtool on a socket rather than /sys/class/net, which
+/* Asked through ethtool on a socket rather than /sys/class/net, which
  * shows the namespace sysfs was mounted in, not the caller's. */
-static const char *
-detect_kind(const char *iface)
+const char *
+capture_iface_kind(const char *iface)
 {
     struct ethtool_drvinfo info = {.cmd = ETHTOOL_GDRVINFO};
     struct ifreq ifr = {0};
@@ -445,7 +444,7 @@ capture_open(struct stream *s, void *ctx, const struct command *cmd, int argi,
     if ((rc = parse_options(cmd, argi, c, err)) < 0)
         goto fail;
     if (!c->kind[0])
-        snprintf(c->kind, sizeof(c->kind), "%s", detect_kind(c->iface));
+        snprintf(c->kind, sizeof(c->kind), "%s", capture_iface_kind(c->iface));
     if ((rc = capture_start(c, err)) < 0)
         goto fail;
     if (!(c->rec = malloc(PCAP_RECORD_HEADER_LEN + (size_t)c->snaplen))) {

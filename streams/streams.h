@@ -441,6 +441,9 @@ extern const struct engine_ops console_engine;
 extern const struct engine_ops capture_engine;
 /* Live captures on iface (0 when none). */
 unsigned capture_count(const char *iface);
+/* "bridge" if the kernel's driver for iface is the bridge, else "nic":
+ * the kind of a capture opened without kind=. */
+const char *capture_iface_kind(const char *iface);
 /* Append one "capture: IFACE N" line per interface with live captures. */
 void capture_status(char *buf, size_t len);
 
