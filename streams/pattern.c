@@ -520,7 +520,9 @@ regex_check(struct pattern_set *ps, const struct pattern *pats, unsigned i,
                 construct_find(e->p.src, e->p.len,
                                e->p.flags & PATTERN_EXTENDED,
                                construct_kinds(herr->message), &pos);
-        if (k != C_NONE)
+        if (strstr(herr->message, "never match"))
+            errf(err, "%s: can never match (Hyperscan: %s)", w, m);
+        else if (k != C_NONE)
             errf(err, "%s: %s at offset %zu cannot be matched in a stream "
                      "(Hyperscan: %s)",
                      w, construct_names[k], pos, m);

@@ -11,19 +11,22 @@
  * those rings, never rescanned.
  *
  * Deciding "earliest, then lowest index". Hyperscan reports the matches
- * ending at one offset during the same scan call, in order of end
- * offset, except for patterns it flags as "unordered": those ending in an
- * assertion about the next byte (`a\b`, `(?m)a$`) are reported only once
- * that byte has been scanned, which can be in the next call. So:
+ * ending at one offset during the scan call that scans that offset, but
+ * not sorted within the call (a start-of-match pattern's match may come
+ * after another pattern's later one), and patterns it flags "unordered",
+ * those ending in an assertion about the next byte (`a\b`, `(?m)a$`), are
+ * reported only once that byte has been scanned, which can be in the next
+ * call. So:
  *
- *  - every callback keeps the best (end, index) seen; with an ordered set
- *    a match ending later than the best stops the scan at once, since
- *    nothing earlier can follow;
+ *  - every callback keeps the best (end, index) seen, and a call always
+ *    runs to the end of its bytes (at most one chunk past the match);
  *  - a best match ending before the last byte scanned is final;
  *  - one ending exactly at the last byte scanned is final for an ordered
  *    set; for an unordered one, or one where a pattern can match at the
  *    end of the data, it is held until the next byte has been scanned
- *    (next run) or scan_idle/scan_finish below have looked at the end.
+ *    (next run) or scan_idle/scan_finish below have looked at the end;
+ *    so is one ending just before a final newline when `$` could match
+ *    there (PCRE's `$` matches before a newline that ends the data).
  *
  * The end of the data. PCRE's `$`, `\z`, `\Z` and a trailing `\b` match at
  * the end of the subject. On a live stream the subject has no end, so
@@ -135,8 +138,9 @@ on_match(unsigned int id, unsigned long long from, unsigned long long to,
     } else if (to == sc->best_to && id == sc->best && from < sc->best_from) {
         sc->best_from = from;
     }
-    /* In end order, a later end means nothing earlier can follow. */
-    return sc->info->ordered && to > sc->best_to;
+    /* Never stop early: within one scan call Hyperscan may report a match
+     * after one that ends later (start-of-match patterns do). */
+    return 0;
 }
 
 /* Run the patterns over n filtered bytes. */
@@ -161,14 +165,24 @@ engine_feed(struct scan *sc, const void *p, size_t n)
     return 0;
 }
 
-/* Is the best match so far final? (See the top of the file.) One at the
- * last byte scanned is not, for a set where a lower index may still
- * match there: late (unordered), or at the end of the data (scan_idle). */
+/*
+ * Is the best match so far final? (See the top of the file.) Not while a
+ * lower index may still match at its end:
+ *  - at the last byte scanned, a late (unordered) pattern, or one that
+ *    matches at the end of the data (scan_idle);
+ *  - at the byte before a final newline, `$` (it matches before a newline
+ *    that ends the data).
+ */
 static bool
 decided(const struct scan *sc)
 {
-    return sc->have && (sc->best_to < sc->out ||
-                        (sc->info->ordered && !sc->info->eod));
+    if (!sc->have)
+        return false;
+    if (sc->best_to == sc->out)
+        return sc->info->ordered && !sc->info->eod;
+    if (sc->best_to + 1 == sc->out && sc->info->eod)
+        return sc->ring[(sc->out - 1) % SCAN_RING] != '\n';
+    return true;
 }
 
 /* The end-of-data matches of the bytes scanned so far, on a copy of the
@@ -503,7 +517,7 @@ scan_timeout_message(const struct scan *sc, const char *op,
         fprintf(f, "`; %llu bytes scanned", (unsigned long long)sc->raw);
     }
     if (sc->skip)
-        fprintf(f, "; %llu kernel log records skipped",
+        fprintf(f, "; kernel log records skipped: %llu",
                 (unsigned long long)sc->pk.records);
 
     /* Closest: the longest prefix of a literal among the newest bytes

@@ -384,7 +384,7 @@ const struct pattern_set *scan_patterns(const struct scan *sc);
 /*
  * The timeout message of op ("read_until", "expect", "peek"), malloc'd:
  *   read_until timed out waiting for `P`; timeout 10s; last bytes seen:
- *   `...`; N bytes scanned[; N kernel log records skipped][; closest:
+ *   `...`; N bytes scanned[; kernel log records skipped: N][; closest:
  *   `PRE` then `...`]
  * (SPEC §4.3, §9.2; docs/matching.md). NULL when memory ran out.
  */
