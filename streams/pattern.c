@@ -844,6 +844,10 @@ pattern_set_get(const struct pattern *pats, unsigned n, unsigned opts,
         if (pats[i].kind != PATTERN_LITERAL && pats[i].kind != PATTERN_REGEX)
             return -EINVAL;
     }
+    if (hs_valid_platform() != HS_SUCCESS) {
+        errf(err, "regex matching needs a CPU with SSSE3 (Hyperscan)");
+        return -ENOTSUP;
+    }
     h = set_hash(pats, n, opts);
     for (ps = cache.head; ps; ps = ps->next) {
         if (ps->hash == h && set_equal(ps, pats, n, opts)) {

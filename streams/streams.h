@@ -232,7 +232,8 @@ struct pattern_set;
  * the problem: a syntax error (PCRE2's message and offset), a construct a
  * stream cannot match (named, with its offset and Hyperscan's message), a
  * regex that can match the empty string, a NUL in a regex, or a cap
- * (count, length, compiled size); -ENOMEM.
+ * (count, length, compiled size); -ENOMEM; -ENOTSUP on a CPU Hyperscan
+ * cannot run on (no SSSE3).
  */
 int pattern_set_get(const struct pattern *pats, unsigned n, unsigned opts,
                     struct pattern_set **out, char *err);
