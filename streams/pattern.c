@@ -54,6 +54,7 @@ struct entry {
     struct pattern p; /* p.src points into the set's own copy */
     unsigned width;   /* fixed match width; 0 if variable */
     bool som;         /* Hyperscan reports the match start */
+    bool nl;          /* x mode: a final newline ends a #comment */
     unsigned groups;  /* capture groups (regexes) */
     pcre2_code *re;   /* regexes: for captures */
     bool jit_tried;
@@ -99,10 +100,14 @@ static size_t
 escape_byte(unsigned char c, char *tmp)
 {
     switch (c) {
-    case '\n': return (size_t)snprintf(tmp, 5, "\\n");
-    case '\r': return (size_t)snprintf(tmp, 5, "\\r");
-    case '\t': return (size_t)snprintf(tmp, 5, "\\t");
-    case '\\': return (size_t)snprintf(tmp, 5, "\\\\");
+    case '\n':
+        return (size_t)snprintf(tmp, 5, "\\n");
+    case '\r':
+        return (size_t)snprintf(tmp, 5, "\\r");
+    case '\t':
+        return (size_t)snprintf(tmp, 5, "\\t");
+    case '\\':
+        return (size_t)snprintf(tmp, 5, "\\\\");
     default:
         if (c >= 0x20 && c < 0x7f)
             return (size_t)snprintf(tmp, 5, "%c", c);
@@ -111,8 +116,7 @@ escape_byte(unsigned char c, char *tmp)
 }
 
 size_t
-pattern_escape(const void *buf, size_t len, size_t max, char *out,
-               size_t cap)
+pattern_escape(const void *buf, size_t len, size_t max, char *out, size_t cap)
 {
     const unsigned char *b = buf;
     size_t o = 0, n = len > max ? max : len, need = 0;
@@ -124,7 +128,9 @@ pattern_escape(const void *buf, size_t len, size_t max, char *out,
     for (size_t i = 0; i < n; i++)
         need += escape_byte(b[i], tmp);
     /* When it does not all fit, keep room for the "..." that says so. */
-    size_t room = need + (cut ? 3 : 0) + 1 <= cap ? cap - 1 : cap < 4 ? 0 : cap - 4;
+    size_t room = need + (cut ? 3 : 0) + 1 <= cap ? cap - 1
+                  : cap < 4                       ? 0
+                                                  : cap - 4;
     if (need + (cut ? 3 : 0) + 1 > cap)
         cut = true;
     for (size_t i = 0; i < n; i++) {
@@ -167,10 +173,18 @@ pattern_flags_parse(const void *s, size_t len, unsigned *flags, char *err)
     for (size_t i = 0; i < len; i++) {
         unsigned f;
         switch (p[i]) {
-        case 'i': f = PATTERN_CASELESS; break;
-        case 'm': f = PATTERN_MULTILINE; break;
-        case 's': f = PATTERN_DOTALL; break;
-        case 'x': f = PATTERN_EXTENDED; break;
+        case 'i':
+            f = PATTERN_CASELESS;
+            break;
+        case 'm':
+            f = PATTERN_MULTILINE;
+            break;
+        case 's':
+            f = PATTERN_DOTALL;
+            break;
+        case 'x':
+            f = PATTERN_EXTENDED;
+            break;
         default: {
             char e[8];
             pattern_escape(p + i, 1, 1, e, sizeof e);
@@ -200,8 +214,8 @@ pattern_describe(const struct pattern *p, size_t max, char *out, size_t cap)
         n = snprintf(out, cap, "`%s`", e);
     } else {
         pattern_flags_format(p->flags, fl);
-        n = snprintf(out, cap, "regex `%s`%s%s%s", e, *fl ? " (flags " : "",
-                     fl, *fl ? ")" : "");
+        n = snprintf(out, cap, "regex `%s`%s%s%s", e, *fl ? " (flags " : "", fl,
+                     *fl ? ")" : "");
     }
     if (e != src)
         free(e);
@@ -210,8 +224,7 @@ pattern_describe(const struct pattern *p, size_t max, char *out, size_t cap)
 
 /* "regex `(a)\1`" or, in a list, "pattern 2: regex `(a)\1`". */
 static void
-who(const struct pattern *pats, unsigned n, unsigned i, char *buf,
-    size_t len)
+who(const struct pattern *pats, unsigned n, unsigned i, char *buf, size_t len)
 {
     size_t o = 0;
 
@@ -233,11 +246,11 @@ enum construct {
 };
 
 static const char *const construct_names[] = {
-    [C_BACKREF] = "back-reference",
-    [C_LOOKAHEAD] = "lookahead assertion",
-    [C_LOOKBEHIND] = "lookbehind assertion",
-    [C_ATOMIC] = "atomic group",
-    [C_POSSESSIVE] = "possessive quantifier",
+        [C_BACKREF] = "back-reference",
+        [C_LOOKAHEAD] = "lookahead assertion",
+        [C_LOOKBEHIND] = "lookbehind assertion",
+        [C_ATOMIC] = "atomic group",
+        [C_POSSESSIVE] = "possessive quantifier",
 };
 
 /* Skip a {n}, {n,}, {n,m} quantifier at s[i] ('{'); returns the index
@@ -350,9 +363,8 @@ construct_find(const char *s, size_t len, bool extended, unsigned want,
                 *pos = at;
                 return C_POSSESSIVE;
             }
-            i = after < len && (s[after] == '?' || s[after] == '+')
-                        ? after + 1
-                        : after;
+            i = after < len && (s[after] == '?' || s[after] == '+') ? after + 1
+                                                                    : after;
             continue;
         }
         i++;
@@ -393,8 +405,8 @@ hs_message(const char *msg, size_t shift, char *out, size_t len)
         snprintf(out, len, "%s", msg);
         return;
     }
-    snprintf(out, len, "%.*sat index %lu%s", (int)(at - msg), msg,
-             idx - shift, end);
+    snprintf(out, len, "%.*sat index %lu%s", (int)(at - msg), msg, idx - shift,
+             end);
 }
 
 /* ---- compiling ---------------------------------------------------- */
@@ -410,9 +422,9 @@ hs_flags(unsigned flags)
 /*
  * The expression Hyperscan compiles for pattern p (a malloc'd C string):
  * a literal with every byte but [A-Za-z0-9_] as \xHH; a regex as written,
- * behind "(?x)" for the x flag (Hyperscan has no flag for it), and for
- * x then also with a final newline when `nl` (Hyperscan, unlike PCRE,
- * wants a #comment to end with one). *shift = bytes put in front.
+ * behind "(?x)" for the x flag (Hyperscan has no flag for it), and with
+ * a final newline when `nl` (Hyperscan, unlike PCRE, wants a #comment to
+ * end with one). *shift = bytes put in front.
  */
 static char *
 hs_expression(const struct pattern *p, bool nl, size_t *shift)
@@ -437,7 +449,7 @@ hs_expression(const struct pattern *p, bool nl, size_t *shift)
         return out;
     }
     bool x = p->flags & PATTERN_EXTENDED;
-    out = o = malloc(p->len + 7);
+    out = o = malloc(p->len + 6);
     if (!out)
         return NULL;
     if (x) {
@@ -447,7 +459,7 @@ hs_expression(const struct pattern *p, bool nl, size_t *shift)
     }
     memcpy(o, s, p->len);
     o += p->len;
-    if (x && nl)
+    if (nl)
         *o++ = '\n';
     *o = '\0';
     return out;
@@ -479,14 +491,13 @@ regex_check(struct pattern_set *ps, const struct pattern *pats, unsigned i,
         errf(err, "%s: contains a NUL byte (write it as \\x00)", w);
         return -EINVAL;
     }
-    e->re = pcre2_compile(e->p.src, e->p.len, pcre2_options(e->p.flags),
-                          &code, &off, NULL);
+    e->re = pcre2_compile(e->p.src, e->p.len, pcre2_options(e->p.flags), &code,
+                          &off, NULL);
     if (!e->re) {
         if (code == PCRE2_ERROR_NOMEMORY)
             return -ENOMEM;
         pcre2_get_error_message(code, (PCRE2_UCHAR *)m, sizeof m);
-        errf(err, "%s: %s at offset %zu", w, m,
-                 (size_t)off);
+        errf(err, "%s: %s at offset %zu", w, m, (size_t)off);
         return -EINVAL;
     }
     uint32_t groups = 0;
@@ -499,13 +510,15 @@ regex_check(struct pattern_set *ps, const struct pattern *pats, unsigned i,
     char *x = hs_expression(&e->p, false, &shift);
     if (!x)
         return -ENOMEM;
-    hs_error_t rc =
-            hs_expression_info(x, hs_flags(e->p.flags), &info, &herr);
-    if (rc != HS_SUCCESS && (e->p.flags & PATTERN_EXTENDED) && herr &&
+    hs_error_t rc = hs_expression_info(x, hs_flags(e->p.flags), &info, &herr);
+    if (rc != HS_SUCCESS && herr &&
         strstr(herr->message, "Unterminated comment")) {
+        /* x mode (flag or inline) is on at the end: PCRE ends a comment
+         * there, Hyperscan wants a newline, which x mode ignores. */
         hs_free_compile_error(herr);
         herr = NULL;
         free(x);
+        e->nl = true;
         if (!(x = hs_expression(&e->p, true, &shift)))
             return -ENOMEM;
         rc = hs_expression_info(x, hs_flags(e->p.flags), &info, &herr);
@@ -516,26 +529,27 @@ regex_check(struct pattern_set *ps, const struct pattern *pats, unsigned i,
             return -ENOMEM;
         hs_message(herr->message, shift, m, sizeof m);
         size_t pos;
-        enum construct k =
-                construct_find(e->p.src, e->p.len,
-                               e->p.flags & PATTERN_EXTENDED,
-                               construct_kinds(herr->message), &pos);
+        enum construct k = construct_find(e->p.src, e->p.len,
+                                          e->p.flags & PATTERN_EXTENDED,
+                                          construct_kinds(herr->message), &pos);
         if (strstr(herr->message, "never match"))
             errf(err, "%s: can never match (Hyperscan: %s)", w, m);
         else if (k != C_NONE)
-            errf(err, "%s: %s at offset %zu cannot be matched in a stream "
-                     "(Hyperscan: %s)",
-                     w, construct_names[k], pos, m);
+            errf(err,
+                 "%s: %s at offset %zu cannot be matched in a stream "
+                 "(Hyperscan: %s)",
+                 w, construct_names[k], pos, m);
         else
             errf(err, "%s: cannot be matched in a stream (Hyperscan: %s)", w,
-                     m);
+                 m);
         hs_free_compile_error(herr);
         return -EINVAL;
     }
     if (info->min_width == 0) {
-        errf(err, "%s: can match the empty string, so it would match at "
-                 "once; make it match at least one byte",
-                 w);
+        errf(err,
+             "%s: can match the empty string, so it would match at "
+             "once; make it match at least one byte",
+             w);
         free(info);
         return -EINVAL;
     }
@@ -583,8 +597,7 @@ database_build(struct pattern_set *ps, char *err, const struct pattern *pats)
             exprs[n] = (char *)(uintptr_t)e->p.src;
             lens[n] = e->p.len;
         } else {
-            exprs[n] = hs_expression(&e->p, e->p.flags & PATTERN_EXTENDED,
-                                     &shift);
+            exprs[n] = hs_expression(&e->p, e->nl, &shift);
             if (!exprs[n])
                 goto out;
         }
@@ -627,10 +640,10 @@ database_build(struct pattern_set *ps, char *err, const struct pattern *pats)
             char w[4 * SHOWN_SRC + 64];
             who(pats, ps->n, ids[x], w, sizeof w);
             errf(err, "%s: cannot be matched in a stream (Hyperscan: %s)", w,
-                     herr->message);
+                 herr->message);
         } else {
             errf(err, "patterns cannot be compiled together (Hyperscan: %s)",
-                     herr->message);
+                 herr->message);
         }
         hs_free_compile_error(herr);
         rc = -EINVAL;
@@ -640,16 +653,18 @@ database_build(struct pattern_set *ps, char *err, const struct pattern *pats)
     hs_database_size(db, &dbsize);
     hs_stream_size(db, &state);
     if (dbsize > PATTERN_MAX_DATABASE) {
-        errf(err, "patterns too large once compiled: %zu bytes of automata "
-                 "(at most %u); use fewer or simpler patterns",
-                 dbsize, PATTERN_MAX_DATABASE);
+        errf(err,
+             "patterns too large once compiled: %zu bytes of automata "
+             "(at most %u); use fewer or simpler patterns",
+             dbsize, PATTERN_MAX_DATABASE);
         rc = -EINVAL;
         goto out;
     }
     if (state > PATTERN_MAX_STATE) {
-        errf(err, "patterns too large once compiled: %zu bytes of stream "
-                 "state per op (at most %u); use fewer or simpler patterns",
-                 state, PATTERN_MAX_STATE);
+        errf(err,
+             "patterns too large once compiled: %zu bytes of stream "
+             "state per op (at most %u); use fewer or simpler patterns",
+             state, PATTERN_MAX_STATE);
         rc = -EINVAL;
         goto out;
     }
@@ -694,7 +709,7 @@ set_hash(const struct pattern *pats, unsigned n, unsigned opts)
 
 #define MIX(p, len)                                                            \
     for (size_t k_ = 0; k_ < (len); k_++)                                      \
-        h = (h ^ ((const unsigned char *)(p))[k_]) * 1099511628211ULL
+    h = (h ^ ((const unsigned char *)(p))[k_]) * 1099511628211ULL
     MIX(hdr, sizeof hdr);
     for (unsigned i = 0; i < n; i++) {
         unsigned meta[2] = {pats[i].kind, pats[i].flags};
@@ -708,8 +723,8 @@ set_hash(const struct pattern *pats, unsigned n, unsigned opts)
 }
 
 static bool
-set_equal(const struct pattern_set *ps, const struct pattern *pats,
-          unsigned n, unsigned opts)
+set_equal(const struct pattern_set *ps, const struct pattern *pats, unsigned n,
+          unsigned opts)
 {
     if (ps->n != n || ps->opts != opts)
         return false;
@@ -796,9 +811,8 @@ set_compile(const struct pattern *pats, unsigned n, unsigned opts,
             e->width = (unsigned)e->p.len;
             if (e->p.len == 0 && ps->info.empty < 0)
                 ps->info.empty = (int)i;
-        } else if ((rc = regex_check(ps, pats, i,
-                                     !(opts & PATTERN_SET_NO_SPAN), err)) <
-                   0) {
+        } else if ((rc = regex_check(ps, pats, i, !(opts & PATTERN_SET_NO_SPAN),
+                                     err)) < 0) {
             goto fail;
         }
     }
@@ -829,8 +843,7 @@ pattern_set_get(const struct pattern *pats, unsigned n, unsigned opts,
         return -EINVAL;
     }
     if (n > PATTERN_MAX_COUNT) {
-        errf(err, "too many patterns (%u, at most %d)",
-                 n, PATTERN_MAX_COUNT);
+        errf(err, "too many patterns (%u, at most %d)", n, PATTERN_MAX_COUNT);
         return -EINVAL;
     }
     for (unsigned i = 0; i < n; i++) {
@@ -838,7 +851,7 @@ pattern_set_get(const struct pattern *pats, unsigned n, unsigned opts,
             char w[4 * SHOWN_SRC + 64];
             who(pats, n, i, w, sizeof w);
             errf(err, "%s: too long (%zu bytes, at most %d)", w, pats[i].len,
-                     PATTERN_MAX_LEN);
+                 PATTERN_MAX_LEN);
             return -EINVAL;
         }
         if (pats[i].kind != PATTERN_LITERAL && pats[i].kind != PATTERN_REGEX)

@@ -50,8 +50,7 @@ printk_init(struct printk *pk)
 bool
 printk_holding(const struct printk *pk)
 {
-    return pk->state == PK_OPEN || pk->state == PK_SECS ||
-           pk->state == PK_FRAC;
+    return pk->state == PK_OPEN || pk->state == PK_SECS || pk->state == PK_FRAC;
 }
 
 /* One byte of a candidate: the next state, PK_RECORD when c confirms the

@@ -52,12 +52,12 @@
 
 #include "streams.h"
 
-#define SCAN_RING 1024  /* bytes the patterns saw, for "closest" */
-#define SCAN_LAST 64    /* raw bytes shown as "last bytes seen" */
-#define SCAN_JUMPS 64   /* printk removals remembered for span starts */
-#define CLOSEST_MIN 2   /* shortest prefix worth reporting */
+#define SCAN_RING 1024   /* bytes the patterns saw, for "closest" */
+#define SCAN_LAST 64     /* raw bytes shown as "last bytes seen" */
+#define SCAN_JUMPS 64    /* printk removals remembered for span starts */
+#define CLOSEST_MIN 2    /* shortest prefix worth reporting */
 #define CLOSEST_AFTER 40 /* bytes shown after it */
-#define LIST_SHOWN 64   /* bytes of each pattern of a list in a message */
+#define LIST_SHOWN 64    /* bytes of each pattern of a list in a message */
 
 enum scan_state { RUNNING, MATCHED, FINISHED };
 
@@ -68,7 +68,7 @@ struct scan {
     hs_stream_t *spare; /* end-of-data checks run on a copy of it */
     struct matcher *m;  /* the single-literal engine */
     enum scan_state state;
-    int err;            /* an engine error met while filtering */
+    int err; /* an engine error met while filtering */
 
     uint64_t raw; /* raw bytes fed */
     uint64_t out; /* bytes the patterns saw */
@@ -94,8 +94,7 @@ struct scan {
 
 /* Store p[0..n) as bytes [at, at+n) of a stream kept in a ring of cap. */
 static void
-ring_put(unsigned char *ring, size_t cap, uint64_t at, const void *p,
-         size_t n)
+ring_put(unsigned char *ring, size_t cap, uint64_t at, const void *p, size_t n)
 {
     const unsigned char *b = p;
 
@@ -199,8 +198,7 @@ engine_eod(struct scan *sc, bool final)
     } else {
         rc = hs_reset_and_copy_stream(sc->spare, sc->hs, NULL, NULL, NULL);
         if (rc == HS_SUCCESS)
-            rc = hs_reset_stream(sc->spare, 0, pattern_scratch(), on_match,
-                                 sc);
+            rc = hs_reset_stream(sc->spare, 0, pattern_scratch(), on_match, sc);
     }
     return rc == HS_SUCCESS ? 0 : rc == HS_NOMEM ? -ENOMEM : -EIO;
 }
@@ -224,14 +222,13 @@ raw_of(const struct scan *sc, uint64_t f)
 static int
 report(struct scan *sc, struct scan_match *m)
 {
-    uint64_t start = pattern_set_start(sc->ps, sc->best, sc->best_from,
-                                       sc->best_to);
+    uint64_t start =
+            pattern_set_start(sc->ps, sc->best, sc->best_from, sc->best_to);
     uint64_t last = raw_of(sc, sc->best_to - 1);
 
     m->index = sc->best;
     /* The last matched byte is recent: it is never past the jump ring. */
-    m->end = (last == PATTERN_UNKNOWN ? sc->best_to - 1 + sc->delta : last) +
-             1;
+    m->end = (last == PATTERN_UNKNOWN ? sc->best_to - 1 + sc->delta : last) + 1;
     m->start = start == PATTERN_UNKNOWN ? PATTERN_UNKNOWN : raw_of(sc, start);
     sc->state = MATCHED;
     return 1;
@@ -483,8 +480,7 @@ put_pattern(FILE *f, const struct pattern *p, size_t max)
 }
 
 char *
-scan_timeout_message(const struct scan *sc, const char *op,
-                     uint64_t timeout)
+scan_timeout_message(const struct scan *sc, const char *op, uint64_t timeout)
 {
     unsigned n = pattern_set_count(sc->ps);
     unsigned char win[SCAN_RING], last[SCAN_LAST];

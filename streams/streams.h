@@ -191,9 +191,9 @@ int matcher_feed(struct matcher *m, const void *buf, size_t len,
 /* ------------------------------------------------------------------ */
 
 #define PATTERN_MAX_COUNT 256
-#define PATTERN_MAX_LEN MATCH_MAX_PATTERN  /* source bytes of one pattern */
-#define PATTERN_MAX_DATABASE (4u << 20)    /* compiled bytes of one set */
-#define PATTERN_MAX_STATE (16u << 10)      /* stream state bytes per op */
+#define PATTERN_MAX_LEN MATCH_MAX_PATTERN   /* source bytes of one pattern */
+#define PATTERN_MAX_DATABASE (4u << 20)     /* compiled bytes of one set */
+#define PATTERN_MAX_STATE (16u << 10)       /* stream state bytes per op */
 #define PATTERN_MAX_CAPTURE_SPAN (1u << 20) /* bytes captures run over */
 #define PATTERN_ERR_LEN 512
 #define PATTERN_UNKNOWN UINT64_MAX /* an offset that is not known */
@@ -282,8 +282,7 @@ int pattern_set_captures(struct pattern_set *ps, unsigned i,
                          size_t *ovec, unsigned max);
 
 /* "imsx" letters to flags; -EINVAL with a message for anything else. */
-int pattern_flags_parse(const void *s, size_t len, unsigned *flags,
-                        char *err);
+int pattern_flags_parse(const void *s, size_t len, unsigned *flags, char *err);
 /* Flags as letters into buf (at least 5 bytes). */
 void pattern_flags_format(unsigned flags, char *buf);
 /* C-escape up to max bytes of buf into out (cap bytes, NUL-terminated),

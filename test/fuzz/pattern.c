@@ -183,7 +183,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!(scanopts & SCAN_SKIP_PRINTK) && p->kind == PATTERN_LITERAL) {
             CHECK(m.end >= p->len);
             CHECK(m.start == m.end - p->len);
-            CHECK(p->len == 0 || memcmp(d + m.end - p->len, p->src, p->len) == 0);
+            CHECK(p->len == 0 ||
+                  memcmp(d + m.end - p->len, p->src, p->len) == 0);
         }
         if (!(scanopts & SCAN_SKIP_PRINTK) && p->kind == PATTERN_REGEX &&
             m.start != PATTERN_UNKNOWN) {

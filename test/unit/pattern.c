@@ -121,6 +121,33 @@ Test(pattern, other_refusals)
     cr_assert_str_eq(buf, "imsx");
 }
 
+Test(pattern, extended_comments_and_quoting)
+{
+    /* PCRE ends an x-mode #comment at the end of the pattern; Hyperscan
+     * wants a newline there, which must not change other patterns. */
+    struct pattern p[] = {re("a b # c", PATTERN_EXTENDED),
+                          re("(?x) d e # f", 0),
+                          re("x\\Qy z", PATTERN_EXTENDED)};
+    struct pattern_set *ps;
+    struct scan *sc;
+    struct scan_match m;
+    char err[PATTERN_ERR_LEN];
+
+    cr_assert_eq(pattern_set_get(p, 3, 0, &ps, err), 0, "%s", err);
+    cr_assert_eq(scan_new(ps, 0, &sc), 0);
+    cr_assert_eq(scan_feed(sc, "xy z\n", 5, &m), 1);
+    cr_assert_eq(m.index, 2);
+    cr_assert_eq(m.end, 4, "\\Q..: no newline added");
+    scan_reset(sc);
+    cr_assert_eq(scan_feed(sc, "..de", 4, &m), 1);
+    cr_assert_eq(m.index, 1);
+    scan_reset(sc);
+    cr_assert_eq(scan_feed(sc, "ab", 2, &m), 1);
+    cr_assert_eq(m.index, 0);
+    scan_free(sc);
+    pattern_set_put(ps);
+}
+
 Test(pattern, caps_on_count_and_length)
 {
     static struct pattern many[PATTERN_MAX_COUNT + 1];
@@ -132,9 +159,10 @@ Test(pattern, caps_on_count_and_length)
         snprintf(names[i], sizeof names[i], "w%d", i);
         many[i] = lit(names[i]);
     }
-    refused(many, PATTERN_MAX_COUNT + 1, "too many patterns (257, at most 256)");
-    cr_assert_eq(pattern_set_get(many, PATTERN_MAX_COUNT, 0, &ps, err), 0,
-                 "%s", err);
+    refused(many, PATTERN_MAX_COUNT + 1,
+            "too many patterns (257, at most 256)");
+    cr_assert_eq(pattern_set_get(many, PATTERN_MAX_COUNT, 0, &ps, err), 0, "%s",
+                 err);
     pattern_set_put(ps);
 
     static char big[PATTERN_MAX_LEN + 2];
@@ -185,8 +213,7 @@ Test(pattern, cap_on_stream_state, .timeout = 120)
     }
     struct pattern_set *ps = NULL;
     char err[PATTERN_ERR_LEN];
-    cr_assert_eq(pattern_set_get(p, 256, 0, &ps, err),
-                 -EINVAL);
+    cr_assert_eq(pattern_set_get(p, 256, 0, &ps, err), -EINVAL);
     unsigned long got;
     cr_assert_eq(sscanf(err,
                         "patterns too large once compiled: %lu bytes of "
@@ -218,7 +245,8 @@ Test(pattern, the_cache_compiles_a_set_once)
     cr_assert_eq(st.compiles, st0.compiles + 1);
     cr_assert_eq(st.hits, st0.hits + 100);
     /* Flags, options and order are part of the key. */
-    struct pattern q[] = {lit("login:"), re("READY [0-9]+ ok", PATTERN_CASELESS)};
+    struct pattern q[] = {lit("login:"),
+                          re("READY [0-9]+ ok", PATTERN_CASELESS)};
     cr_assert_eq(pattern_set_get(q, 2, 0, &c, err), 0);
     cr_assert_neq(c, a);
     pattern_set_put(c);

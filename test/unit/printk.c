@@ -32,29 +32,30 @@ Test(printk, what_is_a_record)
     expect_strip("log" REC "in:", "login:");
     expect_strip(REC "login:", "login:");
     expect_strip("login:" REC, "login:");
-    expect_strip("a\r\n" REC "b", "a\r\nb");            /* line kept */
-    expect_strip("[0.000000] x\n[ 1.5]y\nz", "z");      /* two records */
-    expect_strip("[12345678.000001]\n", "");            /* empty text */
-    expect_strip("[                3.1] x\ny", "y");    /* 16 spaces */
-    expect_strip("[                 3.1] x\ny",         /* 17: not one */
+    expect_strip("a\r\n" REC "b", "a\r\nb");         /* line kept */
+    expect_strip("[0.000000] x\n[ 1.5]y\nz", "z");   /* two records */
+    expect_strip("[12345678.000001]\n", "");         /* empty text */
+    expect_strip("[                3.1] x\ny", "y"); /* 16 spaces */
+    expect_strip("[                 3.1] x\ny",      /* 17: not one */
                  "[                 3.1] x\ny");
-    expect_strip("[123456789012.1] x\ny", "y");         /* 12 digits */
+    expect_strip("[123456789012.1] x\ny", "y"); /* 12 digits */
     expect_strip("[1234567890123.1] x\ny", "[1234567890123.1] x\ny");
-    expect_strip("[1.123456789] x\ny", "y");            /* 9 digits */
+    expect_strip("[1.123456789] x\ny", "y"); /* 9 digits */
     expect_strip("[1.1234567890] x\ny", "[1.1234567890] x\ny");
     expect_strip("[1.] x\n", "[1.] x\n");
     expect_strip("[.5] x\n", "[.5] x\n");
     expect_strip("[1] x\n", "[1] x\n");
     expect_strip("[ 1 .5] x\n", "[ 1 .5] x\n");
-    expect_strip("[[1.5] x\ny", "[y");                  /* second '[' */
+    expect_strip("[[1.5] x\ny", "[y"); /* second '[' */
     expect_strip("[1.5[2.5] x\ny", "[1.5y");
-    expect_strip("[3.14] no newline yet", "");          /* to the end */
-    expect_strip("abc [3.1", "abc [3.1");               /* held, flushed */
+    expect_strip("[3.14] no newline yet", ""); /* to the end */
+    expect_strip("abc [3.1", "abc [3.1");      /* held, flushed */
 }
 
 Test(printk, binary_bytes_pass_through)
 {
-    const char in[] = "a\0b\xff[\x00" "1.5] c\nd";
+    const char in[] = "a\0b\xff[\x00"
+                      "1.5] c\nd";
     char out[64];
     size_t n = printk_strip(in, sizeof in - 1, out);
     cr_assert_eq(n, sizeof in - 1);
@@ -155,8 +156,7 @@ Test(printk, holding_and_record_count)
 {
     struct printk pk;
     char out[64];
-    struct collect c = {(const unsigned char *)"", (unsigned char *)out, 0,
-                        0};
+    struct collect c = {(const unsigned char *)"", (unsigned char *)out, 0, 0};
 
     printk_init(&pk);
     const char *in = "ab[  12.5";
@@ -182,8 +182,8 @@ Test(printk, emit_can_stop_the_filter)
     struct printk pk;
     int calls = 0;
     printk_init(&pk);
-    cr_assert_eq(printk_filter(&pk, "a" REC "b", sizeof REC + 1,
-                               stop_at_first, &calls),
+    cr_assert_eq(printk_filter(&pk, "a" REC "b", sizeof REC + 1, stop_at_first,
+                               &calls),
                  7);
     cr_assert_eq(calls, 1);
 }

@@ -119,9 +119,9 @@ static long
 ref_start(struct ref *r, const unsigned char *subj, size_t len, size_t e)
 {
     for (size_t s = 0; s < e; s++) {
-        int rc = pcre2_dfa_match(r->code, subj, len, s, PCRE2_ANCHORED,
-                                 r->md, NULL, dfa_ws,
-                                 sizeof dfa_ws / sizeof dfa_ws[0]);
+        int rc =
+                pcre2_dfa_match(r->code, subj, len, s, PCRE2_ANCHORED, r->md,
+                                NULL, dfa_ws, sizeof dfa_ws / sizeof dfa_ws[0]);
         cr_assert(rc >= 0 || rc == PCRE2_ERROR_NOMATCH, "dfa: %d", rc);
         cr_assert_neq(rc, 0, "ovector too small");
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
@@ -160,8 +160,7 @@ reference(struct ref *refs, unsigned n, const unsigned char *d, size_t len,
         size_t views[2], nv = 0;
         if (idle[e])
             views[nv++] = e;
-        views[nv++] = e + 1 <= len && idle[e + 1] && d[e] == '\n' ? e + 1
-                                                                   : len;
+        views[nv++] = e + 1 <= len && idle[e + 1] && d[e] == '\n' ? e + 1 : len;
         for (size_t v = 0; v < nv; v++) {
             for (unsigned i = 0; i < n; i++) {
                 long s = ref_start(&refs[i], d, views[v], e);
@@ -289,8 +288,8 @@ gen_set(struct rset *rs, bool plain, unsigned setopts)
         for (unsigned i = 0; i < rs->n; i++) {
             if (rand() % 2) {
                 size_t len = gen_literal(rs->src[i]);
-                rs->p[i] = (struct pattern){PATTERN_LITERAL, 0, rs->src[i],
-                                            len};
+                rs->p[i] =
+                        (struct pattern){PATTERN_LITERAL, 0, rs->src[i], len};
             } else {
                 rs->src[i][0] = rs->sample[i][0] = '\0';
                 gen_regex(rs->src[i], sizeof rs->src[i], rs->sample[i],
@@ -427,9 +426,10 @@ Test(scan, earliest_end_lowest_index_random, .timeout = 240)
             (x.end >= 0 && (m.end != (uint64_t)x.end || m.index != x.index)))
             dump_case(&rs, d, len, chunks, nch, idle);
         if (x.end < 0) {
-            cr_assert_eq(rc, 0, "iter %d: no match expected, got %u at %llu "
-                         "(%s)", iter, m.index, (unsigned long long)m.end,
-                         desc);
+            cr_assert_eq(rc, 0,
+                         "iter %d: no match expected, got %u at %llu "
+                         "(%s)",
+                         iter, m.index, (unsigned long long)m.end, desc);
         } else {
             cr_assert_eq(rc, 1, "iter %d: expected %u at %ld (%s)", iter,
                          x.index, x.end, desc);
@@ -460,9 +460,9 @@ Test(scan, regex_straddling_every_frame_split, .timeout = 120)
     struct pattern p[] = {re("READY [0-9]+ ok", 0)};
     struct pattern l[] = {lit(hit)};
     struct scan *sc[3] = {
-        scanner(p, 1, 0, 0),
-        scanner(l, 1, PATTERN_SET_ENGINE_HS, 0),
-        scanner(l, 1, PATTERN_SET_ENGINE_MEMMEM, 0),
+            scanner(p, 1, 0, 0),
+            scanner(l, 1, PATTERN_SET_ENGINE_HS, 0),
+            scanner(l, 1, PATTERN_SET_ENGINE_MEMMEM, 0),
     };
 
     srand(5);
@@ -481,8 +481,8 @@ Test(scan, regex_straddling_every_frame_split, .timeout = 120)
                 cr_assert_eq(m.end, at + hl, "split at %zu: end %llu", k,
                              (unsigned long long)m.end);
                 cr_assert_eq(m.start, at, "split at %zu", k);
-                cr_assert_eq(scan_bytes(sc[e]),
-                             k >= at + hl ? k : k + (mid ? 1 : 0) >= at + hl
+                cr_assert_eq(scan_bytes(sc[e]), k >= at + hl ? k
+                                                : k + (mid ? 1 : 0) >= at + hl
                                                         ? k + 1
                                                         : sizeof win);
             }
@@ -656,8 +656,10 @@ Test(scan, skip_printk_splices_at_every_position, .timeout = 60)
                     scan_reset(sc);
                     cr_assert_eq(run(sc, d, len, chunks, 1, &m), 1,
                                  "record at %zu, split at %zu", i, k);
-                    cr_assert_eq(m.end, end, "record at %zu, split at %zu: "
-                                 "end %llu", i, k, (unsigned long long)m.end);
+                    cr_assert_eq(m.end, end,
+                                 "record at %zu, split at %zu: "
+                                 "end %llu",
+                                 i, k, (unsigned long long)m.end);
                     cr_assert_eq(m.start, start,
                                  "record at %zu, split at %zu: start %llu", i,
                                  k, (unsigned long long)m.start);
@@ -817,8 +819,8 @@ Test(scan, skip_printk_random, .timeout = 240)
             cr_assert_eq(m.index, x.index, "iter %d", iter);
             if (m.end != pos[x.end - 1] + 1 || m.index != x.index)
                 dump_case(&rs, d, len, chunks, nch, NULL);
-            cr_assert_eq(m.end, pos[x.end - 1] + 1, "iter %d: end %llu",
-                         iter, (unsigned long long)m.end);
+            cr_assert_eq(m.end, pos[x.end - 1] + 1, "iter %d: end %llu", iter,
+                         (unsigned long long)m.end);
             if (start_known(rs.ps, m.index))
                 cr_assert_eq(m.start, pos[x.start], "iter %d", iter);
         }
@@ -850,10 +852,9 @@ Test(scan, single_literal_engines_agree, .timeout = 60)
             off += chunks[nch++];
         }
         for (int e = 0; e < 2; e++) {
-            struct scan *sc = scanner(&p, 1,
-                                      e ? PATTERN_SET_ENGINE_HS
-                                        : PATTERN_SET_ENGINE_MEMMEM,
-                                      0);
+            struct scan *sc = scanner(
+                    &p, 1,
+                    e ? PATTERN_SET_ENGINE_HS : PATTERN_SET_ENGINE_MEMMEM, 0);
             struct scan_match m;
             int rc = run(sc, buf, len, chunks, nch, &m);
             cr_assert_eq(rc, hit ? 1 : 0, "engine %d", e);
@@ -898,8 +899,8 @@ Test(scan, timeout_messages_word_for_word)
                    "expect timed out waiting for `login:`; timeout 10s; no "
                    "bytes seen");
     /* A kernel message cut the prompt: closest says so. */
-    expect_message(login, 1, 0, "Debian GNU/Linux 12\r\nlogi" REC,
-                   "read_until", 1500 * USEC_PER_MSEC,
+    expect_message(login, 1, 0, "Debian GNU/Linux 12\r\nlogi" REC, "read_until",
+                   1500 * USEC_PER_MSEC,
                    "read_until timed out waiting for `login:`; timeout 1.5s; "
                    "last bytes seen: `Debian GNU/Linux 12\\r\\nlogi[    "
                    "3.141592] random: crng init done\\r\\n`; 64 bytes "
@@ -915,13 +916,15 @@ Test(scan, timeout_messages_word_for_word)
                    "8901234567890123456789 log`; 84 bytes "
                    "scanned; closest: `log` at the end");
     /* The latest of equally long prefixes; what follows, cut at 40. */
-    expect_message(login, 1, 0,
-                   "login login\nlogin\x01 and then a long long tail of "
-                   "words and more",
-                   "expect", USEC_PER_SEC,
-                   "expect timed out waiting for `login:`; timeout 1s; last "
-                   "bytes seen: `login login\\nlogin\\x01 and then a long long tail of words and more`; 62 bytes scanned; closest: `login` "
-                   "then `\\x01 and then a long long tail of words and...`");
+    expect_message(
+            login, 1, 0,
+            "login login\nlogin\x01 and then a long long tail of "
+            "words and more",
+            "expect", USEC_PER_SEC,
+            "expect timed out waiting for `login:`; timeout 1s; last "
+            "bytes seen: `login login\\nlogin\\x01 and then a long long tail "
+            "of words and more`; 62 bytes scanned; closest: `login` "
+            "then `\\x01 and then a long long tail of words and...`");
     /* One byte is no near miss. */
     expect_message(login, 1, 0, "llama", "expect", USEC_PER_SEC,
                    "expect timed out waiting for `login:`; timeout 1s; last "
@@ -929,8 +932,7 @@ Test(scan, timeout_messages_word_for_word)
     /* A list names every pattern; closest names its pattern. */
     struct pattern list[] = {lit("login:"),
                              re("Password: *$", PATTERN_CASELESS), lit("# ")};
-    expect_message(list, 3, 0, "pass logi\r\n", "expect",
-                   10 * USEC_PER_SEC,
+    expect_message(list, 3, 0, "pass logi\r\n", "expect", 10 * USEC_PER_SEC,
                    "expect timed out waiting for one of `login:`, regex "
                    "`Password: *$` (flags i), `# `; timeout 10s; last bytes "
                    "seen: `pass logi\\r\\n`; 11 bytes scanned; closest: "
