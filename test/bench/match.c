@@ -17,13 +17,15 @@
  *   b  100 alternatives (50 literals, 50 regexes) beside
  *      `grep -E -m1 -f PATTERNS`;
  *   c  one literal: today's matcher (match.c, memmem + KMP) beside the
- *      scanner on each engine and on the one it picks.
+ *      scanner on each engine and on the one it picks;
+ *   s  what start-of-match tracking costs: regexes of various shapes
+ *      with and without it (mem only).
  *
  * grep's file is written once and is in the page cache; its time does not
  * include writing it, the spool cases' time includes writing the spool.
  * At the end: the process's peak RSS.
  *
- * usage: bench_match [-s MiB] [-n runs] [-d dir] [-c abc]
+ * usage: bench_match [-s MiB] [-n runs] [-d dir] [-c abcs]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -408,6 +410,44 @@ case_c(int runs, char *path)
     pattern_set_put(dflt.ps);
 }
 
+static void
+case_s(int runs)
+{
+    static const char *const res[] = {
+            "READY [0-9]+ ok",
+            "error [0-9]+.*failed",
+            "(?s)XQ.*YQ",
+            "[a-z]+QQ[a-z]*x.*y",
+    };
+    enum { N = sizeof res / sizeof res[0] };
+    struct job span[N], nospan[N];
+    struct column c[2 * N];
+    char names[2 * N][16];
+
+    set_needle("READY 1 ok error 1 failed XQ YQ abQQx y");
+    for (int k = 0; k < N; k++) {
+        struct pattern p = {PATTERN_REGEX, 0, res[k], strlen(res[k])};
+        printf("s%d: regex `%s`\n", k + 1, res[k]);
+        span[k] = (struct job){"", compile(&p, 1, 0), NULL};
+        nospan[k] = (struct job){"", compile(&p, 1, PATTERN_SET_NO_SPAN), NULL};
+        snprintf(names[2 * k], sizeof names[0], "s%d span", k + 1);
+        snprintf(names[2 * k + 1], sizeof names[0], "s%d nospan", k + 1);
+        c[2 * k].name = names[2 * k];
+        c[2 * k + 1].name = names[2 * k + 1];
+    }
+    for (int i = 0; i < runs; i++) {
+        for (int k = 0; k < N; k++) {
+            c[2 * k].t[i] = run_mem(&span[k]);
+            c[2 * k + 1].t[i] = run_mem(&nospan[k]);
+        }
+    }
+    report("(s) start-of-match tracking, from memory", c, 2 * N, runs, 1);
+    for (int k = 0; k < N; k++) {
+        pattern_set_put(span[k].ps);
+        pattern_set_put(nospan[k].ps);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -430,7 +470,7 @@ main(int argc, char **argv)
             cases = optarg;
             break;
         default:
-            fprintf(stderr, "usage: %s [-s MiB] [-n runs] [-d dir] [-c abc]\n",
+            fprintf(stderr, "usage: %s [-s MiB] [-n runs] [-d dir] [-c abcs]\n",
                     argv[0]);
             return 2;
         }
@@ -456,6 +496,8 @@ main(int argc, char **argv)
         case_b(runs, path);
     if (strchr(cases, 'c'))
         case_c(runs, path);
+    if (strchr(cases, 's'))
+        case_s(runs);
     unlink(path);
     pattern_cache_flush();
     free(frames);
