@@ -9,7 +9,8 @@
  * pattern a byte (bit 0 regex, bits 1-4 flags imsx) and a length byte
  * (mod 64) followed by that many bytes; whatever remains is the stream.
  *
- * Invariants checked on every input:
+ * Invariants checked on every input (the first bytes of the stream are
+ * also parsed as regex flags):
  *  - pattern_set_get answers 0, or -EINVAL with a non-empty message, or
  *    -ENOMEM;
  *  - a match names a pattern of the set and lies within the bytes fed,
@@ -77,6 +78,8 @@ on_run(void *arg, const void *buf, size_t len, uint64_t raw_off)
     return 0;
 }
 
+/* Filter d in pieces (random sizes, or one byte at a time when seed is
+ * 0), checking the runs and the bound on the lookahead. */
 static void
 check_printk(const uint8_t *d, size_t len, unsigned seed)
 {
@@ -87,11 +90,13 @@ check_printk(const uint8_t *d, size_t len, unsigned seed)
     CHECK(a && b);
     printk_init(&pk);
     for (size_t off = 0; off < len;) {
-        seed = seed * 1103515245u + 12345u;
-        size_t k = 1 + (seed >> 16) % 97;
+        seed = seed ? seed * 1103515245u + 12345u : 0;
+        size_t k = seed ? 1 + (seed >> 16) % 97 : 1;
         if (k > len - off)
             k = len - off;
         CHECK(printk_filter(&pk, d + off, k, on_run, &r) == 0);
+        CHECK(pk.nhold <= PRINTK_HOLD_MAX);
+        CHECK(pk.raw == off + k);
         off += k;
     }
     CHECK(printk_flush(&pk, on_run, &r) == 0);
@@ -141,7 +146,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t dlen = size - i;
     unsigned seed = data[0] * 31u + data[1];
 
-    check_printk(d, dlen, seed);
+    check_printk(d, dlen, seed | 1);
+    check_printk(d, dlen, 0);
+
+    unsigned flags;
+    err[0] = '\0';
+    int frc = pattern_flags_parse(d, dlen < 6 ? dlen : 6, &flags, err);
+    CHECK(frc == 0 || (frc == -EINVAL && err[0] != '\0'));
+    CHECK(flags <= 0xf);
 
     err[0] = '\0';
     int rc = pattern_set_get(pats, n, opts, &ps, err);

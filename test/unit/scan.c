@@ -8,7 +8,8 @@
  * lists every match end from that start. Hyperscan and PCRE2 are two
  * independent implementations of the same syntax, so agreement on random
  * patterns and data says the scanner's bookkeeping (chunk edges, held
- * matches, ties, offsets) is right.
+ * matches, ties, offsets) is right. SEED=N in the environment replays
+ * them with another seed.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
