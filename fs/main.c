@@ -4,6 +4,7 @@
  *
  *   proviumfs [-f] [-d] [-o opt,...] [--spool-dir DIR]
  *             [--history-limit BYTES] [--no-host] [--agent PATH]
+ *             [--agent-timeout DURATION]
  *             [--vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...]...
  *             [MOUNTPOINT]
  *
@@ -19,6 +20,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -44,6 +46,10 @@ static const char usage[] =
         "                         ../guest/provium-agent beside this binary, "
         "./provium-agent\n"
         "                         beside it, " INSTALLED_AGENT ")\n"
+        "  --agent-timeout DURATION\n"
+        "                         deadline of an agent's handshake and of "
+        "each request\n"
+        "                         (e.g. 500ms, 30s; 0 = none; default 30s)\n"
         "  --vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...\n"
         "                         register a VM at start (repeatable)\n"
         "  -h, --help             this text\n"
@@ -63,6 +69,23 @@ die(const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     exit(1);
+}
+
+static bool log_syslog; /* daemonized: stderr is /dev/null */
+
+void
+fs_log(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (log_syslog)
+        syslog(LOG_WARNING, "%s", msg);
+    else
+        fprintf(stderr, "proviumfs: %s\n", msg);
 }
 
 size_t
@@ -199,6 +222,7 @@ parse_options(int argc, char **argv, struct fs_options *o,
     char **vms;
 
     o->history_limit = DEFAULT_HISTORY_LIMIT;
+    o->agent_timeout = AGENT_DEFAULT_TIMEOUT;
     if (fuse_opt_add_arg(args, argv[0]) < 0)
         die("out of memory");
     for (int i = 1; i < argc; i++) {
@@ -207,6 +231,11 @@ parse_options(int argc, char **argv, struct fs_options *o,
         } else if ((v = opt_value(argc, argv, &i, "--history-limit"))) {
             if (parse_size(v, &o->history_limit) < 0)
                 die("--history-limit: bad size `%s` (e.g. 512M, 4G, 0)", v);
+        } else if ((v = opt_value(argc, argv, &i, "--agent-timeout"))) {
+            char err[COMMAND_ERR_LEN];
+            struct word w = {v, strlen(v)};
+            if (duration_parse(w, &o->agent_timeout, err) < 0)
+                die("--agent-timeout: %s", err);
         } else if ((v = opt_value(argc, argv, &i, "--agent"))) {
             o->agent_path = strdup(v);
         } else if ((v = opt_value(argc, argv, &i, "--vm"))) {
@@ -376,6 +405,10 @@ main(int argc, char **argv)
      * child, not the exiting parent's. */
     if (fuse_daemonize(opt.foreground) != 0)
         goto out_session;
+    if (!opt.foreground) {
+        openlog("proviumfs", LOG_PID, LOG_DAEMON);
+        log_syslog = true;
+    }
     if ((rc = reactor_new(&fs.r)) < 0) {
         fprintf(stderr, "proviumfs: reactor: %s\n", strerror(-rc));
         goto out_session;

@@ -777,8 +777,8 @@ Test(agent_unix, agent_respects_credit)
     struct proto_writer w;
     proto_writer_init(&w, body, sizeof(body));
     proto_put_u32(&w, PROTO_MAGIC);
-    proto_put_u32(&w, 1);
-    proto_put_u32(&w, 1);
+    proto_put_u32(&w, PROTO_VERSION);
+    proto_put_u32(&w, PROTO_VERSION);
     raw_send(fd, PROTO_HELLO, 0, body, w.len);
     proto_writer_init(&w, body, sizeof(body));
     proto_put_u32(&w, 1000);
