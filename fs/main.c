@@ -227,6 +227,7 @@ parse_options(int argc, char **argv, struct fs_options *o,
         die("out of memory");
     for (int i = 1; i < argc; i++) {
         if ((v = opt_value(argc, argv, &i, "--spool-dir"))) {
+            free(o->spool_dir); /* the last one given counts */
             o->spool_dir = strdup(v);
         } else if ((v = opt_value(argc, argv, &i, "--history-limit"))) {
             if (parse_size(v, &o->history_limit) < 0)
@@ -237,6 +238,7 @@ parse_options(int argc, char **argv, struct fs_options *o,
             if (duration_parse(w, &o->agent_timeout, err) < 0)
                 die("--agent-timeout: %s", err);
         } else if ((v = opt_value(argc, argv, &i, "--agent"))) {
+            free(o->agent_path);
             o->agent_path = strdup(v);
         } else if ((v = opt_value(argc, argv, &i, "--vm"))) {
             if (!(vms = realloc(o->vms, (o->nvms + 1) * sizeof(*vms))))

@@ -53,6 +53,7 @@ struct proc {
     bool exited;  /* the agent's wait answered */
     bool settled; /* ... and the output recorded by then has arrived */
     bool lossy;   /* the status tells of output not recorded */
+    bool wait_failed; /* the agent's wait failed (connection lost) */
     char *status; /* once exited: "exit N" ... */
     uint64_t recorded[2];
     char *agent_lost[2]; /* the agent's word on output it did not record */
@@ -291,6 +292,7 @@ proc_waited(void *arg, const struct agent_reply *rp)
     if (rp->err < 0) {
         status_add(p, "unknown: %s", rp->msg);
         p->lossy = true;
+        p->wait_failed = true;
         p->recorded[0] = p->recorded[1] = 0;
     } else {
         status_add(p, "%s %" PRIu64,
@@ -754,7 +756,9 @@ vctl_start(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
                                     clock_now() + e->id, wait_timed_out, e) < 0)
                 return -ENOMEM;
         }
-        if (vm_proc(vc->vm, id))
+        /* A remembered process answers from its own bookkeeping, unless
+         * that lost track of it (then the agent may still know it). */
+        if (vm_proc(vc->vm, id) && !vm_proc(vc->vm, id)->wait_failed)
             rc = pwait_start(e, vm_proc(vc->vm, id));
         else
             rc = agent_client_wait(a, id, request_done, e, &e->ch);
