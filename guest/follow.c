@@ -386,35 +386,35 @@ follow_open(struct agent *a, struct chan *ch, const struct follow_req *req)
         bool generated = kind == K_GENERATED;
         f->stream_fd = true;
         f->fifo = S_ISFIFO(st.st_mode);
-        if (req->start == PROTO_START_BACK ||
-            (req->start == PROTO_START_OFFSET && !generated)) {
-            snprintf(msg, sizeof(msg),
-                     "%.600s: %s has no offsets: start=N and start=-N do "
-                     "not apply (it is read as a pipe; use start=end)",
-                     req->path,
-                     f->fifo                ? "a FIFO"
-                     : S_ISCHR(st.st_mode) ? "a character device"
-                     : generated           ? "a generated file"
-                                           : "a stream");
-            if (generated)
-                snprintf(msg, sizeof(msg),
-                         "%.600s: on %s, the size of a file says nothing: "
-                         "start=-N does not apply (use start=beginning or "
-                         "start=N)",
-                         req->path, why);
-            err = -EINVAL;
-            goto err_free;
-        }
+        err = -EINVAL;
         if (generated && req->start == PROTO_START_END) {
             snprintf(msg, sizeof(msg),
                      "%.600s: a file on %s is generated when read and "
                      "never grows: start=end would wait forever; use "
                      "start=beginning to read it once to its end",
                      req->path, why);
-            err = -EINVAL;
             goto err_free;
         }
-        if (generated && req->start == PROTO_START_OFFSET &&
+        if (generated && req->start == PROTO_START_BACK) {
+            snprintf(msg, sizeof(msg),
+                     "%.600s: on %s, the size of a file says nothing: "
+                     "start=-N does not apply (use start=beginning or "
+                     "start=N)",
+                     req->path, why);
+            goto err_free;
+        }
+        if (!generated && (req->start == PROTO_START_BACK ||
+                           req->start == PROTO_START_OFFSET)) {
+            snprintf(msg, sizeof(msg),
+                     "%.600s: %s has no offsets: start=N and start=-N do "
+                     "not apply (it is read as a pipe; use start=end)",
+                     req->path,
+                     f->fifo               ? "a FIFO"
+                     : S_ISCHR(st.st_mode) ? "a character device"
+                                           : "a stream");
+            goto err_free;
+        }
+        if (req->start == PROTO_START_OFFSET &&
             lseek(f->fd, (off_t)req->offset, SEEK_SET) < 0) {
             err = -errno;
             goto err_free;

@@ -63,6 +63,10 @@
  * processes (its keeper's grace is 2 s) and exit, then SIGKILLs it. */
 #define STOP_WAIT (3 * USEC_PER_SEC)
 #define STOP_KILL_WAIT (1 * USEC_PER_SEC)
+/* Requests past their deadline kept for a late answer: past this many
+ * the agent is taken for dead and the connection dropped (bounded
+ * memory whatever a stuck agent is sent). */
+#define MAX_EXPIRED 1024
 
 extern char **environ;
 
@@ -121,6 +125,7 @@ struct agent_client {
     uint64_t timeout; /* handshake and request deadline; 0 = none */
     struct reactor_timer hs_timer, req_timer;
     struct agent_chan *dhead, *dtail;
+    unsigned nexpired;
 
     bool stopping;
     agent_client_stopped_fn *stop_fn;
@@ -208,7 +213,6 @@ set_last_error(struct agent_client *c, const char *msg)
     c->err_gen++;
 }
 
-
 /* ---- channels ---- */
 
 static struct agent_chan **
@@ -230,6 +234,8 @@ chan_unlink(struct agent_chan *ch)
     if (ch->gone)
         return;
     deadline_remove(ch);
+    if (ch->expired)
+        ch->c->nexpired--;
     pp = chan_slot(ch->c, ch->id);
     if (*pp == ch)
         *pp = ch->hnext;
@@ -252,6 +258,8 @@ agent_chan_id(const struct agent_chan *ch)
 
 /* ---- deadlines ---- */
 
+static void fail(struct agent_client *c, int err, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 static void deadlines_expired(struct reactor *r, void *arg);
 
 static void
@@ -329,6 +337,7 @@ deadlines_expired(struct reactor *r, void *arg)
         struct agent_chan *ch = c->dhead;
         deadline_remove(ch);
         ch->expired = true;
+        c->nexpired++;
         any = true;
         ch->in_cb++;
         if (ch->cbs) {
@@ -344,6 +353,11 @@ deadlines_expired(struct reactor *r, void *arg)
         ch->in_cb--;
         chan_release(ch);
     }
+    if (c->nexpired > MAX_EXPIRED) {
+        fail(c, -ETIMEDOUT, "%u requests unanswered past their deadline",
+             c->nexpired);
+        return;
+    }
     if (any && c->state == AGENT_UP) {
         char why[ERR_LEN];
         snprintf(why, sizeof(why), "the agent did not answer a request within "
@@ -356,9 +370,6 @@ deadlines_expired(struct reactor *r, void *arg)
 }
 
 /* ---- output ---- */
-
-static void fail(struct agent_client *c, int err, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
 
 static void
 update_watch(struct agent_client *c)
