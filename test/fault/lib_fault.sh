@@ -109,3 +109,19 @@ start_fs_env() {
         exit 1
     fi
 }
+
+# ctl_cmd_within SECONDS FD COMMAND: ctl_cmd, but a reply that does not
+# come within SECONDS sets STATUS=no-reply instead of blocking the test.
+ctl_cmd_within() {
+    local secs=$1 fd=$2 line len
+    printf '%s\n' "$3" >&"$fd" || { STATUS=write-failed; PAYLOAD=; return 1; }
+    if ! IFS= read -r -t "$secs" line <&"$fd"; then
+        STATUS=no-reply
+        PAYLOAD="no reply within ${secs}s"
+        return 1
+    fi
+    STATUS=${line% *}
+    len=${line##* }
+    PAYLOAD=$(head -c "$len" <&"$fd")
+    read_eof "$fd"
+}
