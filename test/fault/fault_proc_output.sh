@@ -15,7 +15,7 @@ start_fs --spool-dir "$T/small"
 exec 3<>"$MP/vms/host/ctl"
 ctl_cmd 3 'exec -- sh -c "seq 1 3000000; echo END"'
 P=$PAYLOAD
-ctl_cmd 3 "wait $P 30s"
+ctl_cmd 3 "wait $P 15s"
 check "spool full: wait answers error, not ok ($STATUS: $PAYLOAD)" \
     test "$STATUS" = error
 check "spool full: the process exited normally (not SIGPIPE, not blocked)" \
@@ -50,7 +50,7 @@ wait_for 5 eval '[ "$(agent_state_of g)" = up ]'
 exec 3<>"$MP/vms/g/ctl"
 ctl_cmd 3 'exec -- sh -c "seq 1 700000"'
 P=$PAYLOAD
-ctl_cmd 3 "wait $P 30s"
+ctl_cmd 3 "wait $P 15s"
 check "daemon spool full: wait answers error ($STATUS: $PAYLOAD)" \
     test "$STATUS" = error
 check "daemon spool full: names the daemon's history as the cause" \
@@ -73,7 +73,7 @@ exec 3<>"$MP/vms/h/ctl"
 ctl_cmd 3 'exec -- sh -c "seq 1 3000000; echo END >&2"'
 P=$PAYLOAD
 t0=$(now_ms)
-ctl_cmd 3 "wait $P 30s"
+ctl_cmd 3 "wait $P 15s"
 check "cap: the process ran to its end, not blocked ($(($(now_ms) - t0)) ms)" \
     test "$STATUS" != timeout
 check "cap: wait answers error naming the cap ($PAYLOAD)" \
