@@ -8,6 +8,22 @@
 . "$(dirname "$0")/../integration/lib.sh"
 . "$(dirname "$0")/lib_fault.sh"
 
+# --- 0. Nothing lost: when `wait` answers, procs/N/stdout already holds
+# everything the process wrote (the mount waits for it to arrive).
+start_fs
+exec 3<>"$MP/vms/host/ctl"
+ctl_cmd 3 'exec -- sh -c "seq 1 400000; seq 1 1000 >&2"'
+P=$PAYLOAD
+ctl_cmd 3 "wait $P 15s"
+check "complete: wait answers ok ($STATUS $PAYLOAD)" \
+    test "$STATUS" = ok -a "$PAYLOAD" = "exit 0"
+check "complete: at that moment stdout is all there" \
+    test "$(stat -c %s "$MP/vms/host/procs/$P/stdout")" = "$(seq 1 400000 | wc -c)"
+check "complete: ... and stderr" \
+    test "$(stat -c %s "$MP/vms/host/procs/$P/stderr")" = "$(seq 1 1000 | wc -c)"
+exec 3>&-
+stop_fs
+
 # --- 1. The host VM, daemon and agent sharing a 16 MiB spool: 22.9 MB of
 # output does not fit.
 small_tmpfs "$T/small" 16m
