@@ -13,7 +13,11 @@ KILL_LATER=() # pids of processes a test started through the mount
 
 fault_cleanup() {
     local p m
-    for p in "${KILL_LATER[@]}"; do kill -9 "$p" 2>/dev/null; done
+    # (Each leads its own process group: the group, then the leader.)
+    for p in "${KILL_LATER[@]}"; do
+        kill -9 -- "-$p" 2>/dev/null
+        kill -9 "$p" 2>/dev/null
+    done
     # The daemon holds spool files: stop it before unmounting its spool.
     if [ -n "$FS_PID" ] && kill -0 "$FS_PID" 2>/dev/null; then
         kill -TERM "$FS_PID" 2>/dev/null
