@@ -60,7 +60,8 @@ CAT=$!
 PIDS+=($CAT)
 check "FIFO: no writer yet: the stream stays live" \
     eval '! wait_for 1 eval "[ \"\$(info_of $ID state)\" != live ]"'
-{ echo one; echo two; } >"$T/fifo"
+# (bounded: a FIFO with no reader left would block the writer forever)
+timeout 5 bash -c '{ echo one; echo two; } >"$1"' _ "$T/fifo"
 check "FIFO: the writer's bytes arrive and the stream ends after it" \
     wait_for 5 eval '! kill -0 $CAT 2>/dev/null'
 check "FIFO: ... all of them" test "$(cat "$T/fifo.out")" = "$(printf 'one\ntwo')"
