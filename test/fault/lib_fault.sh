@@ -116,16 +116,19 @@ start_fs_env() {
 
 # ctl_cmd_within SECONDS FD COMMAND: ctl_cmd, but a reply that does not
 # come within SECONDS sets STATUS=no-reply instead of blocking the test.
+# (The reply is read by a cat that timeout(1) can end: bash's read -t does
+# not interrupt a read parked in the file system.)
 ctl_cmd_within() {
-    local secs=$1 fd=$2 line len
+    local secs=$1 fd=$2 reply line
     printf '%s\n' "$3" >&"$fd" || { STATUS=write-failed; PAYLOAD=; return 1; }
-    if ! IFS= read -r -t "$secs" line <&"$fd"; then
+    reply=$(timeout "$secs" cat <&"$fd"; echo x)
+    reply=${reply%x}
+    if [ -z "$reply" ]; then
         STATUS=no-reply
         PAYLOAD="no reply within ${secs}s"
         return 1
     fi
+    line=${reply%%$'\n'*}
     STATUS=${line% *}
-    len=${line##* }
-    PAYLOAD=$(head -c "$len" <&"$fd")
-    read_eof "$fd"
+    PAYLOAD=${reply#*$'\n'}
 }
