@@ -155,10 +155,9 @@ session_shutdown(struct fs *fs)
     slot_close_all(fs, NULL);
     /* VMs end their processes and agents first (vm.c), boundedly: the
      * loop runs on until they are done, or SESSION_STOP_MAX. */
-    if (vm_del_all(fs) ||
-        reactor_timer_start(fs->r, &fs->stop_timer,
-                            clock_now() + SESSION_STOP_MAX, shutdown_timeout,
-                            fs) < 0)
+    if (vm_del_all(fs) || reactor_timer_start(fs->r, &fs->stop_timer,
+                                              clock_now() + SESSION_STOP_MAX,
+                                              shutdown_timeout, fs) < 0)
         reactor_stop(fs->r);
 }
 

@@ -446,8 +446,8 @@ stop_step(struct reactor *r, void *arg)
 void
 vm_proc_exited(struct vm *vm)
 {
-    if (vm->gone && (vm->stop_phase == STOP_TERM ||
-                     vm->stop_phase == STOP_KILL) &&
+    if (vm->gone &&
+        (vm->stop_phase == STOP_TERM || vm->stop_phase == STOP_KILL) &&
         vm_procs_running(vm) == 0)
         reactor_timer_start(vm->fs->r, &vm->stop_timer, 0, stop_step, vm);
 }

@@ -50,11 +50,11 @@ struct proc {
     uint64_t n;
     char *cmdline;
     size_t cmdlen;
-    bool exited;  /* the agent's wait answered */
-    bool settled; /* ... and the output recorded by then has arrived */
-    bool lossy;   /* the status tells of output not recorded */
+    bool exited;      /* the agent's wait answered */
+    bool settled;     /* ... and the output recorded by then has arrived */
+    bool lossy;       /* the status tells of output not recorded */
     bool wait_failed; /* the agent's wait failed (connection lost) */
-    char *status; /* once exited: "exit N" ... */
+    char *status;     /* once exited: "exit N" ... */
     uint64_t recorded[2];
     char *agent_lost[2]; /* the agent's word on output it did not record */
     struct agent_chan *wait_ch;
@@ -206,8 +206,7 @@ catchup_ready(struct reactor *r, void *arg)
 }
 
 /* Append "; <text>" to p->status. */
-static void
-status_add(struct proc *p, const char *fmt, ...)
+static void status_add(struct proc *p, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
 static void
@@ -471,7 +470,8 @@ request_done(void *arg, const struct agent_reply *rp)
         break;
     case C_WAIT: { /* a process the mount does not remember */
         bool lost = rp->out[0].lost < 0 || rp->out[1].lost < 0;
-        reply_new_fmt(lost ? REPLY_ERROR : REPLY_OK, &r, "%s %" PRIu64 "%s%s%s%s",
+        reply_new_fmt(lost ? REPLY_ERROR : REPLY_OK, &r,
+                      "%s %" PRIu64 "%s%s%s%s",
                       rp->how == PROTO_SIGNALED ? "signal" : "exit", rp->value,
                       rp->out[0].lost < 0 ? "; " : "",
                       rp->out[0].lost < 0 ? rp->out[0].msg : "",

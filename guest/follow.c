@@ -440,9 +440,8 @@ follow_open(struct agent *a, struct chan *ch, const struct follow_req *req)
     }
     f->seen = size;
     if ((err = watch_fd_inode(f)) < 0 ||
-        (f->by_name &&
-         (err = watch_add(a->watch, f->dir, follow_dir_event, f, &f->dsub)) <
-                 0)) {
+        (f->by_name && (err = watch_add(a->watch, f->dir, follow_dir_event, f,
+                                        &f->dsub)) < 0)) {
         snprintf(msg, sizeof(msg), "%.600s: cannot watch it: %s", req->path,
                  strerror(-err));
         goto err_free;

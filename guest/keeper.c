@@ -157,8 +157,7 @@ groups_signal(struct groups *g, int sig)
         kill(-g->v[i], sig);
 }
 
-static void __attribute__((noreturn))
-keeper_main(int rfd)
+static void __attribute__((noreturn)) keeper_main(int rfd)
 {
     struct groups g = {0};
     pid_t buf[256];

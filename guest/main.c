@@ -126,8 +126,9 @@ default_env(void)
 {
     const char *path = getenv("PATH");
     if (!path || !*path)
-        setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
-                       "/sbin:/bin",
+        setenv("PATH",
+               "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+               "/sbin:/bin",
                1);
     if (!getenv("HOME"))
         setenv("HOME", getuid() == 0 ? "/root" : "/", 1);

@@ -672,8 +672,7 @@ lookup_path(char **env)
  * with the PATH the process will have, and with an error that says what
  * was looked for). */
 static int
-resolve(const char *name, const char *path, char *out, size_t len,
-        char *msg)
+resolve(const char *name, const char *path, char *out, size_t len, char *msg)
 {
     bool denied = false;
     struct stat st;
@@ -702,14 +701,12 @@ resolve(const char *name, const char *path, char *out, size_t len,
                  name);
         return -EACCES;
     }
-    snprintf(msg, PROTO_MAX_MSG, "%s: command not found (PATH=%s)", name,
-             path);
+    snprintf(msg, PROTO_MAX_MSG, "%s: command not found (PATH=%s)", name, path);
     return -ENOENT;
 }
 
 static int
-spawn(struct proc *p, const struct proc_exec_req *req, int fds[3][2],
-      char *msg)
+spawn(struct proc *p, const struct proc_exec_req *req, int fds[3][2], char *msg)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;

@@ -670,7 +670,8 @@ dispatch(struct session *s, const struct proto_frame *f)
         if (proto_get_done(&rd) < 0)
             break;
         if (which != PROTO_STDOUT && which != PROTO_STDERR) {
-            session_error(ch, -EINVAL, "bad output %u (1 stdout, 2 stderr)", which);
+            session_error(ch, -EINVAL, "bad output %u (1 stdout, 2 stderr)",
+                          which);
             return;
         }
         proc_stream_open(a, ch, id, which);
@@ -747,8 +748,7 @@ dispatch(struct session *s, const struct proto_frame *f)
         if (proto_get_done(&rd) < 0)
             break;
         if (n > PROTO_MAX_DATA) {
-            session_error(ch, -EINVAL, "count %u over %d", n,
-                          PROTO_MAX_DATA);
+            session_error(ch, -EINVAL, "count %u over %d", n, PROTO_MAX_DATA);
             return;
         }
         handle_read(a, ch, h, n);

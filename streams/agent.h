@@ -82,8 +82,7 @@ const struct agent_facts *agent_client_facts(const struct agent_client *c);
 const char *agent_client_error(const struct agent_client *c);
 /* The last error of any kind ("" if none ever), kept across reconnects,
  * and when it happened. */
-const char *agent_client_last_error(const struct agent_client *c,
-                                    time_t *when);
+const char *agent_client_last_error(const struct agent_client *c, time_t *when);
 /* Append "agent: ...", "agent_state: ...", "agent_os: ...", ... lines. */
 void agent_client_info(const struct agent_client *c, char *buf, size_t len);
 /* fn runs after every state change (tests, the FUSE layer's info). */
@@ -140,7 +139,8 @@ struct agent_output {
     uint64_t recorded;  /* bytes in the agent's spool when it answered */
     int lost;           /* 0, or -errno: recording stopped at `recorded` */
     uint64_t discarded; /* bytes read past that and thrown away, so far */
-    char msg[PROTO_MAX_MSG]; /* why ("stdout not recorded past ...") */
+    /* Why ("stdout not recorded past N bytes: ..."), when lost. */
+    char msg[PROTO_MAX_MSG];
 };
 
 /* The outcome of a request. err 0 or -errno with msg. */
@@ -150,12 +150,13 @@ struct agent_reply {
     uint64_t value;   /* exec: proc id; fopen: handle; fseek: offset;
                          stdin, fwrite: bytes written; wait: code/signal */
     unsigned how;     /* wait: PROTO_EXITED / PROTO_SIGNALED */
-    struct agent_output out[2]; /* wait: stdout, stderr */
     const void *data; /* fread: bytes (len 0 at end of file) */
     size_t len;
     uint64_t size; /* stat */
     unsigned mode;
     int64_t mtime_ns;
+    /* wait: what became of stdout and stderr */
+    struct agent_output out[2];
 };
 
 /* Runs exactly once per request, unless it was abandoned with

@@ -120,7 +120,8 @@ struct agent_client {
     char error[ERR_LEN];      /* why the connection is down ("" when up) */
     char last_error[ERR_LEN]; /* the last error ever; kept across respawns */
     time_t last_error_at;
-    unsigned err_gen; /* bumped with each new last_error */
+    unsigned err_gen;          /* bumped with each new last_error */
+    char lost_logged[ERR_LEN]; /* the last loss reported while never up */
 
     uint64_t timeout; /* handshake and request deadline; 0 = none */
     struct reactor_timer hs_timer, req_timer;
@@ -360,8 +361,10 @@ deadlines_expired(struct reactor *r, void *arg)
     }
     if (any && c->state == AGENT_UP) {
         char why[ERR_LEN];
-        snprintf(why, sizeof(why), "the agent did not answer a request within "
-                 "%s", t);
+        snprintf(why, sizeof(why),
+                 "the agent did not answer a request within "
+                 "%s",
+                 t);
         set_last_error(c, why);
         set_state(c, AGENT_UNRESPONSIVE);
         event(c, "unresponsive: %s", why);
@@ -615,8 +618,13 @@ fail(struct agent_client *c, int err, const char *fmt, ...)
     va_end(ap);
     set_last_error(c, c->error);
     bool retry = c->kind != EP_FD && !c->stopping;
-    event(c, "agent connection lost: %s%s", c->error,
-          retry ? "; reconnecting" : "");
+    /* A VM whose agent is not there yet fails the same way every few
+     * seconds: say it once, until it has been up or fails otherwise. */
+    if (strcmp(c->lost_logged, c->error) != 0) {
+        event(c, "agent connection lost: %s%s", c->error,
+              retry ? "; reconnecting" : "");
+        snprintf(c->lost_logged, sizeof(c->lost_logged), "%s", c->error);
+    }
     close_fd(c);
     set_state(c, retry ? AGENT_DOWN : AGENT_DEAD);
     snprintf(msg, sizeof(msg), "agent connection lost: %s", c->error);
@@ -791,6 +799,7 @@ on_hello_ok(struct agent_client *c, const struct proto_frame *f)
     c->have_facts = true;
     c->backoff = BACKOFF_MIN;
     c->error[0] = 0;
+    c->lost_logged[0] = 0;
     reactor_timer_stop(c->r, &c->hs_timer);
     set_state(c, AGENT_UP);
 }
@@ -856,8 +865,10 @@ parse_reply(struct agent_chan *ch, const struct proto_frame *f,
             /* As parse_err: an errno callers can hand to strerror. */
             o->lost = e == 0 ? 0 : -(int)(e < 4096 ? e : EIO);
             if (o->lost && !o->msg[0])
-                snprintf(o->msg, sizeof(o->msg), "%s not recorded past %llu "
-                         "bytes: %s", i ? "stderr" : "stdout",
+                snprintf(o->msg, sizeof(o->msg),
+                         "%s not recorded past %llu "
+                         "bytes: %s",
+                         i ? "stderr" : "stdout",
                          (unsigned long long)o->recorded, strerror(-o->lost));
         }
         break;
@@ -1251,8 +1262,9 @@ stop_kill(struct reactor *r, void *arg)
     struct agent_client *c = arg;
 
     for (struct child *ch = c->dying; ch; ch = ch->next) {
-        event(c, "agent (pid %d) did not exit within %llus of SIGTERM: "
-                 "SIGKILL",
+        event(c,
+              "agent (pid %d) did not exit within %llus of SIGTERM: "
+              "SIGKILL",
               (int)ch->pid, (unsigned long long)(STOP_WAIT / USEC_PER_SEC));
         kill(ch->pid, SIGKILL);
     }
@@ -1381,8 +1393,7 @@ agent_client_info(const struct agent_client *c, char *buf, size_t len)
                               c->facts.os, c->facts.kernel,
                               c->facts.agent_version, c->facts.version);
     if (n < len && c->error[0])
-        n += (size_t)snprintf(buf + n, len - n, "agent_error: %s\n",
-                              c->error);
+        n += (size_t)snprintf(buf + n, len - n, "agent_error: %s\n", c->error);
     /* Kept across reconnects and respawns: a crash that was repaired at
      * once is still worth knowing about. */
     if (n < len && c->last_error[0]) {

@@ -270,8 +270,8 @@ Test(tail, generated_files_are_read_once)
                                    "procfs is generated when read"),
                        "%s", msg);
     stream_unref(s);
-    cr_assert_eq(tail_cmd("tail_file host /proc/self/status start=beginning",
-                          0, &s, msg),
+    cr_assert_eq(tail_cmd("tail_file host /proc/self/status start=beginning", 0,
+                          &s, msg),
                  0, "%s", msg);
     cr_assert(run_until(has_ended, s, 10), "the stream did not end");
     const char *why = NULL;
