@@ -42,8 +42,11 @@ struct slot;
 struct vm;
 
 /* ------------------------------------------------------------------ */
-/* main.c - options and the daemon-wide state.                         */
+/* main.c - options, the daemon-wide state, logging.                   */
 /* ------------------------------------------------------------------ */
+
+/* A line for the operator: stderr in the foreground, syslog otherwise. */
+void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 struct fs_options {
     char *mountpoint;
@@ -51,6 +54,7 @@ struct fs_options {
     uint64_t history_limit;
     bool no_host;
     char *agent_path;
+    uint64_t agent_timeout; /* usec; 0 = no deadline (--agent-timeout) */
     bool allow_other;
     bool foreground;
     bool debug;
@@ -77,6 +81,8 @@ struct fs {
 
     struct vm *vms; /* vm.c */
     uint64_t next_vm_id;
+    struct vm *vms_stopping; /* removed, ending their processes */
+    struct reactor_timer stop_timer;
 
     struct handle *handles; /* file.c: every open file */
 
@@ -399,6 +405,9 @@ struct vm {
     struct fhandle *fhandles;          /* this session's open handles */
     unsigned handles;                  /* how many */
     struct vm_wait *waiters;
+    /* Removal (vm_del): its processes end, then its agent. */
+    struct reactor_timer stop_timer;
+    unsigned stop_phase;
 };
 
 /* Parse "NAME agent=ENDPOINT [console=PATH] [nic=IFACE] [users=UID,...]"
@@ -406,9 +415,17 @@ struct vm {
 int vm_add(struct fs *fs, const struct command *cmd, int argi, uid_t uid,
            char *err);
 int vm_add_host(struct fs *fs, char *err);
+/* Remove: out of the registry and its streams closed at once; then, in
+ * the background and bounded, its processes are ended (TERM, 2 s, KILL)
+ * and its agent stopped (a spawned one given time to end its own). */
 void vm_del(struct vm *vm);
 void vm_unref(struct vm *vm);
-void vm_del_all(struct fs *fs);
+/* vm_del of every VM. Returns true when all are stopped already. */
+bool vm_del_all(struct fs *fs);
+/* Shutdown past its bound: finish every removal at once. */
+void vm_stop_now(struct fs *fs);
+/* vmctl.c: a removed VM's process was reaped. */
+void vm_proc_exited(struct vm *vm);
 /* SPEC §7's snapshot refusal text, or 0 when the VM is quiescent. */
 size_t vm_quiesce_text(struct vm *vm, char *buf, size_t len);
 struct vm *vm_find(struct fs *fs, const char *name, size_t len);
@@ -454,6 +471,9 @@ const char *vm_proc_cmdline(struct proc *p, size_t *len);
 struct stream *vm_proc_output(struct proc *p, int which);
 /* Forget the VM's processes (their output streams end). */
 void vm_procs_free(struct vm *vm);
+/* Processes remembered and not yet reaped; signal them (their groups). */
+size_t vm_procs_running(struct vm *vm);
+void vm_procs_signal(struct vm *vm, int sig);
 int vctl_open(struct vm *vm, struct vctl **out);
 int vctl_write(struct vctl *vc, fuse_req_t req, const char *buf, size_t len);
 struct ctl *vctl_ctl(struct vctl *vc);

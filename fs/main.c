@@ -4,6 +4,7 @@
  *
  *   proviumfs [-f] [-d] [-o opt,...] [--spool-dir DIR]
  *             [--history-limit BYTES] [--no-host] [--agent PATH]
+ *             [--agent-timeout DURATION]
  *             [--vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...]...
  *             [MOUNTPOINT]
  *
@@ -71,6 +72,10 @@ static const char usage[] =
         "binary's\n"
         "                         directory, then " PROVIUM_AGENT_INSTALLED
         ")\n"
+        "  --agent-timeout DURATION\n"
+        "                         deadline of an agent's handshake and of "
+        "each request\n"
+        "                         (e.g. 500ms, 30s; 0 = none; default 30s)\n"
         "  --vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...[,users=UID:UID]\n"
         "                         register a VM at start (repeatable)\n"
         "  -h, --help             this text\n"
@@ -134,6 +139,18 @@ log_detached(void)
 {
     openlog("proviumfs", LOG_PID | LOG_NDELAY, LOG_DAEMON);
     log_to_syslog = true;
+}
+
+/* What the rest of the daemon logs (agent crashes, protocol violations,
+ * teardown trouble): a warning, to stderr or syslog as above. */
+void
+fs_log(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_v(LOG_WARNING, fmt, ap);
+    va_end(ap);
 }
 
 size_t
@@ -254,6 +271,7 @@ parse_options(int argc, char **argv, struct fs_options *o,
     int rc;
 
     o->history_limit = DEFAULT_HISTORY_LIMIT;
+    o->agent_timeout = AGENT_DEFAULT_TIMEOUT;
     add_arg(args, argv[0]);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -278,6 +296,11 @@ parse_options(int argc, char **argv, struct fs_options *o,
                     "with an optional K, M, G or T suffix, e.g. 512M, 4G; "
                     "0 = no limit)",
                     v);
+        } else if ((v = opt_value(argc, argv, &i, "--agent-timeout"))) {
+            char err[COMMAND_ERR_LEN];
+            struct word w = {v, strlen(v)};
+            if (duration_parse(w, &o->agent_timeout, err) < 0)
+                die("--agent-timeout `%s`: %s", v, err);
         } else if ((v = opt_value(argc, argv, &i, "--agent"))) {
             free(o->agent_path);
             o->agent_path = xstrdup(v);

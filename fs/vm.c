@@ -14,14 +14,29 @@
  * Opens and commands that arrive while the agent is still connecting
  * (right after mount, after `vm add`, while a crashed host agent is being
  * respawned) wait for it for up to FS_AGENT_WAIT instead of failing.
+ *
+ * Removal (`vm del`, unmount) ends what the VM's processes (SPEC §6.4):
+ * the VM leaves the registry and its streams close at once; then, in the
+ * background, every process started through the mount that still runs
+ * gets SIGTERM (its group, through the agent), and after VM_KILL_GRACE
+ * SIGKILL; then the agent connection is stopped (the host VM's agent is
+ * sent SIGTERM and given time to end whatever else it started). Each step
+ * is bounded, so a dead or hung agent delays the end by seconds at most.
+ *
+ * Agent events (connection lost and why, protocol violations, a spawned
+ * agent's exit status, unresponsiveness) are logged with the VM's name.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fs.h"
+
+#define VM_KILL_GRACE (2 * USEC_PER_SEC) /* TERM to KILL */
+#define VM_KILL_WAIT (1 * USEC_PER_SEC)  /* KILL to giving up on them */
 
 struct vm *
 vm_find(struct fs *fs, const char *name, size_t len)
@@ -44,7 +59,12 @@ vm_by_id(struct fs *fs, uint64_t id)
 bool
 vm_agent_up(struct vm *vm)
 {
-    return vm->agent && agent_client_state(vm->agent) == AGENT_UP;
+    enum agent_state st;
+
+    if (!vm->agent)
+        return false;
+    st = agent_client_state(vm->agent);
+    return st == AGENT_UP || st == AGENT_UNRESPONSIVE;
 }
 
 bool
@@ -217,6 +237,14 @@ vm_alloc(struct fs *fs, const char *name)
 }
 
 static void
+agent_event(struct agent_client *c, const char *msg, void *arg)
+{
+    struct vm *vm = arg;
+
+    fs_log("vm `%s`: %s", vm->name, msg);
+}
+
+static void
 vm_register(struct fs *fs, struct vm *vm)
 {
     struct vm **pp = &fs->vms;
@@ -225,6 +253,8 @@ vm_register(struct fs *fs, struct vm *vm)
         pp = &(*pp)->next;
     *pp = vm;
     agent_client_on_state(vm->agent, agent_state, vm);
+    agent_client_on_event(vm->agent, agent_event, vm);
+    agent_client_set_timeout(vm->agent, fs->opt->agent_timeout);
 }
 
 int
@@ -396,6 +426,87 @@ fail:
     return rc;
 }
 
+/* ---- removal ------------------------------------------------------ */
+
+static void
+stopping_unlink(struct vm *vm)
+{
+    struct vm **pp = &vm->fs->vms_stopping;
+
+    while (*pp && *pp != vm)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = vm->next;
+    vm->next = NULL;
+}
+
+/* The last step: the VM is gone for good. */
+static void
+vm_stopped(struct vm *vm)
+{
+    struct fs *fs = vm->fs;
+
+    reactor_timer_stop(fs->r, &vm->stop_timer);
+    stopping_unlink(vm);
+    vm_procs_free(vm);
+    agent_client_free(vm->agent);
+    vm->agent = NULL;
+    if (fs->stopping && !fs->vms_stopping)
+        reactor_stop(fs->r);
+    vm_unref(vm);
+}
+
+static void
+agent_stopped(struct agent_client *c, void *arg)
+{
+    vm_stopped(arg);
+}
+
+enum { STOP_TERM = 1, STOP_KILL, STOP_AGENT };
+
+/* One step of the removal; each runs when the previous one is done or
+ * its time is up. */
+static void
+stop_step(struct reactor *r, void *arg)
+{
+    struct vm *vm = arg;
+    bool procs = vm_agent_up(vm) && vm_procs_running(vm) > 0;
+
+    reactor_timer_stop(r, &vm->stop_timer);
+    if (vm->stop_phase == 0 && procs && !vm->host) {
+        /* The host VM's agent ends everything it started when stopped;
+         * a guest's agent outlives us, so ask it. */
+        vm->stop_phase = STOP_TERM;
+        vm_procs_signal(vm, SIGTERM);
+        reactor_timer_start(r, &vm->stop_timer, clock_now() + VM_KILL_GRACE,
+                            stop_step, vm);
+        return;
+    }
+    if (vm->stop_phase == STOP_TERM && procs) {
+        vm->stop_phase = STOP_KILL;
+        fs_log("vm `%s`: %zu process(es) still running %llus after SIGTERM: "
+               "SIGKILL",
+               vm->name, vm_procs_running(vm),
+               (unsigned long long)(VM_KILL_GRACE / USEC_PER_SEC));
+        vm_procs_signal(vm, SIGKILL);
+        reactor_timer_start(r, &vm->stop_timer, clock_now() + VM_KILL_WAIT,
+                            stop_step, vm);
+        return;
+    }
+    vm->stop_phase = STOP_AGENT;
+    if (!vm->agent || agent_client_stop(vm->agent, agent_stopped, vm) < 0)
+        vm_stopped(vm);
+}
+
+void
+vm_proc_exited(struct vm *vm)
+{
+    if (vm->gone &&
+        (vm->stop_phase == STOP_TERM || vm->stop_phase == STOP_KILL) &&
+        vm_procs_running(vm) == 0)
+        reactor_timer_start(vm->fs->r, &vm->stop_timer, 0, stop_step, vm);
+}
+
 void
 vm_del(struct vm *vm)
 {
@@ -409,27 +520,38 @@ vm_del(struct vm *vm)
     while (*pp != vm)
         pp = &(*pp)->next;
     *pp = vm->next;
+    vm->next = fs->vms_stopping;
+    fs->vms_stopping = vm;
     /* Streams first (their sources hold agent channels and the console),
-     * then whatever waited, then the connections themselves: freeing
-     * the agent answers its pending requests (ctl replies) once more. */
+     * then whatever waited; the processes and the agent connection end
+     * in the background (stop_step), the registry's reference with them. */
     slot_close_all(fs, vm);
-    vm_procs_free(vm);
     snprintf(msg, sizeof(msg), "vm `%s` was removed", vm->name);
     wake_waiters(vm, -ENOTCONN, msg);
 #if PROVIUM_HAVE_CONSOLE
     console_free(vm->console);
 #endif
     vm->console = NULL;
-    agent_client_free(vm->agent);
-    vm->agent = NULL;
-    vm_unref(vm);
+    stop_step(fs->r, vm);
 }
 
-void
+bool
 vm_del_all(struct fs *fs)
 {
     while (fs->vms)
         vm_del(fs->vms);
+    return fs->vms_stopping == NULL;
+}
+
+void
+vm_stop_now(struct fs *fs)
+{
+    while (fs->vms_stopping) {
+        struct vm *vm = fs->vms_stopping;
+        fs_log("vm `%s`: removal still under way at exit; ending it now",
+               vm->name);
+        vm_stopped(vm);
+    }
 }
 
 /* ---- text --------------------------------------------------------- */

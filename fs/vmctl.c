@@ -15,6 +15,16 @@
  * start) and their stdout/stderr, each recorded from the first byte in a
  * stream of its own: procs/<n>/{status,cmdline,stdout,stderr}.
  *
+ * A process is *settled* once the agent's wait has answered and the output
+ * the agent had recorded by then has reached the daemon's history (or its
+ * stream ended): `wait` on a remembered process answers then, so that
+ * procs/<n>/stdout holds everything the process wrote before it exited.
+ * Output not recorded, in the agent (its spool full, --proc-spool-max) or
+ * here (the daemon's spool full, the history limit), is never silent:
+ * the status says so after the exit ("exit 0; stdout not recorded past N
+ * bytes: spool: No space left on device") and `wait` answers `error`
+ * with that text.
+ *
  * Replies: exec → the proc id; open → the handle; read → the bytes;
  * write, stdin → bytes written; seek → the new offset; wait → `exit N` or
  * `signal N`; the others an empty `ok`. Ids are plain numbers; `proc#N`
@@ -37,6 +47,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +56,8 @@
 
 #define VMCTL_MAX_PROCS 256
 #define VMCTL_MAX_HANDLES 1024 /* as the agent's own cap */
+
+struct pwait;
 
 struct proc {
     struct proc *next;
@@ -55,11 +68,26 @@ struct proc {
     uid_t uid; /* who exec'd it */
     char *cmdline;
     size_t cmdlen;
-    bool exited; /* its status is final */
-    bool lost;   /* the connection went while it ran: status unknown */
-    char status[96];
+    bool exited;      /* the agent's wait answered: status final */
+    bool lost;        /* the connection went while it ran: status unknown
+                       * until the agent is back (vm_session) */
+    bool settled;     /* exited, and the output recorded by then arrived */
+    bool lossy;       /* the status tells of output not recorded */
+    bool wait_failed; /* the agent's wait failed for good */
+    char *status;     /* once exited: "exit N" ... */
+    uint64_t recorded[2];
+    char *agent_lost[2]; /* the agent's word on output it did not record */
     struct agent_chan *wait_ch;
     struct stream *out[2]; /* stdout, stderr */
+    struct stream_reader *catchup[2];
+    struct pwait *waiters; /* `wait` commands answered when settled */
+};
+
+/* A `wait` command on a remembered process (in its ctl entry's aux). */
+struct pwait {
+    struct pwait *next;
+    struct proc *p;
+    struct ctl_entry *e;
 };
 
 /* An agent file handle opened through ctl in the current session. */
@@ -129,7 +157,7 @@ size_t
 vm_proc_status(struct proc *p, char *buf, size_t len)
 {
     buf[0] = 0;
-    text_append(buf, len, p->status[0] ? p->status : "running");
+    text_append(buf, len, p->settled && p->status ? p->status : "running");
     return fs_appendf(buf, len, "\n");
 }
 
@@ -146,16 +174,29 @@ vm_proc_output(struct proc *p, int which)
     return which == 1 || which == 2 ? p->out[which - 1] : NULL;
 }
 
+static void pwait_answer(struct pwait *w, struct reply *rp);
+
 static void
 proc_free(struct proc *p)
 {
     agent_client_close(p->wait_ch);
+    while (p->waiters) {
+        struct reply *rp = NULL;
+        reply_new_fmt(REPLY_ERROR, &rp,
+                      "wait: proc#%" PRIu64 " was forgotten: vm `%s` %s", p->n,
+                      p->vm->name, p->vm->gone ? "was removed" : "is gone");
+        pwait_answer(p->waiters, rp);
+    }
     for (int i = 0; i < 2; i++) {
+        stream_reader_free(p->catchup[i]);
         if (p->out[i]) {
             stream_close(p->out[i]);
             stream_unref(p->out[i]);
         }
     }
+    free(p->agent_lost[0]);
+    free(p->agent_lost[1]);
+    free(p->status);
     free(p->cmdline);
     free(p);
 }
@@ -172,6 +213,32 @@ handles_free(struct vm *vm)
     vm->handles = 0;
 }
 
+size_t
+vm_procs_running(struct vm *vm)
+{
+    size_t n = 0;
+
+    for (struct proc *p = vm->procs; p; p = p->next)
+        n += !p->exited && p->instance == vm->instance;
+    return n;
+}
+
+static void
+signal_sent(void *arg, const struct agent_reply *rp)
+{
+}
+
+/* Signal every process of the current agent session still running
+ * (those of earlier sessions went with their agent). */
+void
+vm_procs_signal(struct vm *vm, int sig)
+{
+    for (struct proc *p = vm->procs; p; p = p->next)
+        if (!p->exited && p->instance == vm->instance)
+            agent_client_kill(vm->agent, p->agent_id, sig, signal_sent, NULL,
+                              NULL);
+}
+
 void
 vm_procs_free(struct vm *vm)
 {
@@ -185,27 +252,127 @@ vm_procs_free(struct vm *vm)
     handles_free(vm);
 }
 
+/* ---- settling: the exit status with the fate of the output ------- */
+
+static void proc_settle(struct proc *p);
+
+static void
+catchup_ready(struct reactor *r, void *arg)
+{
+    proc_settle(arg);
+}
+
+/* Append "; <text>" to p->status. */
+static void status_add(struct proc *p, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static void
+status_add(struct proc *p, const char *fmt, ...)
+{
+    size_t n = p->status ? strlen(p->status) : 0;
+    char more[PROTO_MAX_MSG + 64];
+    va_list ap;
+    char *s;
+
+    va_start(ap, fmt);
+    vsnprintf(more, sizeof(more), fmt, ap);
+    va_end(ap);
+    if (!(s = realloc(p->status, n + strlen(more) + 3)))
+        return;
+    sprintf(s + n, "%s%s", n ? "; " : "", more);
+    p->status = s;
+}
+
+/* Settled once each output's history holds what the agent had recorded
+ * when it answered wait, or has ended. Until then a reader placed just
+ * before that size tells us when it gets there. */
+static void
+proc_settle(struct proc *p)
+{
+    static const char *const names[2] = {"stdout", "stderr"};
+    bool waiting = false;
+
+    if (p->settled || !p->exited)
+        return;
+    for (int i = 0; i < 2; i++) {
+        struct stream *s = p->out[i];
+        if (!s || stream_state(s) != STREAM_LIVE ||
+            stream_size(s) >= p->recorded[i]) {
+            stream_reader_free(p->catchup[i]);
+            p->catchup[i] = NULL;
+            continue;
+        }
+        if (!p->catchup[i] && stream_reader_new(s, &p->catchup[i]) < 0)
+            continue; /* out of memory: settle without it */
+        stream_reader_seek(p->catchup[i], p->recorded[i] - 1);
+        stream_reader_notify(p->catchup[i], catchup_ready, p);
+        waiting = true;
+    }
+    if (waiting)
+        return;
+    /* Where each output stopped being recorded, if it did: here (short
+     * of what the agent had), else in the agent. */
+    for (int i = 0; i < 2; i++) {
+        struct stream *s = p->out[i];
+        const char *why = NULL;
+        if (p->recorded[i] > 0 && !s) {
+            status_add(p, "%s not recorded: its history could not be created",
+                       names[i]);
+        } else if (s && stream_size(s) < p->recorded[i] &&
+                   stream_end_error(s, &why) < 0) {
+            status_add(p, "%s not recorded past %" PRIu64 " bytes: %s",
+                       names[i], stream_size(s), why ? why : "stream error");
+        } else if (p->agent_lost[i]) {
+            status_add(p, "%s", p->agent_lost[i]);
+        } else {
+            continue;
+        }
+        p->lossy = true;
+    }
+    p->settled = true;
+    while (p->waiters) {
+        struct reply *rp = NULL;
+        reply_new_mem(p->lossy ? REPLY_ERROR : REPLY_OK, p->status,
+                      p->status ? strlen(p->status) : 0, &rp);
+        pwait_answer(p->waiters, rp);
+    }
+}
+
 static void
 proc_waited(void *arg, const struct agent_reply *rp)
 {
     struct proc *p = arg;
 
     p->wait_ch = NULL;
-    if (rp->err < 0) {
-        /* Lost with the connection: final only if the agent that runs
-         * it does not come back (vm_session). */
-        p->lost = !vm_agent_up(p->vm);
-        p->exited = !p->lost;
-        snprintf(p->status, sizeof(p->status), "unknown: %.80s",
-                 rp->msg && *rp->msg ? rp->msg : strerror(-rp->err));
+    if (rp->err < 0 && !vm_agent_up(p->vm)) {
+        /* Lost with the connection: it may still run, and its agent may
+         * come back (vm_session decides). Waiters keep waiting. */
+        p->lost = true;
         return;
     }
     p->exited = true;
     p->lost = false;
-    snprintf(p->status, sizeof(p->status), "%s %" PRIu64,
-             rp->how == PROTO_SIGNALED ? "signal" : "exit", rp->value);
+    if (rp->err < 0) {
+        status_add(p, "unknown: %s", rp->msg);
+        p->lossy = true;
+        p->wait_failed = true;
+        p->recorded[0] = p->recorded[1] = 0;
+    } else {
+        status_add(p, "%s %" PRIu64,
+                   rp->how == PROTO_SIGNALED ? "signal" : "exit", rp->value);
+        for (int i = 0; i < 2; i++) {
+            p->recorded[i] = rp->out[i].recorded;
+            if (rp->out[i].lost < 0)
+                p->agent_lost[i] = strdup(rp->out[i].msg);
+        }
+    }
+    proc_settle(p);
+    vm_proc_exited(p->vm);
 }
 
+/* The agent is up: the same instance as before keeps its ids and is
+ * asked again about the processes it was running; another one starts a
+ * new session, and what the old one ran is final ("unknown"). */
 void
 vm_session(struct vm *vm)
 {
@@ -217,11 +384,14 @@ vm_session(struct vm *vm)
             if (!p->lost || p->instance != instance)
                 continue;
             p->lost = false;
-            p->status[0] = 0;
+            free(p->status);
+            p->status = NULL;
             if (agent_client_wait(vm->agent, p->agent_id, proc_waited, p,
                                   &p->wait_ch) < 0) {
-                p->exited = true;
-                snprintf(p->status, sizeof(p->status), "unknown");
+                struct agent_reply rp = {
+                        .err = -ENOTCONN,
+                        .msg = "the VM's agent is not connected"};
+                proc_waited(p, &rp);
             }
         }
         return;
@@ -232,8 +402,13 @@ vm_session(struct vm *vm)
     handles_free(vm);
     for (struct proc *p = vm->procs; p; p = p->next) {
         if (p->lost) {
+            struct agent_reply rp = {
+                    .err = -ESTALE,
+                    .msg = "its agent session ended (the agent restarted)"};
+            free(p->status);
+            p->status = NULL;
             p->lost = false;
-            p->exited = true;
+            proc_waited(p, &rp);
         }
     }
 }
@@ -276,7 +451,7 @@ procs_trim(struct vm *vm)
     while (vm->nprocs >= VMCTL_MAX_PROCS) {
         struct proc **pp = &vm->procs, **oldest = NULL;
         for (; *pp; pp = &(*pp)->next)
-            if ((*pp)->exited)
+            if ((*pp)->settled && !(*pp)->waiters)
                 oldest = pp; /* the list is newest first */
         if (!oldest)
             return;
@@ -314,8 +489,9 @@ proc_add(struct vm *vm, uint64_t agent_id, uid_t uid, char *cmdline,
     proc_capture(p, 2);
     if (agent_client_wait(vm->agent, agent_id, proc_waited, p, &p->wait_ch) <
         0) {
-        p->exited = true;
-        snprintf(p->status, sizeof(p->status), "unknown");
+        struct agent_reply rp = {.err = -ENOTCONN,
+                                 .msg = "the VM's agent is not connected"};
+        proc_waited(p, &rp);
     }
     return p->n;
 }
@@ -423,6 +599,55 @@ vm_resolve(struct vm *vm, bool proc, struct word w, uid_t uid, const char *what,
     return 0;
 }
 
+/* ---- wait on a remembered process ---------------------------------- */
+
+static void
+pwait_unlink(struct pwait *w)
+{
+    struct pwait **pp = &w->p->waiters;
+
+    while (*pp != w)
+        pp = &(*pp)->next;
+    *pp = w->next;
+    w->e->aux = NULL;
+    free(w);
+}
+
+static void
+pwait_answer(struct pwait *w, struct reply *rp)
+{
+    struct ctl_entry *e = w->e;
+
+    reactor_timer_stop(w->p->vm->fs->r, &e->timer);
+    pwait_unlink(w);
+    ctl_done(e, rp);
+}
+
+/* wait PROC on a process started through the mount: answered when it
+ * settles, with its status. */
+static int
+pwait_start(struct ctl_entry *e, struct proc *p)
+{
+    struct pwait *w;
+    struct reply *rp = NULL;
+
+    if (p->settled) {
+        reactor_timer_stop(p->vm->fs->r, &e->timer);
+        reply_new_mem(p->lossy ? REPLY_ERROR : REPLY_OK, p->status,
+                      p->status ? strlen(p->status) : 0, &rp);
+        ctl_done(e, rp);
+        return 0;
+    }
+    if (!(w = calloc(1, sizeof(*w))))
+        return -ENOMEM;
+    w->p = p;
+    w->e = e;
+    w->next = p->waiters;
+    p->waiters = w;
+    e->aux = (char *)w;
+    return 0;
+}
+
 /* ---- replies ------------------------------------------------------ */
 
 static const char *const cmd_names[] = {
@@ -474,10 +699,17 @@ request_done(void *arg, const struct agent_reply *rp)
             reply_new_fmt(REPLY_ERROR, &r, "exec: %s", strerror(ENOMEM));
         break;
     }
-    case C_WAIT:
-        reply_new_fmt(REPLY_OK, &r, "%s %" PRIu64,
-                      rp->how == PROTO_SIGNALED ? "signal" : "exit", rp->value);
+    case C_WAIT: { /* a process the mount does not remember */
+        bool lost = rp->out[0].lost < 0 || rp->out[1].lost < 0;
+        reply_new_fmt(lost ? REPLY_ERROR : REPLY_OK, &r,
+                      "%s %" PRIu64 "%s%s%s%s",
+                      rp->how == PROTO_SIGNALED ? "signal" : "exit", rp->value,
+                      rp->out[0].lost < 0 ? "; " : "",
+                      rp->out[0].lost < 0 ? rp->out[0].msg : "",
+                      rp->out[1].lost < 0 ? "; " : "",
+                      rp->out[1].lost < 0 ? rp->out[1].msg : "");
         break;
+    }
     case C_OPEN: {
         uint64_t n = handle_add(vm, rp->value, e->uid);
         if (n)
@@ -515,6 +747,8 @@ request_cancel(struct ctl_entry *e)
     agent_client_close(e->ch);
     e->ch = NULL;
     reactor_timer_stop(vc->vm->fs->r, &e->timer);
+    if (e->kind == C_WAIT && e->aux)
+        pwait_unlink((struct pwait *)(void *)e->aux);
 }
 
 static void
@@ -526,6 +760,8 @@ wait_timed_out(struct reactor *r, void *arg)
 
     agent_client_close(e->ch);
     e->ch = NULL;
+    if (e->aux)
+        pwait_unlink((struct pwait *)(void *)e->aux);
     duration_format(e->id, t, sizeof(t));
     reply_new_fmt(REPLY_TIMEOUT, &rp, "wait timed out after %s", t);
     ctl_done(e, rp);
@@ -766,7 +1002,8 @@ vctl_start(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
     if (rc < 0)
         return rc;
     switch (e->kind) {
-    case C_WAIT:
+    case C_WAIT: {
+        struct proc *pr;
         if (cmd->argc > 3)
             goto usage;
         if (cmd->argc == 3) {
@@ -776,10 +1013,16 @@ vctl_start(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
                                     clock_now() + e->id, wait_timed_out, e) < 0)
                 return -ENOMEM;
         }
-        rc = agent_client_wait(a, id, request_done, e, &e->ch);
+        /* A remembered process answers from its own bookkeeping, unless
+         * that lost track of it (then the agent may still know it). */
+        if ((pr = vm_proc(vc->vm, e->obj)) && !pr->wait_failed)
+            rc = pwait_start(e, pr);
+        else
+            rc = agent_client_wait(a, id, request_done, e, &e->ch);
         if (rc < 0)
             reactor_timer_stop(vc->vm->fs->r, &e->timer);
         return rc;
+    }
     case C_KILL:
         if (cmd->argc > 3 || (cmd->argc == 3 && parse_signal(w2, &sig) < 0))
             goto usage;

@@ -54,6 +54,23 @@ bool agent_verbose(void);
 uint64_t agent_instance(void);
 
 /* ------------------------------------------------------------------ */
+/* keeper.c - a helper process that ends every process group the agent */
+/* started when the agent goes, however it goes (SPEC §6.4).          */
+/* ------------------------------------------------------------------ */
+
+/* SIGTERM, then this long for the groups to empty, then SIGKILL. */
+#define KEEPER_GRACE (2 * USEC_PER_SEC)
+
+/* Fork the keeper: before the reactor or any other fd exists. */
+int keeper_start(void);
+/* A new group to end with the agent; a group known to be empty. */
+void keeper_add(pid_t pgid);
+void keeper_forget(pid_t pgid);
+/* Orderly exit: let the keeper end the groups now and wait for it
+ * (bounded by KEEPER_GRACE and a second), reaping our children. */
+void keeper_finish(void);
+
+/* ------------------------------------------------------------------ */
 /* transport.c - where host connections come from: a listening Unix or */
 /* vsock socket, a virtio-serial port, or stdin/stdout.               */
 /* ------------------------------------------------------------------ */

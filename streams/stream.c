@@ -875,6 +875,12 @@ stream_reader_offset(const struct stream_reader *rd)
 }
 
 void
+stream_reader_seek(struct stream_reader *rd, uint64_t off)
+{
+    rd->off = off;
+}
+
+void
 stream_reader_notify(struct stream_reader *rd, reactor_fn *fn, void *arg)
 {
     rd->fn = fn;

@@ -559,6 +559,9 @@ ssize_t stream_reader_read(struct stream_reader *rd, void *buf, size_t len);
 /* Bytes available to this reader without blocking; true also at end. */
 bool stream_reader_ready(const struct stream_reader *rd);
 uint64_t stream_reader_offset(const struct stream_reader *rd);
+/* Move the cursor, possibly past the end: the reader is then ready once
+ * the history grows past off (a way to be told when it reaches a size). */
+void stream_reader_seek(struct stream_reader *rd, uint64_t off);
 /* Ask for one call of fn when the reader becomes ready (data, end, close).
  * A later call replaces the earlier; fn == NULL cancels. fn runs from a
  * deferred call, never inside stream_append. */

@@ -37,8 +37,15 @@ tail_opened(void *arg, int err, const char *msg, uint64_t offset)
 
     t->start = offset;
     if (err < 0) {
+        size_t dl = strlen(t->detail);
         t->ch = NULL; /* gone with the failure */
-        snprintf(buf, sizeof(buf), "%s", msg && *msg ? msg : strerror(-err));
+        if (!msg || !*msg)
+            msg = strerror(-err);
+        /* "tail_file /x: why": the agent names the object already
+         * ("/x: No such file or directory"), the client does not. */
+        if (strncmp(msg, t->detail, dl) == 0 && msg[dl] == ':')
+            msg += dl + 1 + (msg[dl + 1] == ' ');
+        snprintf(buf, sizeof(buf), "%s %s: %s", t->kind, t->detail, msg);
         t->opened(t->s, err, buf, t->arg);
         return;
     }
