@@ -65,6 +65,7 @@ ctl_fini(struct ctl *c)
         entry_free(e);
     }
     c->tail = NULL;
+    c->n = 0;
 }
 
 static void
@@ -76,7 +77,21 @@ entry_append(struct ctl *c, struct ctl_entry *e)
     else
         c->head = e;
     c->tail = e;
+    c->n++;
     c->eof_pending = false;
+}
+
+int
+ctl_admit(struct ctl *c)
+{
+    if (c->n + 1 < FS_CTL_MAX_REPLIES)
+        return 0;
+    if (c->n + 1 == FS_CTL_MAX_REPLIES)
+        ctl_push_error(c,
+                       "%s: too many unread replies (%d): read them first; "
+                       "commands written since were not run",
+                       strerror(EAGAIN), FS_CTL_MAX_REPLIES);
+    return -EAGAIN;
 }
 
 struct ctl_entry *
@@ -164,6 +179,7 @@ ctl_serve(struct ctl *c)
             c->head = e->next;
             if (!c->head)
                 c->tail = NULL;
+            c->n--;
             entry_free(e);
             c->off = 0;
             c->eof_pending = true;
@@ -219,6 +235,7 @@ ctl_read(struct ctl *c, fuse_req_t req, size_t size, int flags)
 {
     bool waiting =
             park_empty(&c->q) && c->head && !c->head->done && !c->eof_pending;
+    int rc;
 
     if (waiting && (flags & O_NONBLOCK)) {
         fuse_reply_err(req, EAGAIN);
@@ -229,8 +246,8 @@ ctl_read(struct ctl *c, fuse_req_t req, size_t size, int flags)
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    if (park_add(c->fs, &c->q, req, size) < 0) {
-        fuse_reply_err(req, ENOMEM);
+    if ((rc = park_add(c->fs, &c->q, req, size)) < 0) {
+        fuse_reply_err(req, -rc);
         return;
     }
     ctl_serve(c);

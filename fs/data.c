@@ -104,8 +104,8 @@ data_read(struct data *d, fuse_req_t req, size_t size, int flags)
         fuse_reply_err(req, EAGAIN);
         return;
     }
-    if (park_add(d->fs, &d->q, req, size) < 0) {
-        fuse_reply_err(req, ENOMEM);
+    if ((n = park_add(d->fs, &d->q, req, size)) < 0) {
+        fuse_reply_err(req, (int)-n);
         return;
     }
     stream_reader_notify(d->rd, data_wake, d);

@@ -83,7 +83,7 @@ writable(enum node n)
 /* Generate a text node into h. */
 static int
 gen_text(struct fs *fs, struct handle *h, struct ino n, struct slot *sl,
-         struct vm *vm, struct proc *p)
+         struct vm *vm, struct proc *p, uid_t uid)
 {
     const char *src;
     size_t len;
@@ -99,15 +99,17 @@ gen_text(struct fs *fs, struct handle *h, struct ino n, struct slot *sl,
         h->len = vm_info(vm, h->text, FS_TEXT_MAX);
         break;
     case N_VM_STREAMS:
-        h->len = vm_streams(vm, h->text, FS_TEXT_MAX);
+        h->len = vm_streams(vm, uid, h->text, FS_TEXT_MAX);
         break;
     case N_S_INFO:
         h->len = slot_info(sl, h->text, FS_TEXT_MAX);
         break;
     case N_S_SITE:
-        h->len = sl->site ? (size_t)snprintf(h->text, FS_TEXT_MAX, "%s\n",
-                                             sl->site)
-                          : 0;
+        h->len = 0;
+        if (sl->site) {
+            text_append(h->text, FS_TEXT_MAX, sl->site);
+            h->len = fs_appendf(h->text, FS_TEXT_MAX, "\n");
+        }
         break;
     case N_PROC_STATUS:
         h->len = vm_proc_status(p, h->text, FS_TEXT_MAX);
@@ -128,12 +130,10 @@ gen_text(struct fs *fs, struct handle *h, struct ino n, struct slot *sl,
 static int
 clone_open(fuse_req_t req, struct fs *fs, struct handle *h)
 {
-    const struct fuse_ctx *ctx = fuse_req_ctx(req);
     struct slot *sl;
     int rc;
 
-    rc = slot_new(fs, fs->opt->allow_other ? ctx->uid : fs->uid,
-                  fs->opt->allow_other ? ctx->gid : fs->gid, &sl);
+    rc = slot_new(fs, access_new_uid(fs, req), access_new_gid(fs, req), &sl);
     if (rc < 0)
         return rc;
     if (!(h->text = malloc(32)))
@@ -152,6 +152,8 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct vm *vm = NULL;
     struct proc *p = NULL;
     struct stat st;
+    uid_t uid = access_uid(req);
+    char why[256];
     bool live = false;
     int rc;
 
@@ -165,13 +167,25 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         rc = -EACCES;
         goto fail;
     }
+    /* The kernel checked the modes access_attr() gave; the owners a
+     * mode cannot name are checked here (access.c). */
     if (n.node >= N_VM && n.node <= N_PROC_STDERR)
         vm = vm_by_id(fs, n.a);
-    if (n.node >= N_PROC && n.node <= N_PROC_STDERR)
+    if (n.node >= N_PROC && n.node <= N_PROC_STDERR) {
         p = vm_proc(vm, n.b);
+        if (access_proc(vm, p, uid, why, sizeof(why)) < 0) {
+            rc = -EACCES;
+            goto fail;
+        }
+    }
+    if ((n.node == N_VM_CTL || n.node == N_VM_CONSOLE) &&
+        access_vm(vm, uid, why, sizeof(why)) < 0) {
+        rc = -EACCES;
+        goto fail;
+    }
     if (n.node >= N_S && n.node <= N_S_INFO) {
         sl = slot_find(fs, n.b);
-        if (!slot_allowed(sl, req)) {
+        if (!access_slot(sl, uid)) {
             rc = -EACCES;
             goto fail;
         }
@@ -220,7 +234,7 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         vm->refs++;
         break;
     default:
-        rc = gen_text(fs, h, n, sl, vm, p);
+        rc = gen_text(fs, h, n, sl, vm, p, uid);
         break;
     }
     if (rc < 0)
@@ -306,8 +320,17 @@ file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
            off_t off, struct fuse_file_info *fi)
 {
     struct handle *h = fh(fi);
+    struct ctl *c = h->sctl   ? sctl_ctl(h->sctl)
+                    : h->vctl ? vctl_ctl(h->vctl)
+                    : h->gctl ? gctl_ctl(h->gctl)
+                              : NULL;
     int rc = -EBADF;
 
+    /* Every command queues a reply: none beyond the cap (SPEC §6.3). */
+    if (c && (rc = ctl_admit(c)) < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
     if (h->sctl)
         rc = sctl_write(h->sctl, req, buf, size);
     else if (h->vctl)
@@ -317,8 +340,17 @@ file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
     else if (h->node == N_VM_CONSOLE) {
         rc = -ENODEV;
 #if PROVIUM_HAVE_CONSOLE
-        if (h->vm->console && !h->vm->gone)
+        /* What was queued, not what was asked (SPEC §6.3): the file is
+         * direct_io, so the kernel hands a short count to write(2) as
+         * it is (fuse_direct_io stops at the first short reply) and the
+         * writer's own loop retries the rest; EAGAIN when nothing fit. */
+        if (h->vm->console && !h->vm->gone) {
             rc = console_write(h->vm->console, buf, size);
+            if (rc >= 0) {
+                fuse_reply_write(req, (size_t)rc);
+                return;
+            }
+        }
 #endif
     }
     if (rc < 0)

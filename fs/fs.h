@@ -23,21 +23,30 @@
 #include "agent.h"
 #include "streams.h"
 
-#define FS_VERSION "0.1"
+#define FS_VERSION PROVIUM_VERSION /* project(VERSION) in CMakeLists.txt */
 #define FS_DEFAULT_MOUNT "/run/provium"
 #define FS_SLOT_RECLAIM (30 * USEC_PER_SEC) /* SPEC §4.4; --slot-timeout */
 #define FS_AGENT_WAIT (10 * USEC_PER_SEC)   /* an open waits this long */
 #define FS_BUF_SIZE (1024 * 1024)           /* a FUSE READ is <= 1 MiB */
 #define FS_TEXT_MAX 65536                   /* a generated text file */
+#define FS_CTL_MAX_REPLIES 256 /* unread replies queued on one ctl open */
+#define FS_PARK_MAX 64         /* reads parked on one open file */
+#define VM_MAX_USERS 64        /* users= of one VM */
+#define FS_MAX_UNOPENED 1024   /* clone slots per uid not opened yet */
 
+struct fhandle;
 struct handle;
 struct park;
+struct proc;
 struct slot;
 struct vm;
 
 /* ------------------------------------------------------------------ */
-/* main.c - options and the daemon-wide state.                         */
+/* main.c - options, the daemon-wide state, logging.                   */
 /* ------------------------------------------------------------------ */
+
+/* A line for the operator: stderr in the foreground, syslog otherwise. */
+void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 struct fs_options {
     char *mountpoint;
@@ -46,6 +55,7 @@ struct fs_options {
     uint64_t slot_timeout; /* usec: an unopened clone slot's life */
     bool no_host;
     char *agent_path;
+    uint64_t agent_timeout; /* usec; 0 = no deadline (--agent-timeout) */
     bool allow_other;
     bool foreground;
     bool debug;
@@ -72,6 +82,8 @@ struct fs {
 
     struct vm *vms; /* vm.c */
     uint64_t next_vm_id;
+    struct vm *vms_stopping; /* removed, ending their processes */
+    struct reactor_timer stop_timer;
 
     struct handle *handles; /* file.c: every open file */
 
@@ -107,11 +119,14 @@ int session_reply_stream_open(fuse_req_t req, uint64_t fh);
 /* The reads parked on one open file, oldest first. */
 struct park_queue {
     struct park *head, *tail;
+    unsigned n;
 };
 
 /* Park req (a READ of size bytes) at the tail of q. An interrupt answers
- * it EINTR and drops it from q without telling the owner. -ENOMEM: the
- * caller answers req. */
+ * it EINTR and drops it from q without telling the owner. -ENOMEM, or
+ * -EAGAIN when FS_PARK_MAX reads already wait on q (threads sharing one
+ * open cannot make the daemon hold requests without bound): the caller
+ * answers req. */
 int park_add(struct fs *fs, struct park_queue *q, fuse_req_t req, size_t size);
 static inline bool
 park_empty(const struct park_queue *q)
@@ -250,11 +265,14 @@ struct ctl_entry {
     unsigned kind;
     char *aux; /* freed with the entry (e.g. exec's command line) */
     size_t auxlen;
+    uid_t uid;    /* who wrote the command (owner of what it creates) */
+    uint64_t obj; /* the mount id of the process or handle it acts on */
 };
 
 struct ctl {
     struct fs *fs;
     struct ctl_entry *head, *tail;
+    unsigned n;       /* entries queued: at most FS_CTL_MAX_REPLIES */
     uint64_t off;     /* into head's reply */
     bool eof_pending; /* a reply was read to its end: one read returns 0 */
     struct park_queue q;
@@ -266,6 +284,10 @@ struct ctl {
 void ctl_init(struct ctl *c, struct fs *fs, ctl_text_fn *text, void *arg);
 /* Cancel every running command, free every reply, answer parked reads. */
 void ctl_fini(struct ctl *c);
+/* May a command be written? 0, or -EAGAIN when the unread replies are
+ * at the cap (SPEC §6.3): the write that reaches it queues, as the last
+ * reply, an error saying so; later writes fail until replies are read. */
+int ctl_admit(struct ctl *c);
 /* A command was written: a new entry at the tail, running (NULL: ENOMEM). */
 struct ctl_entry *ctl_push(struct ctl *c);
 /* The command of e completed with rp (owned by the ctl from now on; NULL
@@ -320,6 +342,8 @@ struct slot {
     pid_t owner_pid;
     uid_t uid; /* who cloned it: owns its files under allow_other */
     gid_t gid;
+    uid_t open_uid;    /* who wrote the open command (access.c) */
+    char agent_id[24]; /* fd_stream/proc_*: the agent's id, as a word */
     time_t created;
     struct reactor_timer reclaim;
     struct ctl_entry *open_entry; /* the open command's reply, pending */
@@ -328,7 +352,8 @@ struct slot {
 };
 
 /* Allocate a slot (clone); reclaimed after opt->slot_timeout (30 s)
- * unless opened. */
+ * unless opened. -EAGAIN when uid already has FS_MAX_UNOPENED slots
+ * waiting for an open command. */
 int slot_new(struct fs *fs, uid_t uid, gid_t gid, struct slot **out);
 struct slot *slot_find(struct fs *fs, uint64_t id);
 /* End the stream (if any), remove the slot: its directory is gone,
@@ -339,11 +364,9 @@ void slot_unref(struct slot *sl);
 void slot_close_all(struct fs *fs, struct vm *vm);
 /* Iterate live slots: *cursor starts at 0. */
 struct slot *slot_next(struct fs *fs, size_t *bucket, struct slot *prev);
-/* streams/<id>/info and the §7 description line. */
+/* streams/<id>/info and the §7 description line (values escaped). */
 size_t slot_info(struct slot *sl, char *buf, size_t len);
 size_t slot_describe(struct slot *sl, char *buf, size_t len);
-/* uid check: may the requester of req use sl? */
-bool slot_allowed(struct slot *sl, fuse_req_t req);
 
 /* The ctl file of a slot. */
 struct sctl;
@@ -357,8 +380,6 @@ void sctl_free(struct sctl *sc);
 /* waiting for an agent, the VM's info/streams text, quiesce.          */
 /* ------------------------------------------------------------------ */
 
-struct proc;
-
 struct vm {
     struct fs *fs;
     struct vm *next;
@@ -370,21 +391,43 @@ struct vm {
     char *console_path;
     char **nics;
     size_t nnics;
-    bool host; /* the built-in host VM: its agent runs as the daemon */
+    bool host;    /* the built-in host VM: its agent runs as the daemon */
+    uid_t *users; /* its owners (access.c): users=, else who added it */
+    size_t nusers;
     struct agent_client *agent;
     struct console *console;
     struct proc *procs;
     size_t nprocs;
-    unsigned handles; /* agent file handles opened through ctl */
+    /* Ids on the mount (vmctl.c, SPEC §6.4): mount ids are given in
+     * order per VM and never reused; each stands for an agent id of the
+     * agent instance that was current when it was given. */
+    uint64_t instance;                 /* the current agent's (0: none yet) */
+    uint64_t last_proc, last_handle;   /* the last mount ids given */
+    uint64_t proc_floor, handle_floor; /* ids <= these: earlier sessions */
+    struct fhandle *fhandles;          /* this session's open handles */
+    unsigned handles;                  /* how many */
     struct vm_wait *waiters;
+    /* Removal (vm_del): its processes end, then its agent. */
+    struct reactor_timer stop_timer;
+    unsigned stop_phase;
 };
 
-/* Parse "NAME agent=ENDPOINT [console=PATH] [nic=IFACE]..." words. */
-int vm_add(struct fs *fs, const struct command *cmd, int argi, char *err);
+/* Parse "NAME agent=ENDPOINT [console=PATH] [nic=IFACE] [users=UID,...]"
+ * words; the VM belongs to the users named, or else to uid. */
+int vm_add(struct fs *fs, const struct command *cmd, int argi, uid_t uid,
+           char *err);
 int vm_add_host(struct fs *fs, char *err);
+/* Remove: out of the registry and its streams closed at once; then, in
+ * the background and bounded, its processes are ended (TERM, 2 s, KILL)
+ * and its agent stopped (a spawned one given time to end its own). */
 void vm_del(struct vm *vm);
 void vm_unref(struct vm *vm);
-void vm_del_all(struct fs *fs);
+/* vm_del of every VM. Returns true when all are stopped already. */
+bool vm_del_all(struct fs *fs);
+/* Shutdown past its bound: finish every removal at once. */
+void vm_stop_now(struct fs *fs);
+/* vmctl.c: a removed VM's process was reaped. */
+void vm_proc_exited(struct vm *vm);
 /* SPEC §7's snapshot refusal text, or 0 when the VM is quiescent. */
 size_t vm_quiesce_text(struct vm *vm, char *buf, size_t len);
 struct vm *vm_find(struct fs *fs, const char *name, size_t len);
@@ -394,7 +437,9 @@ bool vm_agent_up(struct vm *vm);
 void vm_wait_up(struct vm *vm, struct vm_wait *w, vm_wait_fn *fn, void *arg);
 void vm_wait_cancel(struct vm_wait *w);
 size_t vm_info(struct vm *vm, char *buf, size_t len);
-size_t vm_streams(struct vm *vm, char *buf, size_t len);
+/* vms/<name>/streams as seen by uid: other users' streams are described
+ * only to the VM's owners (access.c). */
+size_t vm_streams(struct vm *vm, uid_t uid, char *buf, size_t len);
 /* Does a capture on iface count as this VM's (one of its NICs)? */
 bool vm_has_nic(struct vm *vm, const char *iface);
 
@@ -404,16 +449,33 @@ bool vm_has_nic(struct vm *vm, const char *iface);
 /* ------------------------------------------------------------------ */
 
 struct vctl;
+/* A process by its mount id (procs/<n>), NULL when unknown. */
 struct proc *vm_proc(struct vm *vm, uint64_t n);
 /* Iterate the VM's processes. */
 struct proc *vm_proc_next(struct vm *vm, struct proc *prev);
 uint64_t vm_proc_id(const struct proc *p);
+uid_t vm_proc_owner(const struct proc *p);
+uid_t vm_handle_owner(const struct fhandle *h);
+/* The agent came up (vm.c): a new agent instance starts a new session
+ * (every earlier id is stale from now on); the same instance after a
+ * reconnect keeps its ids and waits again for its running processes. */
+void vm_session(struct vm *vm);
+/* Resolve a process (proc = true) or handle id word ("N", "proc#N",
+ * "file#N") written by uid to the agent's id. what names the command for
+ * the message in err (COMMAND_ERR_LEN). -EINVAL: not an id; -ESTALE: from
+ * an earlier agent session; -EPERM: not uid's (access.c); -ESRCH /
+ * -EBADF: no such process / handle. */
+int vm_resolve(struct vm *vm, bool proc, struct word w, uid_t uid,
+               const char *what, uint64_t *agent_id, uint64_t *n, char *err);
 size_t vm_proc_status(struct proc *p, char *buf, size_t len);
 const char *vm_proc_cmdline(struct proc *p, size_t *len);
 /* which: 1 stdout, 2 stderr. NULL when not captured. */
 struct stream *vm_proc_output(struct proc *p, int which);
 /* Forget the VM's processes (their output streams end). */
 void vm_procs_free(struct vm *vm);
+/* Processes remembered and not yet reaped; signal them (their groups). */
+size_t vm_procs_running(struct vm *vm);
+void vm_procs_signal(struct vm *vm, int sig);
 int vctl_open(struct vm *vm, struct vctl **out);
 int vctl_write(struct vctl *vc, fuse_req_t req, const char *buf, size_t len);
 struct ctl *vctl_ctl(struct vctl *vc);
@@ -442,11 +504,42 @@ size_t gctl_status(struct fs *fs, char *buf, size_t len);
 #define PROVIUM_HAVE_CAPTURE 0
 #endif
 
+/* ------------------------------------------------------------------ */
+/* access.c - who may do what (SPEC §8), in one place: owners of VMs,  */
+/* processes, handles and streams on a shared mount, and the owners    */
+/* and modes the kernel is shown.                                      */
+/* ------------------------------------------------------------------ */
+
+/* Is the mount shared (allow_other)? Without it every check passes. */
+bool access_shared(const struct fs *fs);
+/* The requester's uid and gid. */
+uid_t access_uid(fuse_req_t req);
+/* The owner given to what req creates: the requester on a shared mount,
+ * else the mount owner. */
+uid_t access_new_uid(struct fs *fs, fuse_req_t req);
+gid_t access_new_gid(struct fs *fs, fuse_req_t req);
+/* May uid do anything (root, the mount owner, or not shared)? */
+bool access_privileged(const struct fs *fs, uid_t uid);
+/* 0, or -EPERM with the reason in why (why_len bytes) for a message:
+ * may uid use vm (open streams on it, its ctl, its console)? */
+int access_vm(const struct vm *vm, uid_t uid, char *why, size_t why_len);
+/* May uid use process p / handle h (besides access_vm)? */
+int access_proc(const struct vm *vm, const struct proc *p, uid_t uid, char *why,
+                size_t why_len);
+int access_handle(const struct vm *vm, const struct fhandle *h, uid_t uid,
+                  char *why, size_t why_len);
+/* May uid open sl's files or remove it? */
+bool access_slot(const struct slot *sl, uid_t uid);
+/* May uid see the paths, sites and test names of sl (vms/NAME/streams)? */
+bool access_slot_text(const struct slot *sl, uid_t uid);
+/* Owners and modes of node n for the kernel's default_permissions
+ * (st has the defaults of tree.c: the mount owner's). */
+void access_attr(const struct fs *fs, enum node n, const struct vm *vm,
+                 const struct slot *sl, const struct proc *p, struct stat *st);
+
 /* Helpers shared by the files above. */
 /* Append printf output at strlen(buf), bounded by len. */
 size_t fs_appendf(char *buf, size_t len, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-/* Is the requester root, or the mount not shared? */
-bool fs_req_privileged(struct fs *fs, fuse_req_t req);
 
 #endif

@@ -3,8 +3,8 @@
  * `vm del`, and, read with no command outstanding, the daemon's status
  * (VMs, streams, parked requests, live captures per interface).
  *
- * With allow_other only root may add or remove VMs: a VM is a way into
- * a machine, and the host VM runs as the daemon.
+ * With allow_other only privileged users may add or remove VMs (a VM is
+ * a way into a machine, and the host VM runs as the daemon): access.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -24,12 +24,13 @@ size_t
 gctl_status(struct fs *fs, char *buf, size_t len)
 {
     buf[0] = 0;
-    fs_appendf(buf, len,
-               "proviumfs %s\npid: %d\nmount: %s\nuptime: %llds\n"
-               "spool_dir: %s\nhistory_limit: %" PRIu64 "\nshared: %s\n",
-               FS_VERSION, (int)getpid(), fs->opt->mountpoint,
-               (long long)(time(NULL) - fs->started), fs->opt->spool_dir,
-               fs->opt->history_limit, fs->opt->allow_other ? "yes" : "no");
+    fs_appendf(buf, len, "proviumfs %s\npid: %d\n", FS_VERSION, (int)getpid());
+    text_keyval(buf, len, "mount", fs->opt->mountpoint);
+    fs_appendf(buf, len, "uptime: %llds\n",
+               (long long)(time(NULL) - fs->started));
+    text_keyval(buf, len, "spool_dir", fs->opt->spool_dir);
+    fs_appendf(buf, len, "history_limit: %" PRIu64 "\nshared: %s\n",
+               fs->opt->history_limit, access_shared(fs) ? "yes" : "no");
     fs_appendf(buf, len, "vms:");
     for (struct vm *vm = fs->vms; vm; vm = vm->next)
         fs_appendf(buf, len, " %s(%s)", vm->name,
@@ -83,12 +84,12 @@ gctl_write(struct gctl *gc, fuse_req_t req, const char *buf, size_t len)
     if (cmd.argc < 3 || !word_is(cmd.argv[0], "vm") ||
         !(word_is(cmd.argv[1], "add") || word_is(cmd.argv[1], "del"))) {
         ctl_push_error(&gc->c, "usage: vm add NAME agent=ENDPOINT "
-                               "[console=SOCKETPATH] [nic=IFACE]... | vm del "
-                               "NAME");
+                               "[console=SOCKETPATH] [nic=IFACE]... "
+                               "[users=UID,...] | vm del NAME");
         rc = -EINVAL;
         goto out;
     }
-    if (!fs_req_privileged(gc->fs, req)) {
+    if (!access_privileged(gc->fs, access_uid(req))) {
         ctl_push_error(&gc->c,
                        "vm %s: %s (only root may add or remove VMs "
                        "on a shared mount)",
@@ -98,7 +99,7 @@ gctl_write(struct gctl *gc, fuse_req_t req, const char *buf, size_t len)
         goto out;
     }
     if (word_is(cmd.argv[1], "add")) {
-        rc = vm_add(gc->fs, &cmd, 2, err);
+        rc = vm_add(gc->fs, &cmd, 2, access_uid(req), err);
         if (rc < 0)
             ctl_push_error(&gc->c, "%s", err);
         else

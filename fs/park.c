@@ -44,6 +44,7 @@ park_unlink(struct park *p)
         *pp = p->qnext;
     if (q->tail == p)
         q->tail = before;
+    q->n--;
     if (p->prev)
         p->prev->next = p->next;
     else
@@ -68,9 +69,11 @@ park_interrupted(fuse_req_t req, void *data)
 int
 park_add(struct fs *fs, struct park_queue *q, fuse_req_t req, size_t size)
 {
-    struct park *p = calloc(1, sizeof(*p));
+    struct park *p;
 
-    if (!p)
+    if (q->n >= FS_PARK_MAX)
+        return -EAGAIN;
+    if (!(p = calloc(1, sizeof(*p))))
         return -ENOMEM;
     p->fs = fs;
     p->req = req;
@@ -81,6 +84,7 @@ park_add(struct fs *fs, struct park_queue *q, fuse_req_t req, size_t size)
     else
         q->head = p;
     q->tail = p;
+    q->n++;
     p->next = fs->parked;
     if (fs->parked)
         fs->parked->prev = p;

@@ -11,8 +11,9 @@
  * for the rest.
  *
  * Shutdown (SIGINT, SIGTERM, or the mount going away): every stream and
- * VM is ended, which answers running ops and wakes blocked readers; a
- * few loop turns let those deferred answers go out; whatever is still
+ * VM is ended, which answers running ops and wakes blocked readers; the
+ * VMs' processes are ended and their agents stopped (bounded, vm.c); a
+ * few loop turns let the deferred answers go out; whatever is still
  * parked is answered end-of-file; only then is the session unmounted
  * (libfuse closes /dev/fuse first, then detaches the mount).
  */
@@ -26,6 +27,10 @@
 #include "fs.h"
 
 #define SESSION_BATCH 64
+/* Shutdown waits at most this long for the VMs to end their processes:
+ * more than a guest's TERM-grace-KILL (3 s) or the host agent's stop
+ * (3 s, then SIGKILL and 1 s). */
+#define SESSION_STOP_MAX (6 * USEC_PER_SEC)
 #define FOPEN_DIRECT_IO_BIT (1u << 0) /* include/uapi/linux/fuse.h */
 #define FOPEN_STREAM_BIT (1u << 4)
 
@@ -131,20 +136,36 @@ session_start(struct fs *fs)
     return 0;
 }
 
+static void
+shutdown_timeout(struct reactor *r, void *arg)
+{
+    reactor_stop(r);
+}
+
 void
 session_shutdown(struct fs *fs)
 {
     if (fs->stopping)
         return;
     fs->stopping = true;
+    /* Requests wait now until the unmount answers them: not served, and
+     * not left to wake the (level-triggered) loop over and over. */
+    if (fs->se)
+        reactor_unwatch(fs->r, fuse_session_fd(fs->se));
     slot_close_all(fs, NULL);
-    vm_del_all(fs);
-    reactor_stop(fs->r);
+    /* VMs end their processes and agents first (vm.c), boundedly: the
+     * loop runs on until they are done, or SESSION_STOP_MAX. */
+    if (vm_del_all(fs) || reactor_timer_start(fs->r, &fs->stop_timer,
+                                              clock_now() + SESSION_STOP_MAX,
+                                              shutdown_timeout, fs) < 0)
+        reactor_stop(fs->r);
 }
 
 void
 session_finish(struct fs *fs)
 {
+    reactor_timer_stop(fs->r, &fs->stop_timer);
+    vm_stop_now(fs);
     /* Closing queued the deferred wake-ups that answer blocked readers
      * (each holds a reference on its stream): let them run, boundedly and
      * without waiting (the session fd is no longer served), before

@@ -58,11 +58,30 @@ bucket(struct fs *fs, uint64_t id)
     return &fs->slots[id % fs->nbuckets];
 }
 
+/* Slots of uid that wait for an open command. Counted only when there
+ * could be too many, so a clone costs a scan only under a flood. */
+static size_t
+unopened(struct fs *fs, uid_t uid)
+{
+    size_t b = 0, n = 0;
+
+    if (fs->nslots < FS_MAX_UNOPENED)
+        return 0;
+    for (struct slot *sl = slot_next(fs, &b, NULL); sl;
+         sl = slot_next(fs, &b, sl))
+        n += sl->state == SLOT_EMPTY && sl->uid == uid;
+    return n;
+}
+
 int
 slot_new(struct fs *fs, uid_t uid, gid_t gid, struct slot **out)
 {
     struct slot *sl;
 
+    /* `cat clone` in a loop would otherwise hold memory for 30 s per
+     * read, without bound (SPEC §6.3). */
+    if (unopened(fs, uid) >= FS_MAX_UNOPENED)
+        return -EAGAIN;
     if (!fs->slots) {
         if (!(fs->slots = calloc(SLOT_BUCKETS, sizeof(*fs->slots))))
             return -ENOMEM;
@@ -202,14 +221,6 @@ arm_reclaim(struct slot *sl)
                         sl);
 }
 
-bool
-slot_allowed(struct slot *sl, fuse_req_t req)
-{
-    const struct fuse_ctx *ctx = fuse_req_ctx(req);
-
-    return !sl->fs->opt->allow_other || ctx->uid == 0 || ctx->uid == sl->uid;
-}
-
 /* ---- text -------------------------------------------------------- */
 
 static const char *
@@ -236,15 +247,18 @@ slot_info(struct slot *sl, char *buf, size_t len)
     struct tm tm;
     const char *msg;
 
+    /* Detail, site, test, the end message and the engine's lines come
+     * from users and guests: escaped, one line each (text.c). */
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
              gmtime_r(&sl->created, &tm));
     buf[0] = 0;
-    fs_appendf(buf, len, "id: %" PRIu64 "\nkind: %s\ndetail: %s\nvm: %s\n",
-               sl->id, sl->kind, sl->detail ? sl->detail : "",
-               sl->vm ? sl->vm->name : "");
-    fs_appendf(buf, len, "test: %s\nsite: %s\nstate: %s\n",
-               sl->test ? sl->test : "", sl->site ? sl->site : "",
-               state_name(sl));
+    fs_appendf(buf, len, "id: %" PRIu64 "\n", sl->id);
+    text_keyval(buf, len, "kind", sl->kind);
+    text_keyval(buf, len, "detail", sl->detail ? sl->detail : "");
+    text_keyval(buf, len, "vm", sl->vm ? sl->vm->name : "");
+    text_keyval(buf, len, "test", sl->test ? sl->test : "");
+    text_keyval(buf, len, "site", sl->site ? sl->site : "");
+    fs_appendf(buf, len, "state: %s\n", state_name(sl));
     if (sl->s)
         fs_appendf(buf, len,
                    "bytes: %" PRIu64 "\nframes: %" PRIu64 "\nconsumed: %" PRIu64
@@ -261,14 +275,17 @@ slot_info(struct slot *sl, char *buf, size_t len)
                sl->owner ? (int)sl->owner_pid : 0, (unsigned)sl->uid,
                sl->keep ? "yes" : "no", when);
     if (sl->s && stream_end_error(sl->s, &msg))
-        fs_appendf(buf, len, "error: %s\n", msg ? msg : "");
+        text_keyval(buf, len, "error", msg ? msg : "");
+    else if (sl->s && msg && stream_state(sl->s) != STREAM_LIVE)
+        text_keyval(buf, len, "end", msg);
     if (sl->engine && sl->engine_state && sl->state == SLOT_OPEN &&
         stream_state(sl->s) != STREAM_CLOSED)
         sl->engine->info(sl->engine_state, buf, len);
     return strnlen(buf, len);
 }
 
-/* SPEC §7: kind(detail) created at file:line (test "name"). */
+/* SPEC §7: kind(detail) created at file:line (test "name"), each value
+ * escaped so that none can end the line early. */
 size_t
 slot_describe(struct slot *sl, char *buf, size_t len)
 {
@@ -276,12 +293,18 @@ slot_describe(struct slot *sl, char *buf, size_t len)
                  strcmp(sl->kind, "file_tail_stream") == 0;
 
     buf[0] = 0;
-    fs_appendf(buf, len, quote ? "%s(\"%s\")" : "%s(%s)", sl->kind,
-               sl->detail ? sl->detail : "");
-    if (sl->site && *sl->site)
-        fs_appendf(buf, len, " created at %s", sl->site);
-    if (sl->test && *sl->test)
-        fs_appendf(buf, len, " (test \"%s\")", sl->test);
+    fs_appendf(buf, len, "%s(%s", sl->kind, quote ? "\"" : "");
+    text_append(buf, len, sl->detail ? sl->detail : "");
+    fs_appendf(buf, len, "%s)", quote ? "\"" : "");
+    if (sl->site && *sl->site) {
+        fs_appendf(buf, len, " created at ");
+        text_append(buf, len, sl->site);
+    }
+    if (sl->test && *sl->test) {
+        fs_appendf(buf, len, " (test \"");
+        text_append(buf, len, sl->test);
+        fs_appendf(buf, len, "\")");
+    }
     return strnlen(buf, len);
 }
 
@@ -385,6 +408,24 @@ start_engine(struct slot *sl)
     if (sl->vm)
         ctx = sl->engine == &tail_engine ? (void *)sl->vm->agent
                                          : (void *)sl->vm->console;
+    /* A process or handle is named by its mount id: the agent gets its
+     * own id, resolved now that the agent is up, and only for its owner
+     * (SPEC §6.4, §8). */
+    if (sl->engine == &tail_engine && cmd->argc > 2 &&
+        (strncmp(sl->kind, "proc_", 5) == 0 ||
+         strcmp(sl->kind, "fd_stream") == 0)) {
+        uint64_t id, n;
+        rc = vm_resolve(sl->vm, sl->kind[0] == 'p', cmd->argv[2], sl->open_uid,
+                        sl->kind, &id, &n, err);
+        if (rc < 0) {
+            command_free(cmd);
+            free(cmd);
+            open_failed(sl, rc, err);
+            return rc == -EINVAL ? rc : 0;
+        }
+        snprintf(sl->agent_id, sizeof(sl->agent_id), "%" PRIu64, id);
+        cmd->argv[2] = (struct word){sl->agent_id, strlen(sl->agent_id)};
+    }
     /* The engine may answer before it returns; sl stays valid throughout
      * (the caller holds a reference). */
     rc = sl->engine->open(sl->s, ctx, cmd, 1, slot_opened, sl,
@@ -471,6 +512,7 @@ slot_open(struct sctl *sc, fuse_req_t req, struct command *cmd)
     };
     struct word name = cmd->argv[0], v;
     struct vm *vm = NULL;
+    char why[256];
     size_t i;
     int rc;
 
@@ -511,11 +553,9 @@ slot_open(struct sctl *sc, fuse_req_t req, struct command *cmd)
             rc = 0;
             goto fail;
         }
-        if (vm->host && !fs_req_privileged(fs, req)) {
-            ctl_push_error(&sc->c,
-                           "vm `host`: %s (the host VM's agent runs as the "
-                           "daemon; only root may use it on a shared mount)",
-                           strerror(EPERM));
+        if (access_vm(vm, access_uid(req), why, sizeof(why)) < 0) {
+            ctl_push_error(&sc->c, "vm `%s`: %s (%s)", vm->name,
+                           strerror(EPERM), why);
             rc = 0;
             goto fail;
         }
@@ -543,8 +583,15 @@ slot_open(struct sctl *sc, fuse_req_t req, struct command *cmd)
                  cmd->argv[1].p);
         for (vm = fs->vms; vm && !vm_has_nic(vm, iface); vm = vm->next)
             ;
+        /* Without kind=: a VM's NIC, else what the interface is (the
+         * capture engine decides the same way, so info agrees). */
+#if PROVIUM_HAVE_CAPTURE
+        snprintf(sl->kind, sizeof(sl->kind), "%s_capture",
+                 vm ? "nic" : capture_iface_kind(iface));
+#else
         snprintf(sl->kind, sizeof(sl->kind), "%s",
                  vm ? "nic_capture" : "bridge_capture");
+#endif
         for (int k = 2; k < cmd->argc; k++) {
             if (word_option(cmd->argv[k], "kind", &v))
                 snprintf(sl->kind, sizeof(sl->kind), "%s",
@@ -561,7 +608,7 @@ slot_open(struct sctl *sc, fuse_req_t req, struct command *cmd)
             rc = 0;
             goto fail;
         }
-        if (!fs_req_privileged(fs, req)) {
+        if (!access_privileged(fs, access_uid(req))) {
             ctl_push_error(&sc->c,
                            "capture %s: %s (captures need "
                            "CAP_NET_RAW; only root may capture on a "
@@ -596,6 +643,7 @@ slot_open(struct sctl *sc, fuse_req_t req, struct command *cmd)
     sl->state = SLOT_OPENING;
     sl->owner = sc;
     sl->owner_pid = fuse_req_ctx(req)->pid;
+    sl->open_uid = access_uid(req);
     sl->open_cmd = cmd;
     reactor_timer_stop(fs->r, &sl->reclaim);
     if (sl->engine == &tail_engine && !vm_agent_up(vm)) {

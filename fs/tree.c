@@ -11,11 +11,9 @@
  * kernel's feet: log sizes grow (tail -f polls st_size once a second on
  * FUSE, reference/fuse.md §5), streams come and go.
  *
- * Ownership (SPEC §8): everything belongs to the mount owner, except that
- * on a shared mount (allow_other, which forces default_permissions) a
- * stream's directory and files belong to the uid that cloned it, and
- * streams/ is sticky and world-writable so that each user can rmdir only
- * their own streams.
+ * Ownership (SPEC §8): everything belongs to the mount owner, except what
+ * access_attr() gives to users on a shared mount (allow_other, which
+ * forces default_permissions): their streams, VMs and processes.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -38,7 +36,7 @@ const char tree_readme[] =
         "\n"
         "  id=$(cat clone)                       # allocate a stream id\n"
         "  exec 3<>streams/$id/ctl               # keep it: closing ends it\n"
-        "  echo 'tail_file host /var/log/syslog' >&3\n"
+        "  echo 'tail_file host /var/log/dpkg.log' >&3\n"
         "  read -r reply <&3; echo $reply        # ok 0\n"
         "  cat streams/$id/data                  # the stream, live, from byte "
         "0\n"
@@ -123,7 +121,8 @@ gen_vm_info(void *arg, char *buf, size_t len)
 static size_t
 gen_vm_streams(void *arg, char *buf, size_t len)
 {
-    return vm_streams(arg, buf, len);
+    /* The size of the full listing: a user shown less reads less. */
+    return vm_streams(arg, 0, buf, len);
 }
 static size_t
 gen_slot_info(void *arg, char *buf, size_t len)
@@ -134,7 +133,6 @@ gen_slot_info(void *arg, char *buf, size_t len)
 int
 tree_stat(struct fs *fs, struct ino n, struct stat *st)
 {
-    bool shared = fs->opt->allow_other;
     struct vm *vm = NULL;
     struct slot *sl = NULL;
     struct proc *p = NULL;
@@ -152,10 +150,6 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
     if (n.node >= N_S && n.node <= N_S_INFO) {
         if (!(sl = slot_find(fs, n.b)))
             return -ENOENT;
-        if (shared) {
-            st->st_uid = sl->uid;
-            st->st_gid = sl->gid;
-        }
         st->st_atime = st->st_mtime = st->st_ctime = sl->created;
     }
     st->st_ino = tree_ino(n.node, n.a, n.b);
@@ -168,7 +162,7 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
         set_mode(st, S_IFDIR | 0755, 0);
         break;
     case N_STREAMS:
-        set_mode(st, S_IFDIR | (shared ? 01777 : 0755), 0);
+        set_mode(st, S_IFDIR | 0755, 0);
         break;
     case N_README:
         set_mode(st, S_IFREG | 0444, (off_t)strlen(tree_readme));
@@ -209,7 +203,7 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
         set_mode(st, S_IFREG | 0400, s ? (off_t)stream_size(s) : 0);
         break;
     case N_S:
-        set_mode(st, S_IFDIR | (shared ? 0700 : 0755), 0);
+        set_mode(st, S_IFDIR | 0755, 0);
         break;
     case N_S_CTL:
         set_mode(st, S_IFREG | 0600, 0);
@@ -231,6 +225,7 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
     default:
         return -ENOENT;
     }
+    access_attr(fs, n.node, vm, sl, p, st);
     return 0;
 }
 
@@ -545,7 +540,7 @@ tree_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
         fuse_reply_err(req, ENOENT);
         return;
     }
-    if (!slot_allowed(sl, req)) {
+    if (!access_slot(sl, access_uid(req))) {
         fuse_reply_err(req, EACCES);
         return;
     }

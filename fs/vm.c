@@ -14,14 +14,29 @@
  * Opens and commands that arrive while the agent is still connecting
  * (right after mount, after `vm add`, while a crashed host agent is being
  * respawned) wait for it for up to FS_AGENT_WAIT instead of failing.
+ *
+ * Removal (`vm del`, unmount) ends what the VM's processes (SPEC §6.4):
+ * the VM leaves the registry and its streams close at once; then, in the
+ * background, every process started through the mount that still runs
+ * gets SIGTERM (its group, through the agent), and after VM_KILL_GRACE
+ * SIGKILL; then the agent connection is stopped (the host VM's agent is
+ * sent SIGTERM and given time to end whatever else it started). Each step
+ * is bounded, so a dead or hung agent delays the end by seconds at most.
+ *
+ * Agent events (connection lost and why, protocol violations, a spawned
+ * agent's exit status, unresponsiveness) are logged with the VM's name.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fs.h"
+
+#define VM_KILL_GRACE (2 * USEC_PER_SEC) /* TERM to KILL */
+#define VM_KILL_WAIT (1 * USEC_PER_SEC)  /* KILL to giving up on them */
 
 struct vm *
 vm_find(struct fs *fs, const char *name, size_t len)
@@ -44,7 +59,12 @@ vm_by_id(struct fs *fs, uint64_t id)
 bool
 vm_agent_up(struct vm *vm)
 {
-    return vm->agent && agent_client_state(vm->agent) == AGENT_UP;
+    enum agent_state st;
+
+    if (!vm->agent)
+        return false;
+    st = agent_client_state(vm->agent);
+    return st == AGENT_UP || st == AGENT_UNRESPONSIVE;
 }
 
 bool
@@ -146,6 +166,7 @@ agent_state(struct agent_client *c, void *arg)
 
     switch (agent_client_state(c)) {
     case AGENT_UP:
+        vm_session(vm); /* before anyone uses an id of the new session */
         wake_waiters(vm, 0, NULL);
         break;
     case AGENT_DEAD:
@@ -178,6 +199,7 @@ static void
 vm_free(struct vm *vm)
 {
     agent_client_free(vm->agent);
+    free(vm->users);
     free(vm->name);
     free(vm->endpoint);
     free(vm->console_path);
@@ -199,14 +221,27 @@ vm_alloc(struct fs *fs, const char *name)
 {
     struct vm *vm = calloc(1, sizeof(*vm));
 
-    if (!vm || !(vm->name = strdup(name))) {
+    if (!vm || !(vm->name = strdup(name)) ||
+        !(vm->users = malloc(sizeof(*vm->users)))) {
+        if (vm)
+            free(vm->name);
         free(vm);
         return NULL;
     }
+    vm->users[0] = fs->uid; /* the host VM is the mount owner's */
+    vm->nusers = 1;
     vm->fs = fs;
     vm->refs = 1;
     vm->id = ++fs->next_vm_id;
     return vm;
+}
+
+static void
+agent_event(struct agent_client *c, const char *msg, void *arg)
+{
+    struct vm *vm = arg;
+
+    fs_log("vm `%s`: %s", vm->name, msg);
 }
 
 static void
@@ -218,6 +253,8 @@ vm_register(struct fs *fs, struct vm *vm)
         pp = &(*pp)->next;
     *pp = vm;
     agent_client_on_state(vm->agent, agent_state, vm);
+    agent_client_on_event(vm->agent, agent_event, vm);
+    agent_client_set_timeout(vm->agent, fs->opt->agent_timeout);
 }
 
 int
@@ -248,8 +285,45 @@ vm_add_host(struct fs *fs, char *err)
     return 0;
 }
 
+/* users=UID[,UID]... (':' works too: `--vm` uses commas between its
+ * options): the VM's owners on a shared mount. */
+static int
+parse_users(struct vm *vm, struct word v, char *err)
+{
+    size_t i = 0, n = 0;
+    uid_t *users;
+
+    if (!(users = calloc(VM_MAX_USERS, sizeof(*users))))
+        return -ENOMEM;
+    while (i < v.len) {
+        unsigned long long u = 0;
+        size_t start = i;
+        while (i < v.len && v.p[i] >= '0' && v.p[i] <= '9' && u <= UINT32_MAX)
+            u = u * 10 + (unsigned)(v.p[i++] - '0');
+        if (i == start || u >= UINT32_MAX || n == VM_MAX_USERS ||
+            (i < v.len && v.p[i] != ',' && v.p[i] != ':') ||
+            (i < v.len && i + 1 == v.len))
+            goto bad;
+        users[n++] = (uid_t)u;
+        i += i < v.len;
+    }
+    if (n == 0)
+        goto bad;
+    free(vm->users);
+    vm->users = users;
+    vm->nusers = n;
+    return 0;
+bad:
+    free(users);
+    snprintf(err, COMMAND_ERR_LEN,
+             "vm add: bad users=`%.*s` (expected numeric uids separated by "
+             "commas, at most %d)",
+             (int)(v.len > 64 ? 64 : v.len), v.p, VM_MAX_USERS);
+    return -EINVAL;
+}
+
 int
-vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
+vm_add(struct fs *fs, const struct command *cmd, int argi, uid_t uid, char *err)
 {
     struct word name, v;
     struct vm *vm = NULL;
@@ -258,8 +332,8 @@ vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
 
     if (argi >= cmd->argc) {
         snprintf(err, COMMAND_ERR_LEN,
-                 "vm add: usage: vm add NAME "
-                 "agent=ENDPOINT [console=SOCKETPATH] [nic=IFACE]...");
+                 "vm add: usage: vm add NAME agent=ENDPOINT "
+                 "[console=SOCKETPATH] [nic=IFACE]... [users=UID,...]");
         return -EINVAL;
     }
     name = cmd->argv[argi];
@@ -278,8 +352,11 @@ vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
         goto nomem;
     vm->fs = fs;
     vm->refs = 1;
-    if (!(vm->name = word_strdup(name)))
+    if (!(vm->name = word_strdup(name)) ||
+        !(vm->users = malloc(sizeof(*vm->users))))
         goto nomem;
+    vm->users[0] = uid; /* who added it, unless users= says otherwise */
+    vm->nusers = 1;
     for (int i = argi + 1; i < cmd->argc; i++) {
         struct word w = cmd->argv[i];
         char **slot = NULL;
@@ -293,10 +370,18 @@ vm_add(struct fs *fs, const struct command *cmd, int argi, char *err)
                 goto nomem;
             continue;
         }
+        if (word_option(w, "users", &v)) {
+            if ((rc = parse_users(vm, v, err)) == -ENOMEM)
+                goto nomem;
+            if (rc < 0)
+                goto fail;
+            rc = -EINVAL;
+            continue;
+        }
         if (!word_option(w, "nic", &v) || v.len == 0 || v.len > 15) {
             snprintf(err, COMMAND_ERR_LEN,
                      "vm add: unknown or bad option `%.*s` (expected "
-                     "agent=, console=, nic=)",
+                     "agent=, console=, nic=, users=)",
                      (int)(w.len > 64 ? 64 : w.len), w.p);
             goto fail;
         }
@@ -341,6 +426,87 @@ fail:
     return rc;
 }
 
+/* ---- removal ------------------------------------------------------ */
+
+static void
+stopping_unlink(struct vm *vm)
+{
+    struct vm **pp = &vm->fs->vms_stopping;
+
+    while (*pp && *pp != vm)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = vm->next;
+    vm->next = NULL;
+}
+
+/* The last step: the VM is gone for good. */
+static void
+vm_stopped(struct vm *vm)
+{
+    struct fs *fs = vm->fs;
+
+    reactor_timer_stop(fs->r, &vm->stop_timer);
+    stopping_unlink(vm);
+    vm_procs_free(vm);
+    agent_client_free(vm->agent);
+    vm->agent = NULL;
+    if (fs->stopping && !fs->vms_stopping)
+        reactor_stop(fs->r);
+    vm_unref(vm);
+}
+
+static void
+agent_stopped(struct agent_client *c, void *arg)
+{
+    vm_stopped(arg);
+}
+
+enum { STOP_TERM = 1, STOP_KILL, STOP_AGENT };
+
+/* One step of the removal; each runs when the previous one is done or
+ * its time is up. */
+static void
+stop_step(struct reactor *r, void *arg)
+{
+    struct vm *vm = arg;
+    bool procs = vm_agent_up(vm) && vm_procs_running(vm) > 0;
+
+    reactor_timer_stop(r, &vm->stop_timer);
+    if (vm->stop_phase == 0 && procs && !vm->host) {
+        /* The host VM's agent ends everything it started when stopped;
+         * a guest's agent outlives us, so ask it. */
+        vm->stop_phase = STOP_TERM;
+        vm_procs_signal(vm, SIGTERM);
+        reactor_timer_start(r, &vm->stop_timer, clock_now() + VM_KILL_GRACE,
+                            stop_step, vm);
+        return;
+    }
+    if (vm->stop_phase == STOP_TERM && procs) {
+        vm->stop_phase = STOP_KILL;
+        fs_log("vm `%s`: %zu process(es) still running %llus after SIGTERM: "
+               "SIGKILL",
+               vm->name, vm_procs_running(vm),
+               (unsigned long long)(VM_KILL_GRACE / USEC_PER_SEC));
+        vm_procs_signal(vm, SIGKILL);
+        reactor_timer_start(r, &vm->stop_timer, clock_now() + VM_KILL_WAIT,
+                            stop_step, vm);
+        return;
+    }
+    vm->stop_phase = STOP_AGENT;
+    if (!vm->agent || agent_client_stop(vm->agent, agent_stopped, vm) < 0)
+        vm_stopped(vm);
+}
+
+void
+vm_proc_exited(struct vm *vm)
+{
+    if (vm->gone &&
+        (vm->stop_phase == STOP_TERM || vm->stop_phase == STOP_KILL) &&
+        vm_procs_running(vm) == 0)
+        reactor_timer_start(vm->fs->r, &vm->stop_timer, 0, stop_step, vm);
+}
+
 void
 vm_del(struct vm *vm)
 {
@@ -354,27 +520,38 @@ vm_del(struct vm *vm)
     while (*pp != vm)
         pp = &(*pp)->next;
     *pp = vm->next;
+    vm->next = fs->vms_stopping;
+    fs->vms_stopping = vm;
     /* Streams first (their sources hold agent channels and the console),
-     * then whatever waited, then the connections themselves: freeing
-     * the agent answers its pending requests (ctl replies) once more. */
+     * then whatever waited; the processes and the agent connection end
+     * in the background (stop_step), the registry's reference with them. */
     slot_close_all(fs, vm);
-    vm_procs_free(vm);
     snprintf(msg, sizeof(msg), "vm `%s` was removed", vm->name);
     wake_waiters(vm, -ENOTCONN, msg);
 #if PROVIUM_HAVE_CONSOLE
     console_free(vm->console);
 #endif
     vm->console = NULL;
-    agent_client_free(vm->agent);
-    vm->agent = NULL;
-    vm_unref(vm);
+    stop_step(fs->r, vm);
 }
 
-void
+bool
 vm_del_all(struct fs *fs)
 {
     while (fs->vms)
         vm_del(fs->vms);
+    return fs->vms_stopping == NULL;
+}
+
+void
+vm_stop_now(struct fs *fs)
+{
+    while (fs->vms_stopping) {
+        struct vm *vm = fs->vms_stopping;
+        fs_log("vm `%s`: removal still under way at exit; ending it now",
+               vm->name);
+        vm_stopped(vm);
+    }
 }
 
 /* ---- text --------------------------------------------------------- */
@@ -396,7 +573,8 @@ size_t
 vm_info(struct vm *vm, char *buf, size_t len)
 {
     buf[0] = 0;
-    fs_appendf(buf, len, "name: %s\nid: %" PRIu64 "\n", vm->name, vm->id);
+    text_keyval(buf, len, "name", vm->name);
+    fs_appendf(buf, len, "id: %" PRIu64 "\n", vm->id);
     if (vm->agent)
         agent_client_info(vm->agent, buf, len);
 #if PROVIUM_HAVE_CONSOLE
@@ -404,39 +582,72 @@ vm_info(struct vm *vm, char *buf, size_t len)
         console_info(vm->console, buf, len);
     else
 #endif
-        fs_appendf(buf, len, "console: %s\nconsole_state: %s\n",
-                   vm->console_path ? vm->console_path : "none",
+    {
+        text_keyval(buf, len, "console",
+                    vm->console_path ? vm->console_path : "none");
+        fs_appendf(buf, len, "console_state: %s\n",
                    vm->console_path ? "unavailable" : "none");
+    }
     fs_appendf(buf, len, "nics:");
-    for (size_t i = 0; i < vm->nnics; i++)
-        fs_appendf(buf, len, " %s", vm->nics[i]);
+    for (size_t i = 0; i < vm->nnics; i++) {
+        fs_appendf(buf, len, " ");
+        text_append(buf, len, vm->nics[i]);
+    }
+    fs_appendf(buf, len, "\nusers:");
+    for (size_t i = 0; i < vm->nusers; i++)
+        fs_appendf(buf, len, "%s%u", i ? "," : " ", (unsigned)vm->users[i]);
     fs_appendf(buf, len, "\nstreams: %u\nprocs: %zu\nhandles: %u\n",
                vm_live_streams(vm), vm->nprocs, vm->handles);
     return strnlen(buf, len);
 }
 
-size_t
-vm_streams(struct vm *vm, char *buf, size_t len)
+/* One line of vms/<name>/streams or of the quiesce text: SPEC §7's
+ * description, or, for a viewer who may not see it (access.c), the kind
+ * and whose stream it is. */
+static void
+describe_for(struct slot *sl, uid_t uid, bool all, char *buf, size_t len)
 {
-    size_t b = 0, n = 0;
+    size_t at = strnlen(buf, len);
 
-    buf[0] = 0;
-    for (struct slot *sl = slot_next(vm->fs, &b, NULL); sl;
-         sl = slot_next(vm->fs, &b, sl)) {
-        if (sl->vm != vm || sl->state == SLOT_EMPTY || n + 2 >= len)
-            continue;
-        n += slot_describe(sl, buf + n, len - n - 1);
-        buf[n++] = '\n';
-        buf[n] = 0;
-    }
-    return n;
+    if (at + 2 >= len)
+        return;
+    if (all || access_slot_text(sl, uid))
+        slot_describe(sl, buf + at, len - at - 1);
+    else
+        fs_appendf(buf, len, "%s(<hidden>) of uid %u", sl->kind,
+                   (unsigned)sl->uid);
+    fs_appendf(buf, len, "\n");
 }
 
-/* SPEC §7's snapshot refusal, or "" when the VM is quiescent. */
+static size_t
+streams_text(struct vm *vm, uid_t uid, bool all, const char *indent, char *buf,
+             size_t len)
+{
+    size_t b = 0;
+
+    for (struct slot *sl = slot_next(vm->fs, &b, NULL); sl;
+         sl = slot_next(vm->fs, &b, sl)) {
+        if (sl->vm != vm || sl->state == SLOT_EMPTY ||
+            strnlen(buf, len) + 8 >= len)
+            continue;
+        fs_appendf(buf, len, "%s", indent);
+        describe_for(sl, uid, all, buf, len);
+    }
+    return strnlen(buf, len);
+}
+
+size_t
+vm_streams(struct vm *vm, uid_t uid, char *buf, size_t len)
+{
+    buf[0] = 0;
+    return streams_text(vm, uid, access_privileged(vm->fs, uid), "", buf, len);
+}
+
+/* SPEC §7's snapshot refusal, or "" when the VM is quiescent. Only the
+ * VM's owners may ask (its ctl), and they see every stream of it. */
 size_t
 vm_quiesce_text(struct vm *vm, char *buf, size_t len)
 {
-    size_t b = 0;
     unsigned n = vm_live_streams(vm);
 
     buf[0] = 0;
@@ -446,16 +657,7 @@ vm_quiesce_text(struct vm *vm, char *buf, size_t len)
                "vm:snapshot() failed for `%s`: %u open file handle(s), %u "
                "open stream(s)\n",
                vm->name, vm->handles, n);
-    for (struct slot *sl = slot_next(vm->fs, &b, NULL); sl;
-         sl = slot_next(vm->fs, &b, sl)) {
-        size_t at = strnlen(buf, len);
-        if (sl->vm != vm || sl->state == SLOT_EMPTY || at + 8 >= len)
-            continue;
-        fs_appendf(buf, len, "  - ");
-        at = strnlen(buf, len);
-        slot_describe(sl, buf + at, len - at - 1);
-        fs_appendf(buf, len, "\n");
-    }
+    streams_text(vm, 0, true, "  - ", buf, len);
     fs_appendf(buf, len, "  Close streams before snapshotting.");
     return strnlen(buf, len);
 }

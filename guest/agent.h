@@ -37,6 +37,7 @@ struct agent {
     struct handles *handles;
     const char *spool_dir;   /* process output spools */
     uint64_t proc_spool_max; /* bytes per output stream */
+    uint64_t instance;       /* random, never 0: see agent_instance() */
     bool verbose;
 };
 
@@ -47,6 +48,27 @@ struct agent {
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* -v given: also log the ordinary (host connects, host goes away). */
 bool agent_verbose(void);
+/* A random non-zero number for this agent process (hello_ok's instance):
+ * a host that sees another one after a reconnect knows the agent was
+ * restarted and that every process and handle id it had is stale. */
+uint64_t agent_instance(void);
+
+/* ------------------------------------------------------------------ */
+/* keeper.c - a helper process that ends every process group the agent */
+/* started when the agent goes, however it goes (SPEC §6.4).          */
+/* ------------------------------------------------------------------ */
+
+/* SIGTERM, then this long for the groups to empty, then SIGKILL. */
+#define KEEPER_GRACE (2 * USEC_PER_SEC)
+
+/* Fork the keeper: before the reactor or any other fd exists. */
+int keeper_start(void);
+/* A new group to end with the agent; a group known to be empty. */
+void keeper_add(pid_t pgid);
+void keeper_forget(pid_t pgid);
+/* Orderly exit: let the keeper end the groups now and wait for it
+ * (bounded by KEEPER_GRACE and a second), reaping our children. */
+void keeper_finish(void);
 
 /* ------------------------------------------------------------------ */
 /* transport.c - where host connections come from: a listening Unix or */

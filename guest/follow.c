@@ -16,8 +16,23 @@
  * cannot see a truncation that is followed by growth past the old size
  * before the agent looks (inotify coalesces the events).
  *
- * A FIFO or character device is read non-blocking, woken by epoll; its
- * end of file ends the stream.
+ * Sources that do not behave like growing files are never re-read in a
+ * loop (SPEC §6.3); they are read as what they are:
+ *  - a FIFO, character device or other non-regular file is read as a
+ *    pipe (read(2), woken by epoll). A FIFO waits for its first writer
+ *    (a read with no writer yet returns 0, which is not its end: Linux
+ *    reports POLLHUP to a FIFO reader only once a writer has come and
+ *    gone) and ends at end of file after its last writer. Offsets mean
+ *    nothing there: start=N and start=-N are refused.
+ *  - a regular file on a pseudo file system (procfs, sysfs, debugfs,
+ *    tracefs, securityfs, cgroupfs, efivarfs), or one that reports size 0
+ *    but reads data, is generated when read: it is read once, from the
+ *    start (or offset N), to its end of file, and the stream ends
+ *    cleanly. start=end and start=-N are refused: such a file does not
+ *    grow, and its size says nothing. One that would block is woken by
+ *    epoll (/proc/kmsg) and never ends.
+ *  - a regular file whose reads fail with ESPIPE or EAGAIN (a FUSE file
+ *    opened as a stream, like a provium `data` file) is read as a pipe.
  */
 #include "agent.h"
 
@@ -27,8 +42,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <poll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 struct follow {
@@ -36,7 +54,8 @@ struct follow {
     struct chan *ch;
     char *path, *dir, *base;
     bool by_name;
-    bool stream_fd; /* FIFO or device: read(), epoll */
+    bool stream_fd; /* a pipe, FIFO, device or generated file: read(), epoll */
+    bool fifo;      /* read() == 0 is its end only after a writer came */
     bool fd_watched;
     int fd;
     dev_t dev;
@@ -157,17 +176,27 @@ switch_file(struct follow *f)
     return 0;
 }
 
+/* Has a writer come to the FIFO since we opened it, and gone? (pipe_poll
+ * reports POLLHUP to a reader only then.) */
+static bool
+fifo_writer_gone(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+}
+
 static ssize_t
 read_stream_fd(struct follow *f, void *buf, size_t len)
 {
     ssize_t n = read(f->fd, buf, len);
     if (n > 0)
         return n;
-    if (n == 0) {
+    if (n == 0 && !(f->fifo && !fifo_writer_gone(f->fd))) {
         session_end(f->ch, 0, PROTO_END_EOF, NULL);
         return 0;
     }
-    if (errno != EAGAIN && errno != EINTR)
+    if (n < 0 && errno != EAGAIN && errno != EINTR)
         return -errno;
     if (!f->fd_watched) {
         int err = reactor_watch(f->a->r, f->fd, REACTOR_IN, fd_ready, f);
@@ -268,13 +297,69 @@ split_path(struct follow *f)
     return err;
 }
 
+/* The pseudo file system fd is on, or NULL. */
+static const char *
+pseudo_fs(int fd)
+{
+    struct statfs sfs;
+
+    if (fstatfs(fd, &sfs) < 0)
+        return NULL;
+    switch ((unsigned long)sfs.f_type) {
+    case PROC_SUPER_MAGIC:
+        return "procfs";
+    case SYSFS_MAGIC:
+        return "sysfs";
+    case DEBUGFS_MAGIC:
+        return "debugfs";
+    case TRACEFS_MAGIC:
+        return "tracefs";
+    case SECURITYFS_MAGIC:
+        return "securityfs";
+    case CGROUP_SUPER_MAGIC:
+    case CGROUP2_SUPER_MAGIC:
+        return "cgroupfs";
+    case EFIVARFS_MAGIC:
+        return "efivarfs";
+    default:
+        return NULL;
+    }
+}
+
+enum kind { K_FILE, K_PIPE, K_GENERATED };
+
+/* How to read a regular file: as a growing file, or not (above). */
+static enum kind
+regular_kind(int fd, const struct stat *st, const char **why)
+{
+    struct stat again;
+    char b;
+    ssize_t n;
+
+    if ((*why = pseudo_fs(fd)))
+        return K_GENERATED;
+    if (st->st_size > 0)
+        return K_FILE;
+    /* Size 0: empty, or generated. One byte tells (and is read again). */
+    n = pread(fd, &b, 1, 0);
+    if (n < 0 && (errno == ESPIPE || errno == EAGAIN))
+        return K_PIPE;
+    if (n == 1 && fstat(fd, &again) == 0 && again.st_size == 0) {
+        *why = "a file of size 0 that has data";
+        return K_GENERATED;
+    }
+    return K_FILE;
+}
+
 void
 follow_open(struct agent *a, struct chan *ch, const struct follow_req *req)
 {
     struct follow *f = calloc(1, sizeof(*f));
     struct stat st;
-    const char *what = "open";
+    const char *why = NULL;
+    char msg[PROTO_MAX_MSG] = "";
     int err = -ENOMEM;
+    enum kind kind = K_PIPE;
 
     if (!f)
         goto err;
@@ -295,9 +380,47 @@ follow_open(struct agent *a, struct chan *ch, const struct follow_req *req)
     }
     f->dev = st.st_dev;
     f->ino = st.st_ino;
-    if (!S_ISREG(st.st_mode)) {
+    if (S_ISREG(st.st_mode))
+        kind = regular_kind(f->fd, &st, &why);
+    if (kind != K_FILE) {
+        bool generated = kind == K_GENERATED;
         f->stream_fd = true;
-        session_ack(ch, 0, &follow_ops, f);
+        f->fifo = S_ISFIFO(st.st_mode);
+        err = -EINVAL;
+        if (generated && req->start == PROTO_START_END) {
+            snprintf(msg, sizeof(msg),
+                     "%.600s: a file on %s is generated when read and "
+                     "never grows: start=end would wait forever; use "
+                     "start=beginning to read it once to its end",
+                     req->path, why);
+            goto err_free;
+        }
+        if (generated && req->start == PROTO_START_BACK) {
+            snprintf(msg, sizeof(msg),
+                     "%.600s: on %s, the size of a file says nothing: "
+                     "start=-N does not apply (use start=beginning or "
+                     "start=N)",
+                     req->path, why);
+            goto err_free;
+        }
+        if (!generated && (req->start == PROTO_START_BACK ||
+                           req->start == PROTO_START_OFFSET)) {
+            snprintf(msg, sizeof(msg),
+                     "%.600s: %s has no offsets: start=N and start=-N do "
+                     "not apply (it is read as a pipe; use start=end)",
+                     req->path,
+                     f->fifo               ? "a FIFO"
+                     : S_ISCHR(st.st_mode) ? "a character device"
+                                           : "a stream");
+            goto err_free;
+        }
+        if (req->start == PROTO_START_OFFSET &&
+            lseek(f->fd, (off_t)req->offset, SEEK_SET) < 0) {
+            err = -errno;
+            goto err_free;
+        }
+        session_ack(ch, req->start == PROTO_START_OFFSET ? req->offset : 0,
+                    &follow_ops, f);
         return;
     }
     uint64_t size = (uint64_t)st.st_size;
@@ -316,16 +439,20 @@ follow_open(struct agent *a, struct chan *ch, const struct follow_req *req)
         break;
     }
     f->seen = size;
-    what = "inotify watch";
-    if ((err = watch_fd_inode(f)) < 0)
+    if ((err = watch_fd_inode(f)) < 0 ||
+        (f->by_name && (err = watch_add(a->watch, f->dir, follow_dir_event, f,
+                                        &f->dsub)) < 0)) {
+        snprintf(msg, sizeof(msg), "%.600s: cannot watch it: %s", req->path,
+                 strerror(-err));
         goto err_free;
-    if (f->by_name &&
-        (err = watch_add(a->watch, f->dir, follow_dir_event, f, &f->dsub)) < 0)
-        goto err_free;
+    }
     session_ack(ch, f->pos, &follow_ops, f);
     return;
 err_free:
     follow_free(f);
 err:
-    session_error(ch, err, "%s %s: %s", what, req->path, strerror(-err));
+    if (msg[0])
+        session_error(ch, err, "%s", msg);
+    else
+        session_error(ch, err, "%s: %s", req->path, strerror(-err));
 }

@@ -66,7 +66,7 @@ find_or_error(struct agent *a, struct chan *ch, uint64_t id)
     for (struct handle *h = a->handles->list; h; h = h->next)
         if (h->id == id)
             return h;
-    session_error(ch, -EBADF, "no open file handle %llu",
+    session_error(ch, -EBADF, "file#%llu: no such open file handle",
                   (unsigned long long)id);
     return NULL;
 }
@@ -134,9 +134,8 @@ try_pending(struct handle *h)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return false;
     if (n < 0)
-        session_error(h->pending, -errno, "%s: %s",
-                      h->op == PENDING_READ ? "read" : "write",
-                      strerror(errno));
+        session_error(h->pending, -errno, "file#%llu: %s",
+                      (unsigned long long)h->id, strerror(errno));
     free(h->buf);
     h->buf = NULL;
     h->pending = NULL;
@@ -176,7 +175,7 @@ park(struct handle *h, struct chan *ch, enum pending_op op, const void *buf,
 {
     if (op == PENDING_WRITE) {
         if (!(h->buf = malloc(len ? len : 1))) {
-            session_error(ch, -ENOMEM, "write: out of memory");
+            session_error(ch, -ENOMEM, "out of memory");
             return;
         }
         memcpy(h->buf, buf, len);
@@ -198,7 +197,7 @@ handle_open(struct agent *a, struct chan *ch, const char *path, unsigned flags,
     int oflags = O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
 
     if (hs->count >= MAX_HANDLES) {
-        session_error(ch, -EMFILE, "open %s: too many handles (max %d)", path,
+        session_error(ch, -EMFILE, "%s: too many open handles (max %d)", path,
                       MAX_HANDLES);
         return;
     }
@@ -215,7 +214,7 @@ handle_open(struct agent *a, struct chan *ch, const char *path, unsigned flags,
     if (flags & PROTO_O_TRUNCATE)
         oflags |= O_TRUNC;
     if (!(h = calloc(1, sizeof(*h)))) {
-        session_error(ch, -ENOMEM, "open %s: out of memory", path);
+        session_error(ch, -ENOMEM, "%s: out of memory", path);
         return;
     }
     h->fd = open(path, oflags, mode ? mode : 0644);
@@ -224,7 +223,7 @@ handle_open(struct agent *a, struct chan *ch, const char *path, unsigned flags,
         if (h->fd >= 0)
             close(h->fd);
         free(h);
-        session_error(ch, err, "open %s: %s", path, strerror(-err));
+        session_error(ch, err, "%s: %s", path, strerror(-err));
         return;
     }
     h->hs = hs;
@@ -250,9 +249,7 @@ handle_read(struct agent *a, struct chan *ch, uint64_t id, size_t n)
     if (!h)
         return;
     if (h->op != PENDING_NONE) {
-        session_error(ch, -EBUSY,
-                      "read: an operation on handle %llu is "
-                      "pending",
+        session_error(ch, -EBUSY, "file#%llu: another read or write is pending",
                       (unsigned long long)id);
         return;
     }
@@ -262,7 +259,8 @@ handle_read(struct agent *a, struct chan *ch, uint64_t id, size_t n)
     } else if (errno == EAGAIN && !h->regular) {
         park(h, ch, PENDING_READ, NULL, n);
     } else {
-        session_error(ch, -errno, "read: %s", strerror(errno));
+        session_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
+                      strerror(errno));
     }
 }
 
@@ -276,9 +274,7 @@ handle_write(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
     if (!h)
         return;
     if (h->op != PENDING_NONE) {
-        session_error(ch, -EBUSY,
-                      "write: an operation on handle %llu is "
-                      "pending",
+        session_error(ch, -EBUSY, "file#%llu: another read or write is pending",
                       (unsigned long long)id);
         return;
     }
@@ -292,7 +288,8 @@ handle_write(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
             return;
         }
         if (n < 0 && done == 0) {
-            session_error(ch, -errno, "write: %s", strerror(errno));
+            session_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
+                          strerror(errno));
             return;
         }
         if (n <= 0 || !h->regular)
@@ -315,7 +312,8 @@ handle_seek(struct agent *a, struct chan *ch, uint64_t id, int64_t off,
         return;
     off_t pos = lseek(h->fd, (off_t)off, whences[whence]);
     if (pos < 0) {
-        session_error(ch, -errno, "seek: %s", strerror(errno));
+        session_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
+                      strerror(errno));
         return;
     }
     proto_writer_init(&w, body, sizeof(body));
@@ -435,7 +433,7 @@ handle_stream_open(struct agent *a, struct chan *ch, uint64_t id)
     if (!h)
         return;
     if (!(st = calloc(1, sizeof(*st)))) {
-        session_error(ch, -ENOMEM, "fd_stream: out of memory");
+        session_error(ch, -ENOMEM, "out of memory");
         return;
     }
     st->h = h;
@@ -448,8 +446,8 @@ handle_stream_open(struct agent *a, struct chan *ch, uint64_t id)
         if ((err = watch_add(a->watch, proc, hstream_event, st, &st->sub)) <
             0) {
             free(st);
-            session_error(ch, err, "fd_stream: inotify watch: %s",
-                          strerror(-err));
+            session_error(ch, err, "file#%llu: cannot watch it: %s",
+                          (unsigned long long)id, strerror(-err));
             return;
         }
     }

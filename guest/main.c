@@ -7,7 +7,13 @@
  *                 [--spool-dir DIR] [--proc-spool-max BYTES] [-v]
  *
  * One thread, one reactor. The agent runs until SIGTERM/SIGINT, or, with
- * --stdio, until the host closes its end.
+ * --stdio, until the host closes its end or the process that started it
+ * dies (PR_SET_PDEATHSIG). On the way out the keeper (keeper.c) ends
+ * every process group the agent started: TERM, a grace period, KILL.
+ *
+ * Processes inherit the agent's environment, with defaults for what a
+ * program may rely on when the agent was started without them (PATH,
+ * HOME, LANG: see default_env()).
  */
 #include "agent.h"
 
@@ -19,6 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct {
@@ -50,6 +59,25 @@ bool
 agent_verbose(void)
 {
     return g.a.verbose;
+}
+
+uint64_t
+agent_instance(void)
+{
+    uint64_t v = 0;
+    struct timespec rt, mono;
+
+    /* GRND_NONBLOCK: early in a guest's boot the pool may not be ready,
+     * and the agent must not wait for it. The fallback only has to
+     * differ between two agent processes of one machine: time and pid
+     * do. */
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+        clock_gettime(CLOCK_REALTIME, &rt);
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        v = (uint64_t)rt.tv_sec * 1000000007u ^ (uint64_t)rt.tv_nsec << 20 ^
+            (uint64_t)mono.tv_nsec ^ (uint64_t)getpid() << 44;
+    }
+    return v ? v : 1;
 }
 
 /* The session's closed callback runs from a timer, outside any of the
@@ -111,6 +139,24 @@ ensure_std_fds(void)
             open("/dev/null", O_RDWR);
 }
 
+/* What processes get when the agent's own environment lacks it (an
+ * agent started by an init script, or by a daemon with an empty
+ * environment). docs/protocol.md lists these. */
+static void
+default_env(void)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        setenv("PATH",
+               "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+               "/sbin:/bin",
+               1);
+    if (!getenv("HOME"))
+        setenv("HOME", getuid() == 0 ? "/root" : "/", 1);
+    if (!getenv("LANG"))
+        setenv("LANG", "C.UTF-8", 1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -126,10 +172,12 @@ main(int argc, char **argv)
     };
     char spec[PROTO_MAX_PATH + 16] = "";
     const char *tmp = getenv("TMPDIR");
+    pid_t parent = getppid();
     int c, err, ret = 1;
 
     g.a.spool_dir = tmp && *tmp ? tmp : "/tmp";
     g.a.proc_spool_max = 1ull << 30;
+    g.a.instance = agent_instance();
     while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
         switch (c) {
         case 'l':
@@ -169,8 +217,14 @@ main(int argc, char **argv)
         return 2;
     }
     ensure_std_fds();
+    default_env();
     /* A host that goes away shows as EPIPE on write, not a signal. */
     signal(SIGPIPE, SIG_IGN);
+    /* Before any other fd exists: the keeper keeps none of ours. */
+    if ((err = keeper_start()) < 0)
+        agent_log("keeper: %s: processes will not be ended if the agent is "
+                  "killed",
+                  strerror(-err));
 
     if ((err = reactor_new(&g.a.r)) < 0) {
         agent_log("reactor: %s", strerror(-err));
@@ -190,6 +244,14 @@ main(int argc, char **argv)
         agent_log("signals: %s", strerror(-err));
         goto out_tables;
     }
+    /* Serving our parent over stdio: its death (even by SIGKILL) is our
+     * SIGTERM. It may have died before the prctl: then it is no longer
+     * our parent. */
+    if (strcmp(spec, "stdio") == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            kill(getpid(), SIGTERM);
+    }
     if ((err = transport_new(g.a.r, spec, on_conn, NULL, &g.t)) < 0) {
         agent_log("%s: %s", spec, strerror(-err));
         goto out_tables;
@@ -205,10 +267,14 @@ out_transport:
     session_free(g.session);
     transport_free(g.t);
 out_tables:
+    /* The processes end first (TERM now, KILL after the grace period),
+     * so that the agent, when asked to stop, is gone only after them. */
+    keeper_finish();
     handles_free(g.a.handles);
     procs_free(g.a.procs);
     watch_free(g.a.watch);
 out_reactor:
     reactor_free(g.a.r);
+    keeper_finish(); /* idempotent: an early failure lands here */
     return ret;
 }

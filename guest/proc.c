@@ -7,12 +7,23 @@
  * spool directory, and every stream reads the spool from byte 0 at its own
  * offset. So a stream opened after the process exited and was waited for
  * still gets everything, agent memory stays bounded, and wait never races
- * a reader. A spool that reaches proc_spool_max stops being read: the
- * process then blocks on its full pipe, as it would with any slow reader.
+ * a reader.
+ *
+ * Output that cannot be recorded is never dropped in silence (SPEC §6.3).
+ * When a spool reaches proc_spool_max, or a write to it fails (ENOSPC, EIO,
+ * ...), recording stops for that output but its pipe is still drained and
+ * what is read is thrown away and counted: the process is never blocked
+ * forever nor killed by SIGPIPE because of us, and it can finish. Its
+ * streams then end, after the recorded bytes, with an error naming the
+ * cause ("stdout not recorded past N bytes: spool: No space left on
+ * device"), and every wait reply carries the loss.
  *
  * A process ends for wait once it is reaped (pidfd, or SIGCHLD through a
  * signalfd on kernels without pidfd_open) and what it wrote before exiting
- * has been drained into the spools. Streams end at pipe EOF.
+ * has been drained. Streams end at pipe EOF.
+ *
+ * Every process group started here is registered with the keeper
+ * (keeper.c), which ends the groups when the agent goes, however it goes.
  */
 #include "agent.h"
 
@@ -23,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,7 +52,9 @@ struct output {
     int pipe;  /* read end, -1 at EOF */
     int spool; /* unlinked file */
     uint64_t size;
-    bool watched, full;
+    bool watched;
+    int lost;           /* 0 while recording; else the errno that stopped it */
+    uint64_t discarded; /* bytes read after that and thrown away */
     struct pstream *streams;
 };
 
@@ -50,6 +64,7 @@ struct proc {
     pid_t pid;
     int pidfd; /* -1 when reaped or unsupported */
     bool reaped;
+    bool kept; /* its group is registered with the keeper */
     unsigned how, value;
     struct output out[2]; /* stdout, stderr */
     int stdin_fd;
@@ -97,7 +112,7 @@ find_or_error(struct agent *a, struct chan *ch, uint64_t id)
 {
     struct proc *p = proc_find(a->procs, id);
     if (!p)
-        session_error(ch, -ESRCH, "no process proc#%llu",
+        session_error(ch, -ESRCH, "proc#%llu: no such process",
                       (unsigned long long)id);
     return p;
 }
@@ -125,8 +140,58 @@ output_close(struct agent *a, struct output *o)
     o->pipe = -1;
 }
 
+static const char *const output_name[2] = {"stdout", "stderr"};
+
+/* Why recording of o stopped, for stream ends and wait replies. */
+static void
+loss_text(struct proc *p, struct output *o, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "%s not recorded past %llu bytes: ",
+                                output_name[o - p->out],
+                                (unsigned long long)o->size);
+    if (n >= len)
+        return;
+    if (o->lost == EFBIG)
+        snprintf(buf + n, len - n, "--proc-spool-max reached");
+    else
+        snprintf(buf + n, len - n, "spool: %s", strerror(o->lost));
+}
+
+/* Stop recording o: from now on its pipe is drained into the void. */
+static void
+output_lose(struct proc *p, struct output *o, int err)
+{
+    char msg[PROTO_MAX_MSG];
+
+    o->lost = err ? err : EIO;
+    loss_text(p, o, msg, sizeof(msg));
+    agent_log("proc#%llu: %s (the rest is read and discarded)",
+              (unsigned long long)p->id, msg);
+}
+
+/* Write all of buf at off; returns the bytes written, and *err when that
+ * is short (ENOSPC for a spool that takes nothing more). */
+static size_t
+spool_put(int fd, const uint8_t *buf, size_t len, uint64_t off, int *err)
+{
+    size_t done = 0;
+
+    *err = 0;
+    while (done < len) {
+        ssize_t w = pwrite(fd, buf + done, len - done, (off_t)(off + done));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            *err = w < 0 ? errno : ENOSPC;
+            break;
+        }
+        done += (size_t)w;
+    }
+    return done;
+}
+
 /* Move what the pipe holds into the spool. Returns when the pipe is
- * empty, at EOF, after max chunks, or at the spool cap. */
+ * empty, at EOF, or after max chunks. */
 static void
 drain(struct proc *p, struct output *o, int max)
 {
@@ -134,17 +199,7 @@ drain(struct proc *p, struct output *o, int max)
     bool grew = false;
 
     for (int i = 0; i < max && o->pipe >= 0; i++) {
-        size_t room = ps->a->proc_spool_max - o->size;
-        if (room == 0) {
-            /* Stop reading: the writer blocks on its full pipe. */
-            o->full = true;
-            if (o->watched)
-                reactor_unwatch(ps->a->r, o->pipe);
-            o->watched = false;
-            break;
-        }
-        ssize_t n = read(o->pipe, ps->buf,
-                         room < sizeof(ps->buf) ? room : sizeof(ps->buf));
+        ssize_t n = read(o->pipe, ps->buf, sizeof(ps->buf));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -154,16 +209,21 @@ drain(struct proc *p, struct output *o, int max)
             grew = true;
             break;
         }
-        ssize_t w = pwrite(o->spool, ps->buf, (size_t)n, (off_t)o->size);
-        if (w != n) {
-            agent_log("proc#%llu: spool write: %s", (unsigned long long)p->id,
-                      w < 0 ? strerror(errno) : "short write");
-            output_close(ps->a, o);
-            grew = true;
-            break;
+        size_t keep = (size_t)n, put = 0;
+        if (!o->lost) {
+            uint64_t room = ps->a->proc_spool_max - o->size;
+            int err = 0;
+            if (keep > room)
+                keep = (size_t)room;
+            put = spool_put(o->spool, ps->buf, keep, o->size, &err);
+            o->size += put;
+            if (put < keep)
+                output_lose(p, o, err);
+            else if (put < (size_t)n)
+                output_lose(p, o, EFBIG);
+            grew = true; /* new bytes, or the end of recording */
         }
-        o->size += (uint64_t)n;
-        grew = true;
+        o->discarded += (uint64_t)n - put;
     }
     if (grew)
         wake_streams(o);
@@ -182,12 +242,36 @@ output_ready(struct reactor *r, int fd, unsigned events, void *arg)
 static void
 send_status(struct proc *p, struct chan *ch)
 {
-    uint8_t body[8];
+    uint8_t body[16 + 2 * (24 + PROTO_MAX_MSG)];
+    char msg[PROTO_MAX_MSG];
     struct proto_writer w;
+
     proto_writer_init(&w, body, sizeof(body));
     proto_put_u8(&w, (uint8_t)p->how);
     proto_put_u32(&w, p->value);
+    for (int i = 0; i < 2; i++) {
+        struct output *o = &p->out[i];
+        msg[0] = 0;
+        if (o->lost)
+            loss_text(p, o, msg, sizeof(msg));
+        proto_put_u64(&w, o->size);
+        proto_put_u32(&w, (uint32_t)o->lost);
+        proto_put_u64(&w, o->discarded);
+        proto_put_str(&w, msg, strlen(msg));
+    }
     session_reply(ch, body, w.len);
+}
+
+/* Tell the keeper about groups that have emptied, so that it never
+ * signals a group id the system has since handed to someone else. */
+static void
+forget_empty_groups(struct procs *ps)
+{
+    for (struct proc *p = ps->list; p; p = p->next)
+        if (p->kept && p->reaped && kill(-p->pid, 0) < 0 && errno == ESRCH) {
+            keeper_forget(p->pid);
+            p->kept = false;
+        }
 }
 
 static void
@@ -218,6 +302,7 @@ reaped(struct proc *p, int status)
         send_status(p, wt->ch);
         free(wt);
     }
+    forget_empty_groups(p->ps);
 }
 
 static void
@@ -271,7 +356,7 @@ proc_wait(struct agent *a, struct chan *ch, uint64_t id)
         return;
     }
     if (!(wt = calloc(1, sizeof(*wt)))) {
-        session_error(ch, -ENOMEM, "wait: out of memory");
+        session_error(ch, -ENOMEM, "out of memory");
         return;
     }
     wt->p = p;
@@ -289,7 +374,7 @@ proc_kill(struct agent *a, struct chan *ch, uint64_t id, int sig)
         return;
     /* The whole group: the process was started as its leader. */
     if (kill(-p->pid, sig) < 0) {
-        session_error(ch, -errno, "kill proc#%llu: %s", (unsigned long long)id,
+        session_error(ch, -errno, "proc#%llu: %s", (unsigned long long)id,
                       strerror(errno));
         return;
     }
@@ -309,7 +394,8 @@ stdin_finish(struct proc *p, int err)
 
     p->stdin_ch = NULL;
     if (err < 0)
-        session_error(ch, err, "stdin: %s", strerror(-err));
+        session_error(ch, err, "proc#%llu: %s", (unsigned long long)p->id,
+                      strerror(-err));
     else {
         proto_writer_init(&w, body, sizeof(body));
         proto_put_u32(&w, (uint32_t)p->stdin_len);
@@ -366,17 +452,17 @@ proc_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
     if (!p)
         return;
     if (p->stdin_fd < 0) {
-        session_error(ch, -EPIPE, "stdin of proc#%llu is closed",
+        session_error(ch, -EPIPE, "proc#%llu: its stdin is closed",
                       (unsigned long long)id);
         return;
     }
     if (p->stdin_ch) {
-        session_error(ch, -EBUSY, "a stdin write to proc#%llu is pending",
+        session_error(ch, -EBUSY, "proc#%llu: a stdin write is pending",
                       (unsigned long long)id);
         return;
     }
     if (!(p->stdin_buf = malloc(len ? len : 1))) {
-        session_error(ch, -ENOMEM, "stdin: out of memory");
+        session_error(ch, -ENOMEM, "out of memory");
         return;
     }
     memcpy(p->stdin_buf, buf, len);
@@ -422,15 +508,29 @@ static ssize_t
 pstream_read(void *src, void *buf, size_t len)
 {
     struct pstream *st = src;
-    ssize_t n = pread(st->o->spool, buf, len, (off_t)st->off);
+    struct output *o = st->o;
+    char msg[PROTO_MAX_MSG];
+    ssize_t n = 0;
+
+    if (st->off < o->size) {
+        size_t want = o->size - st->off < len ? o->size - st->off : len;
+        n = pread(o->spool, buf, want, (off_t)st->off);
+    }
     if (n > 0) {
         st->off += (uint64_t)n;
         return n;
     }
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
-    if (st->o->pipe < 0 && st->off >= st->o->size)
+    if (st->off < o->size)
+        return -EIO; /* the spool lost bytes it had taken */
+    if (o->lost) {
+        /* Nothing more will be recorded: end now, not at pipe EOF. */
+        loss_text(st->p, o, msg, sizeof(msg));
+        session_end(st->ch, -o->lost, PROTO_END_ERROR, msg);
+    } else if (o->pipe < 0) {
         session_end(st->ch, 0, PROTO_END_EOF, NULL);
+    }
     return 0;
 }
 
@@ -459,7 +559,7 @@ proc_stream_open(struct agent *a, struct chan *ch, uint64_t id, unsigned which)
     if (!p)
         return;
     if (!(st = calloc(1, sizeof(*st)))) {
-        session_error(ch, -ENOMEM, "open_proc: out of memory");
+        session_error(ch, -ENOMEM, "out of memory");
         return;
     }
     st->p = p;
@@ -492,6 +592,8 @@ static void
 proc_free(struct proc *p)
 {
     struct agent *a = p->ps->a;
+    if (p->kept && p->reaped && kill(-p->pid, 0) < 0 && errno == ESRCH)
+        keeper_forget(p->pid);
     for (int i = 0; i < 2; i++) {
         output_close(a, &p->out[i]);
         if (p->out[i].spool >= 0)
@@ -555,17 +657,85 @@ build_env(const struct proc_exec_req *req)
     return env;
 }
 
+/* The PATH the program is looked up in: the request's, else ours. */
+static const char *
+lookup_path(char **env)
+{
+    for (size_t i = 0; env[i]; i++)
+        if (strncmp(env[i], "PATH=", 5) == 0)
+            return env[i] + 5;
+    return "";
+}
+
+/* argv[0] as a path to execute: as given when it holds a '/', else the
+ * first executable regular file of that name in path (as execvp does, but
+ * with the PATH the process will have, and with an error that says what
+ * was looked for). */
 static int
-spawn(struct proc *p, const struct proc_exec_req *req, int fds[3][2])
+resolve(const char *name, const char *path, char *out, size_t len, char *msg)
+{
+    bool denied = false;
+    struct stat st;
+
+    if (strchr(name, '/')) {
+        snprintf(out, len, "%s", name);
+        return 0;
+    }
+    for (const char *p = path;; p++) {
+        const char *end = strchrnul(p, ':');
+        int n = end == p ? snprintf(out, len, "%s", name)
+                         : snprintf(out, len, "%.*s/%s", (int)(end - p), p,
+                                    name);
+        if (n > 0 && (size_t)n < len && stat(out, &st) == 0 &&
+            S_ISREG(st.st_mode)) {
+            if (access(out, X_OK) == 0)
+                return 0;
+            denied = true;
+        }
+        if (!*end)
+            break;
+        p = end;
+    }
+    if (denied) {
+        snprintf(msg, PROTO_MAX_MSG, "%s: found in PATH but not executable",
+                 name);
+        return -EACCES;
+    }
+    snprintf(msg, PROTO_MAX_MSG, "%s: command not found (PATH=%s)", name, path);
+    return -ENOENT;
+}
+
+static int
+spawn(struct proc *p, const struct proc_exec_req *req, int fds[3][2], char *msg)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none, all;
     char **env = build_env(req);
+    char prog[PROTO_MAX_PATH];
+    struct stat st;
     int err;
 
     if (!env)
         return -ENOMEM;
+    /* A missing cwd would make posix_spawn fail with ENOENT, which would
+     * read as a missing program. */
+    if (req->cwd) {
+        err = stat(req->cwd, &st) < 0 ? -errno
+              : S_ISDIR(st.st_mode)   ? 0
+                                      : -ENOTDIR;
+        if (err < 0) {
+            snprintf(msg, PROTO_MAX_MSG, "cwd %s: %s", req->cwd,
+                     strerror(-err));
+            free(env);
+            return err;
+        }
+    }
+    if ((err = resolve(req->argv[0], lookup_path(env), prog, sizeof(prog),
+                       msg)) < 0) {
+        free(env);
+        return err;
+    }
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_init(&attr);
     posix_spawn_file_actions_adddup2(&fa, fds[0][0], 0);
@@ -583,10 +753,12 @@ spawn(struct proc *p, const struct proc_exec_req *req, int fds[3][2])
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
-    err = -posix_spawnp(&p->pid, req->argv[0], &fa, &attr, req->argv, env);
+    err = -posix_spawn(&p->pid, prog, &fa, &attr, req->argv, env);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     free(env);
+    if (err < 0)
+        snprintf(msg, PROTO_MAX_MSG, "%.900s: %s", prog, strerror(-err));
     return err;
 }
 
@@ -616,10 +788,11 @@ proc_exec(struct agent *a, struct chan *ch, const struct proc_exec_req *req)
     int fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
     struct proc *p = NULL;
     const char *what = "exec";
+    char msg[PROTO_MAX_MSG] = "";
     int err;
 
     if ((err = evict(ps)) < 0) {
-        session_error(ch, err, "exec: too many processes (max %d)", MAX_PROCS);
+        session_error(ch, err, "too many processes (max %d)", MAX_PROCS);
         return;
     }
     err = -ENOMEM;
@@ -641,9 +814,10 @@ proc_exec(struct agent *a, struct chan *ch, const struct proc_exec_req *req)
             err = -errno;
             goto err_fds;
         }
-    what = req->argv[0];
-    if ((err = spawn(p, req, fds)) < 0)
+    if ((err = spawn(p, req, fds, msg)) < 0)
         goto err_fds;
+    keeper_add(p->pid);
+    p->kept = true;
     close(fds[0][0]);
     close(fds[1][1]);
     close(fds[2][1]);
@@ -680,7 +854,10 @@ err_fds:
 err_free:
     proc_free(p);
 err:
-    session_error(ch, err, "%s: %s", what, strerror(-err));
+    if (msg[0])
+        session_error(ch, err, "%s", msg);
+    else
+        session_error(ch, err, "%s: %s", what, strerror(-err));
 }
 
 int

@@ -455,6 +455,7 @@ send_hello_ok(struct session *s)
     proto_put_str(&w, u.sysname, strnlen(u.sysname, sizeof(u.sysname)));
     proto_put_str(&w, u.release, strnlen(u.release, sizeof(u.release)));
     proto_put_str(&w, AGENT_VERSION, strlen(AGENT_VERSION));
+    proto_put_u64(&w, s->a->instance);
     send_frame(s, PROTO_HELLO_OK, 0, body, w.len);
 }
 
@@ -553,7 +554,7 @@ on_stat(struct chan *ch, const char *path)
     struct proto_writer w;
 
     if (stat(path, &st) < 0) {
-        session_error(ch, -errno, "stat %s: %s", path, strerror(errno));
+        session_error(ch, -errno, "%s: %s", path, strerror(errno));
         return;
     }
     proto_writer_init(&w, body, sizeof(body));
@@ -651,7 +652,7 @@ dispatch(struct session *s, const struct proto_frame *f)
             break;
         if (req.start > PROTO_START_BACK ||
             (req.flags & ~PROTO_TAIL_FOLLOW_DESCRIPTOR) || !path[0]) {
-            session_error(ch, -EINVAL, "open_tail: bad start or flags");
+            session_error(ch, -EINVAL, "bad start or flags");
             return;
         }
         follow_open(a, ch, &req);
@@ -670,7 +671,8 @@ dispatch(struct session *s, const struct proto_frame *f)
         if (proto_get_done(&rd) < 0)
             break;
         if (which != PROTO_STDOUT && which != PROTO_STDERR) {
-            session_error(ch, -EINVAL, "open_proc: bad stream %u", which);
+            session_error(ch, -EINVAL, "bad output %u (1 stdout, 2 stderr)",
+                          which);
             return;
         }
         proc_stream_open(a, ch, id, which);
@@ -681,7 +683,7 @@ dispatch(struct session *s, const struct proto_frame *f)
         char *block;
         int err = parse_exec(&rd, &req, &block, f->len);
         if (err == -ENOMEM) {
-            session_error(ch, err, "exec: out of memory");
+            session_error(ch, err, "out of memory");
             return;
         }
         if (err < 0 || proto_get_done(&rd) < 0) {
@@ -735,7 +737,7 @@ dispatch(struct session *s, const struct proto_frame *f)
         if (proto_get_done(&rd) < 0)
             break;
         if ((flags & ~PROTO_O_ALL) || !path[0] || mode > 07777) {
-            session_error(ch, -EINVAL, "open: bad flags or mode");
+            session_error(ch, -EINVAL, "bad flags or mode");
             return;
         }
         handle_open(a, ch, path, flags, mode);
@@ -747,8 +749,7 @@ dispatch(struct session *s, const struct proto_frame *f)
         if (proto_get_done(&rd) < 0)
             break;
         if (n > PROTO_MAX_DATA) {
-            session_error(ch, -EINVAL, "read: count %u over %d", n,
-                          PROTO_MAX_DATA);
+            session_error(ch, -EINVAL, "count %u over %d", n, PROTO_MAX_DATA);
             return;
         }
         handle_read(a, ch, h, n);
@@ -761,7 +762,7 @@ dispatch(struct session *s, const struct proto_frame *f)
         if (proto_get_done(&rd) < 0)
             break;
         if (whence > PROTO_SEEK_END) {
-            session_error(ch, -EINVAL, "seek: bad whence %u", whence);
+            session_error(ch, -EINVAL, "bad whence %u", whence);
             return;
         }
         handle_seek(a, ch, h, off, whence);

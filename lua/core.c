@@ -15,6 +15,7 @@
  * the interpreter's SIGINT hook the chance to raise "interrupted!" between
  * tries, so Ctrl-C ends a blocked read at once.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -173,6 +174,71 @@ core_now(lua_State *L)
     return 1;
 }
 
+/* core.poll({fd, ...}, seconds) -> {i, ...} the 1-based indices of the
+ * fds readable or hung up ({} on timeout) | nil, msg, errno. For readers
+ * of several streams at once (the CLI's `run`: stdout and stderr as they
+ * come). A negative timeout waits forever. */
+#define POLL_MAX 64
+static int
+core_poll(lua_State *L)
+{
+    struct pollfd pfds[POLL_MAX];
+    lua_Number secs = luaL_optnumber(L, 2, -1);
+    int ms = secs < 0 ? -1 : secs > 2e6 ? 2000000000 : (int)(secs * 1000 + 0.999);
+    lua_Integer n;
+    int ready, k = 0;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    n = luaL_len(L, 1);
+    luaL_argcheck(L, n > 0 && n <= POLL_MAX, 1, "1 to 64 fds");
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_geti(L, 1, i + 1);
+        struct pfd *p = luaL_checkudata(L, -1, FD_META);
+        pfds[i] = (struct pollfd){.fd = p->fd, .events = POLLIN};
+        lua_pop(L, 1);
+    }
+    if ((ready = poll(pfds, (nfds_t)n, ms)) < 0)
+        return fail(L, "poll");
+    lua_createtable(L, ready, 0);
+    for (lua_Integer i = 0; i < n; i++) {
+        if (pfds[i].revents) {
+            lua_pushinteger(L, i + 1);
+            lua_rawseti(L, -2, ++k);
+        }
+    }
+    return 1;
+}
+
+/* core.listdir(path) -> {name, ...} without . and .. | nil, msg, errno.
+ * Lua has no directory listing; `ls streams/` is what the CLI needs. */
+static int
+core_listdir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int k = 0;
+
+    if (!d)
+        return fail(L, path);
+    lua_newtable(L);
+    errno = 0;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        lua_pushstring(L, e->d_name);
+        lua_rawseti(L, -2, ++k);
+    }
+    if (errno) {
+        int err = errno;
+        closedir(d);
+        errno = err;
+        return fail(L, path);
+    }
+    closedir(d);
+    return 1;
+}
+
 static const luaL_Reg fd_methods[] = {
     {"read", fd_read},     {"write", fd_write}, {"poll", fd_poll},
     {"fileno", fd_fileno}, {"close", fd_close}, {NULL, NULL},
@@ -188,6 +254,8 @@ static const luaL_Reg fd_meta[] = {
 static const luaL_Reg core_funcs[] = {
     {"open", core_open},
     {"now", core_now},
+    {"poll", core_poll},
+    {"listdir", core_listdir},
     {NULL, NULL},
 };
 
@@ -210,5 +278,9 @@ luaopen_provium_core(lua_State *L)
     lua_setfield(L, -2, "ENOTCONN");
     lua_pushinteger(L, ECONNABORTED);
     lua_setfield(L, -2, "ECONNABORTED");
+    lua_pushinteger(L, ENOENT);
+    lua_setfield(L, -2, "ENOENT");
+    lua_pushinteger(L, EPIPE);
+    lua_setfield(L, -2, "EPIPE");
     return 1;
 }

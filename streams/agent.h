@@ -10,6 +10,8 @@
 #ifndef PROVIUM_AGENT_H
 #define PROVIUM_AGENT_H
 
+#include <time.h>
+
 #include "proto.h"
 #include "streams.h"
 
@@ -20,11 +22,17 @@
 /* ------------------------------------------------------------------ */
 
 enum agent_state {
-    AGENT_CONNECTING, /* connecting or handshaking */
-    AGENT_UP,         /* handshake done: opens and requests accepted */
-    AGENT_DOWN,       /* lost; a reconnect is scheduled */
-    AGENT_DEAD,       /* lost for good (an fd client has no endpoint) */
+    AGENT_CONNECTING,   /* connecting or handshaking */
+    AGENT_UP,           /* handshake done: opens and requests accepted */
+    AGENT_UNRESPONSIVE, /* up, but a request passed its deadline and
+                           nothing has come since (still accepted) */
+    AGENT_DOWN,         /* lost; a reconnect is scheduled */
+    AGENT_DEAD,         /* lost for good (an fd client has no endpoint),
+                           or stopped */
 };
+
+/* The default deadline of the handshake and of each request. */
+#define AGENT_DEFAULT_TIMEOUT (30 * USEC_PER_SEC)
 
 const char *agent_state_name(enum agent_state st);
 
@@ -33,6 +41,10 @@ struct agent_facts {
     char os[PROTO_MAX_FACT];
     char kernel[PROTO_MAX_FACT];
     char agent_version[PROTO_MAX_FACT];
+    /* Random, fixed for the agent process's life: the same instance
+     * after a reconnect means the same agent, whose process and handle
+     * ids are still valid (docs/protocol.md). Never 0. */
+    uint64_t instance;
 };
 
 struct agent_client;
@@ -47,24 +59,46 @@ int agent_client_new(struct reactor *r, const char *endpoint,
 /* Use an already-connected fd (now owned by the client); no reconnect. */
 int agent_client_new_fd(struct reactor *r, int fd, struct agent_client **out);
 /* Spawn `agent_path --stdio [--spool-dir DIR]` over a socketpair (the
- * built-in host VM); respawns it with backoff if it dies. spool_dir may
- * be NULL. */
+ * built-in host VM), with the daemon's environment; respawns it with
+ * backoff if it dies. spool_dir may be NULL. */
 int agent_client_spawn(struct reactor *r, const char *agent_path,
                        const char *spool_dir, struct agent_client **out);
+/* Orderly end: every channel ends (-ECONNABORTED), no reconnect; a
+ * spawned agent is sent SIGTERM and end of file, so that it ends the
+ * processes it started, and is waited for (3 s, then SIGKILL and 1 s
+ * more). fn runs once, from the loop, when that is done: then free. */
+typedef void agent_client_stopped_fn(struct agent_client *c, void *arg);
+int agent_client_stop(struct agent_client *c, agent_client_stopped_fn *fn,
+                      void *arg);
 /* Every open channel's callback runs once more (end or reply with
- * -ECONNABORTED) before this returns. */
+ * -ECONNABORTED) before this returns. A spawned agent still running is
+ * sent SIGKILL (its keeper ends its processes) and not waited for. */
 void agent_client_free(struct agent_client *c);
+/* Deadline of the handshake and of each request that the agent answers
+ * on its own (not wait, stdin, fread, fwrite); 0 = none. Default
+ * AGENT_DEFAULT_TIMEOUT. */
+void agent_client_set_timeout(struct agent_client *c, uint64_t usec);
 
 enum agent_state agent_client_state(const struct agent_client *c);
 /* NULL until the first handshake; the last agent's facts afterwards. */
 const struct agent_facts *agent_client_facts(const struct agent_client *c);
-/* Why the last connection ended or failed ("" if it never did). */
+/* Why the connection is down ("" while it is up). */
 const char *agent_client_error(const struct agent_client *c);
+/* The last error of any kind ("" if none ever), kept across reconnects,
+ * and when it happened. */
+const char *agent_client_last_error(const struct agent_client *c, time_t *when);
 /* Append "agent: ...", "agent_state: ...", "agent_os: ...", ... lines. */
 void agent_client_info(const struct agent_client *c, char *buf, size_t len);
 /* fn runs after every state change (tests, the FUSE layer's info). */
 typedef void agent_client_state_fn(struct agent_client *c, void *arg);
 void agent_client_on_state(struct agent_client *c, agent_client_state_fn *fn,
+                           void *arg);
+/* fn runs with a line worth logging: the connection lost and why
+ * (protocol violations included), a spawned agent's exit status, the
+ * agent becoming unresponsive or answering again. */
+typedef void agent_client_event_fn(struct agent_client *c, const char *msg,
+                                   void *arg);
+void agent_client_on_event(struct agent_client *c, agent_client_event_fn *fn,
                            void *arg);
 
 /* A stream open (PROTO_OPEN_TAIL / _FD / _PROC). */
@@ -104,6 +138,15 @@ int agent_client_open(struct agent_client *c, const struct agent_open *req,
 void agent_client_close(struct agent_chan *ch);
 uint32_t agent_chan_id(const struct agent_chan *ch);
 
+/* wait: what became of one output (stdout, stderr) of the process. */
+struct agent_output {
+    uint64_t recorded;  /* bytes in the agent's spool when it answered */
+    int lost;           /* 0, or -errno: recording stopped at `recorded` */
+    uint64_t discarded; /* bytes read past that and thrown away, so far */
+    /* Why ("stdout not recorded past N bytes: ..."), when lost. */
+    char msg[PROTO_MAX_MSG];
+};
+
 /* The outcome of a request. err 0 or -errno with msg. */
 struct agent_reply {
     int err;
@@ -116,6 +159,8 @@ struct agent_reply {
     uint64_t size; /* stat */
     unsigned mode;
     int64_t mtime_ns;
+    /* wait: what became of stdout and stderr */
+    struct agent_output out[2];
 };
 
 /* Runs exactly once per request, unless it was abandoned with

@@ -13,6 +13,27 @@
  * Channel ids increase and are never reused within a connection, so a
  * frame for a channel we already closed is recognised (id below next_id)
  * and dropped.
+ *
+ * Deadlines (SPEC §6.3). The handshake, every stream open (until its ack)
+ * and every request the agent answers without waiting on anything else
+ * must be answered within the client's timeout (agent_client_set_timeout,
+ * 30 s by default). `wait`, `stdin`, `fread` and `fwrite` are exempt: they
+ * legitimately wait on a process or a pipe for as long as that takes, and
+ * their callers have their own bounds (wait's T, FUSE interrupts). A
+ * handshake past its deadline drops the connection (retried with
+ * backoff). A request past its deadline fails with ETIMEDOUT and the
+ * client reports itself `unresponsive` until a frame arrives again; the
+ * channel is kept so that a late answer is recognised, and what a late
+ * answer created is undone: a process started by a timed-out exec is
+ * killed, a file opened by a timed-out fopen is closed, a stream acked
+ * after its open timed out is closed.
+ *
+ * A spawned agent (the host VM) is never waited for with a blocking
+ * waitpid: its pidfd is watched on the reactor and it is reaped when it
+ * has gone, its exit status reported through the event callback. An
+ * orderly stop (agent_client_stop) closes its connection and sends it
+ * SIGTERM, so that it can end the processes it started (TERM, grace,
+ * KILL), and waits for it, boundedly, before SIGKILL.
  */
 #include "agent.h"
 
@@ -25,8 +46,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/vm_sockets.h>
 
@@ -36,8 +59,27 @@
 #define BACKOFF_MIN (100 * USEC_PER_MSEC)
 #define BACKOFF_MAX (5 * USEC_PER_SEC)
 #define ERR_LEN 256
+/* An orderly stop waits this long for a spawned agent to end its
+ * processes (its keeper's grace is 2 s) and exit, then SIGKILLs it. */
+#define STOP_WAIT (3 * USEC_PER_SEC)
+#define STOP_KILL_WAIT (1 * USEC_PER_SEC)
+/* Requests past their deadline kept for a late answer: past this many
+ * the agent is taken for dead and the connection dropped (bounded
+ * memory whatever a stuck agent is sent). */
+#define MAX_EXPIRED 1024
+
+extern char **environ;
 
 enum endpoint_kind { EP_UNIX, EP_VSOCK, EP_FD, EP_SPAWN };
+
+/* A spawned agent whose connection is gone, until it is reaped. */
+struct child {
+    struct agent_client *c;
+    pid_t pid;
+    int pidfd;    /* -1 without pidfd_open: then reaped by a blocking wait */
+    unsigned gen; /* c->err_gen when it was let go */
+    struct child *next;
+};
 
 struct agent_chan {
     struct agent_client *c;
@@ -52,6 +94,10 @@ struct agent_chan {
     uint64_t credit;  /* what the agent may still send */
     uint64_t unacked; /* consumed but not granted back */
     struct agent_chan *hnext;
+    /* The deadline queue: in send order, so oldest deadline first. */
+    uint64_t deadline; /* 0: none */
+    struct agent_chan *dnext, *dprev;
+    bool expired; /* answered ETIMEDOUT; kept to catch a late answer */
 };
 
 struct agent_client {
@@ -61,7 +107,9 @@ struct agent_client {
     char *path; /* unix socket, or agent binary */
     char *spool_dir;
     unsigned cid, port;
-    pid_t child;
+    pid_t child;     /* the spawned agent of the current connection */
+    int child_pidfd; /* -1 if none or unsupported */
+    struct child *dying;
 
     int fd;
     unsigned watched;
@@ -69,7 +117,21 @@ struct agent_client {
     enum agent_state state;
     bool have_facts;
     struct agent_facts facts;
-    char error[ERR_LEN];
+    char error[ERR_LEN];      /* why the connection is down ("" when up) */
+    char last_error[ERR_LEN]; /* the last error ever; kept across respawns */
+    time_t last_error_at;
+    unsigned err_gen;          /* bumped with each new last_error */
+    char lost_logged[ERR_LEN]; /* the last loss reported while never up */
+
+    uint64_t timeout; /* handshake and request deadline; 0 = none */
+    struct reactor_timer hs_timer, req_timer;
+    struct agent_chan *dhead, *dtail;
+    unsigned nexpired;
+
+    bool stopping;
+    agent_client_stopped_fn *stop_fn;
+    void *stop_arg;
+    struct reactor_timer stop_timer;
 
     struct proto_decoder dec;
     uint8_t *in;
@@ -84,6 +146,8 @@ struct agent_client {
     uint64_t backoff;
     agent_client_state_fn *state_fn;
     void *state_arg;
+    agent_client_event_fn *event_fn;
+    void *event_arg;
 };
 
 static void client_io(struct reactor *r, int fd, unsigned events, void *arg);
@@ -97,6 +161,8 @@ agent_state_name(enum agent_state st)
         return "connecting";
     case AGENT_UP:
         return "up";
+    case AGENT_UNRESPONSIVE:
+        return "unresponsive";
     case AGENT_DOWN:
         return "down";
     case AGENT_DEAD:
@@ -115,6 +181,39 @@ set_state(struct agent_client *c, enum agent_state st)
         c->state_fn(c, c->state_arg);
 }
 
+/* Opens and requests are accepted: up, or up but slow to answer. */
+static bool
+usable(const struct agent_client *c)
+{
+    return c->state == AGENT_UP || c->state == AGENT_UNRESPONSIVE;
+}
+
+static void event(struct agent_client *c, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+/* Something the daemon should log (nothing here logs). */
+static void
+event(struct agent_client *c, const char *fmt, ...)
+{
+    char msg[ERR_LEN + 128];
+    va_list ap;
+
+    if (!c->event_fn)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    c->event_fn(c, msg, c->event_arg);
+}
+
+static void
+set_last_error(struct agent_client *c, const char *msg)
+{
+    snprintf(c->last_error, sizeof(c->last_error), "%s", msg);
+    c->last_error_at = time(NULL);
+    c->err_gen++;
+}
+
 /* ---- channels ---- */
 
 static struct agent_chan **
@@ -126,6 +225,8 @@ chan_slot(struct agent_client *c, uint32_t id)
     return pp;
 }
 
+static void deadline_remove(struct agent_chan *ch);
+
 /* Take ch out of the table; it is freed once no callback of it runs. */
 static void
 chan_unlink(struct agent_chan *ch)
@@ -133,6 +234,9 @@ chan_unlink(struct agent_chan *ch)
     struct agent_chan **pp;
     if (ch->gone)
         return;
+    deadline_remove(ch);
+    if (ch->expired)
+        ch->c->nexpired--;
     pp = chan_slot(ch->c, ch->id);
     if (*pp == ch)
         *pp = ch->hnext;
@@ -153,10 +257,122 @@ agent_chan_id(const struct agent_chan *ch)
     return ch->id;
 }
 
-/* ---- output ---- */
+/* ---- deadlines ---- */
 
 static void fail(struct agent_client *c, int err, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+static void deadlines_expired(struct reactor *r, void *arg);
+
+static void
+deadline_arm(struct agent_client *c)
+{
+    if (c->dhead)
+        reactor_timer_start(c->r, &c->req_timer, c->dhead->deadline,
+                            deadlines_expired, c);
+    else
+        reactor_timer_stop(c->r, &c->req_timer);
+}
+
+/* Requests that wait on a process or a pipe, not on the agent alone. */
+static bool
+deadline_exempt(unsigned type)
+{
+    return type == PROTO_WAIT || type == PROTO_STDIN || type == PROTO_FREAD ||
+           type == PROTO_FWRITE;
+}
+
+static void
+deadline_add(struct agent_chan *ch)
+{
+    struct agent_client *c = ch->c;
+
+    if (!c->timeout || deadline_exempt(ch->type))
+        return;
+    ch->deadline = clock_now() + c->timeout;
+    ch->dprev = c->dtail;
+    ch->dnext = NULL;
+    if (c->dtail)
+        c->dtail->dnext = ch;
+    else
+        c->dhead = ch;
+    c->dtail = ch;
+    if (c->dhead == ch)
+        deadline_arm(c);
+}
+
+static void
+deadline_remove(struct agent_chan *ch)
+{
+    struct agent_client *c = ch->c;
+    bool was_head = c->dhead == ch;
+
+    if (!ch->deadline)
+        return;
+    if (ch->dprev)
+        ch->dprev->dnext = ch->dnext;
+    else
+        c->dhead = ch->dnext;
+    if (ch->dnext)
+        ch->dnext->dprev = ch->dprev;
+    else
+        c->dtail = ch->dprev;
+    ch->dnext = ch->dprev = NULL;
+    ch->deadline = 0;
+    if (was_head)
+        deadline_arm(c);
+}
+
+/* Fail what is past its deadline; the agent is then `unresponsive`. The
+ * channels stay in the table, answered, to catch a late answer. */
+static void
+deadlines_expired(struct reactor *r, void *arg)
+{
+    struct agent_client *c = arg;
+    uint64_t now = clock_now();
+    char msg[128], t[32];
+    bool any = false;
+
+    duration_format(c->timeout, t, sizeof(t));
+    snprintf(msg, sizeof(msg), "the agent did not answer within %s", t);
+    while (c->dhead && c->dhead->deadline <= now) {
+        struct agent_chan *ch = c->dhead;
+        deadline_remove(ch);
+        ch->expired = true;
+        c->nexpired++;
+        any = true;
+        ch->in_cb++;
+        if (ch->cbs) {
+            const struct agent_stream_cbs *cbs = ch->cbs;
+            ch->cbs = NULL;
+            cbs->opened(ch->arg, -ETIMEDOUT, msg, 0);
+        } else if (ch->done) {
+            struct agent_reply rp = {.err = -ETIMEDOUT, .msg = msg};
+            agent_reply_fn *done = ch->done;
+            ch->done = NULL;
+            done(ch->arg, &rp);
+        }
+        ch->in_cb--;
+        chan_release(ch);
+    }
+    if (c->nexpired > MAX_EXPIRED) {
+        fail(c, -ETIMEDOUT, "%u requests unanswered past their deadline",
+             c->nexpired);
+        return;
+    }
+    if (any && c->state == AGENT_UP) {
+        char why[ERR_LEN];
+        snprintf(why, sizeof(why),
+                 "the agent did not answer a request within "
+                 "%s",
+                 t);
+        set_last_error(c, why);
+        set_state(c, AGENT_UNRESPONSIVE);
+        event(c, "unresponsive: %s", why);
+    }
+    deadline_arm(c);
+}
+
+/* ---- output ---- */
 
 static void
 update_watch(struct agent_client *c)
@@ -239,6 +455,107 @@ send_frame(struct agent_client *c, unsigned type, uint32_t channel,
     return 0;
 }
 
+/* ---- spawned agents: reaping ---- */
+
+static void
+child_status(int status, char *buf, size_t len)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+}
+
+static void stop_done(struct agent_client *c);
+
+/* The child has gone: say how, and finish a stop that waited for it. */
+static void
+child_reaped(struct agent_client *c, struct child *ch, int status)
+{
+    char how[96];
+
+    child_status(status, how, sizeof(how));
+    if (!c->stopping || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        event(c, "agent (pid %d) %s", (int)ch->pid, how);
+    /* The connection's loss said why from our side; this is the rest. */
+    if (ch->gen == c->err_gen && !c->stopping) {
+        char msg[ERR_LEN];
+        snprintf(msg, sizeof(msg), "%.120s (agent pid %d %.80s)", c->last_error,
+                 (int)ch->pid, how);
+        snprintf(c->last_error, sizeof(c->last_error), "%s", msg);
+        if (c->state == AGENT_DOWN || c->state == AGENT_DEAD)
+            snprintf(c->error, sizeof(c->error), "%s", msg);
+    }
+}
+
+static void
+child_unlink(struct agent_client *c, struct child *ch)
+{
+    struct child **pp = &c->dying;
+    while (*pp != ch)
+        pp = &(*pp)->next;
+    *pp = ch->next;
+    if (ch->pidfd >= 0) {
+        reactor_unwatch(c->r, ch->pidfd);
+        close(ch->pidfd);
+    }
+    free(ch);
+}
+
+static void
+child_ready(struct reactor *r, int fd, unsigned events, void *arg)
+{
+    struct child *ch = arg;
+    struct agent_client *c = ch->c;
+    int status;
+
+    if (waitpid(ch->pid, &status, WNOHANG) != ch->pid)
+        return; /* a pidfd is readable only once the child exited */
+    child_reaped(c, ch, status);
+    child_unlink(c, ch);
+    if (c->stopping && !c->dying)
+        stop_done(c);
+}
+
+/* The current spawned agent is let go: its connection is closed. sig
+ * (SIGKILL after a failure, SIGTERM for an orderly stop) makes sure it
+ * goes; it is reaped from the reactor when it has. */
+static void
+child_release(struct agent_client *c, int sig)
+{
+    struct child *ch;
+
+    if (c->child <= 0)
+        return;
+    kill(c->child, sig);
+    ch = calloc(1, sizeof(*ch));
+    if (!ch || c->child_pidfd < 0 ||
+        reactor_watch(c->r, c->child_pidfd, REACTOR_IN, child_ready, ch) < 0) {
+        /* No way to wait for it on the reactor: make sure it is gone and
+         * reap it now (quick after SIGKILL). */
+        int status;
+        free(ch);
+        kill(c->child, SIGKILL);
+        if (waitpid(c->child, &status, 0) == c->child && c->event_fn) {
+            char how[96];
+            child_status(status, how, sizeof(how));
+            event(c, "agent (pid %d) %s", (int)c->child, how);
+        }
+        if (c->child_pidfd >= 0)
+            close(c->child_pidfd);
+    } else {
+        ch->c = c;
+        ch->pid = c->child;
+        ch->pidfd = c->child_pidfd;
+        ch->gen = c->err_gen;
+        ch->next = c->dying;
+        c->dying = ch;
+    }
+    c->child = 0;
+    c->child_pidfd = -1;
+}
+
 /* ---- connection life ---- */
 
 static void
@@ -254,13 +571,11 @@ close_fd(struct agent_client *c)
     c->connecting = false;
     c->out_off = c->out_len = 0;
     proto_decoder_reset(&c->dec);
-    if (c->child > 0) {
-        /* A spawned agent whose connection broke is no use any more:
-         * make sure it is gone, then reap it (immediate after KILL). */
-        kill(c->child, SIGKILL);
-        waitpid(c->child, NULL, 0);
-        c->child = 0;
-    }
+    reactor_timer_stop(c->r, &c->hs_timer);
+    /* A spawned agent whose connection broke is no use any more (it may
+     * be hung, or have broken the protocol): SIGKILL. Its keeper ends
+     * the processes it started. An orderly stop asks with SIGTERM. */
+    child_release(c, c->stopping ? SIGTERM : SIGKILL);
 }
 
 /* End every channel: streams end, opens and requests fail. */
@@ -271,6 +586,10 @@ end_all(struct agent_client *c, int err, const char *msg)
         while (c->buckets[i]) {
             struct agent_chan *ch = c->buckets[i];
             chan_unlink(ch);
+            if (ch->expired) { /* its caller has had its answer */
+                chan_release(ch);
+                continue;
+            }
             ch->in_cb++;
             if (ch->cbs && ch->acked)
                 ch->cbs->end(ch->arg, err, PROTO_END_ERROR, msg);
@@ -297,8 +616,16 @@ fail(struct agent_client *c, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->error, sizeof(c->error), fmt, ap);
     va_end(ap);
+    set_last_error(c, c->error);
+    bool retry = c->kind != EP_FD && !c->stopping;
+    /* A VM whose agent is not there yet fails the same way every few
+     * seconds: say it once, until it has been up or fails otherwise. */
+    if (strcmp(c->lost_logged, c->error) != 0) {
+        event(c, "agent connection lost: %s%s", c->error,
+              retry ? "; reconnecting" : "");
+        snprintf(c->lost_logged, sizeof(c->lost_logged), "%s", c->error);
+    }
     close_fd(c);
-    bool retry = c->kind != EP_FD;
     set_state(c, retry ? AGENT_DOWN : AGENT_DEAD);
     snprintf(msg, sizeof(msg), "agent connection lost: %s", c->error);
     end_all(c, err < 0 ? err : -ECONNRESET, msg);
@@ -351,7 +678,10 @@ spawn_agent(struct agent_client *c)
                              POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
-    err = -posix_spawn(&c->child, c->path, &fa, &attr, argv, NULL);
+    /* Our environment, so that processes started on the host VM see the
+     * PATH, HOME and LANG of whoever started the daemon (the agent fills
+     * in defaults for what is missing). */
+    err = -posix_spawn(&c->child, c->path, &fa, &attr, argv, environ);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     close(sv[1]);
@@ -360,6 +690,9 @@ spawn_agent(struct agent_client *c)
         close(sv[0]);
         return err;
     }
+    c->child_pidfd = (int)syscall(SYS_pidfd_open, c->child, 0);
+    if (c->child_pidfd >= 0)
+        fcntl(c->child_pidfd, F_SETFD, FD_CLOEXEC);
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
     c->fd = sv[0];
     return 0;
@@ -392,6 +725,26 @@ open_socket(struct agent_client *c)
 }
 
 static void
+handshake_expired(struct reactor *r, void *arg)
+{
+    struct agent_client *c = arg;
+    char t[32];
+
+    duration_format(c->timeout, t, sizeof(t));
+    fail(c, -ETIMEDOUT, "the agent did not complete the handshake within %s",
+         t);
+}
+
+/* Connecting and the handshake together must end within the timeout. */
+static void
+handshake_deadline(struct agent_client *c)
+{
+    if (c->timeout && c->fd >= 0 && c->state == AGENT_CONNECTING)
+        reactor_timer_start(c->r, &c->hs_timer, clock_now() + c->timeout,
+                            handshake_expired, c);
+}
+
+static void
 client_connect(struct reactor *r, void *arg)
 {
     struct agent_client *c = arg;
@@ -403,6 +756,7 @@ client_connect(struct reactor *r, void *arg)
         fail(c, err, "connect %s: %s", c->endpoint, strerror(-err));
         return;
     }
+    handshake_deadline(c);
     update_watch(c);
     if (!c->connecting)
         send_hello(c);
@@ -436,8 +790,9 @@ on_hello_ok(struct agent_client *c, const struct proto_frame *f)
     proto_get_str(&rd, facts.os, sizeof(facts.os));
     proto_get_str(&rd, facts.kernel, sizeof(facts.kernel));
     proto_get_str(&rd, facts.agent_version, sizeof(facts.agent_version));
+    facts.instance = proto_get_u64(&rd);
     if (proto_get_done(&rd) < 0 || magic != PROTO_MAGIC ||
-        facts.version != PROTO_VERSION) {
+        facts.version != PROTO_VERSION || facts.instance == 0) {
         violation(c, "bad hello_ok");
         return;
     }
@@ -445,6 +800,8 @@ on_hello_ok(struct agent_client *c, const struct proto_frame *f)
     c->have_facts = true;
     c->backoff = BACKOFF_MIN;
     c->error[0] = 0;
+    c->lost_logged[0] = 0;
+    reactor_timer_stop(c->r, &c->hs_timer);
     set_state(c, AGENT_UP);
 }
 
@@ -499,6 +856,22 @@ parse_reply(struct agent_chan *ch, const struct proto_frame *f,
         rp->value = proto_get_u32(&rd);
         if (rp->how > PROTO_SIGNALED)
             return -EPROTO;
+        for (int i = 0; i < 2; i++) {
+            struct agent_output *o = &rp->out[i];
+            uint32_t e;
+            o->recorded = proto_get_u64(&rd);
+            e = proto_get_u32(&rd);
+            o->discarded = proto_get_u64(&rd);
+            proto_get_str(&rd, o->msg, sizeof(o->msg));
+            /* As parse_err: an errno callers can hand to strerror. */
+            o->lost = e == 0 ? 0 : -(int)(e < 4096 ? e : EIO);
+            if (o->lost && !o->msg[0])
+                snprintf(o->msg, sizeof(o->msg),
+                         "%s not recorded past %llu "
+                         "bytes: %s",
+                         i ? "stderr" : "stdout",
+                         (unsigned long long)o->recorded, strerror(-o->lost));
+        }
         break;
     case PROTO_STDIN:
     case PROTO_FWRITE:
@@ -519,6 +892,45 @@ parse_reply(struct agent_chan *ch, const struct proto_frame *f,
 }
 
 static void
+ignore_reply(void *arg, const struct agent_reply *rp)
+{
+}
+
+static int request(struct agent_client *c, unsigned type,
+                   struct proto_writer *w, agent_reply_fn *done, void *arg,
+                   struct agent_chan **out);
+
+/* The answer to a request whose caller already got ETIMEDOUT: undo what
+ * it created, so that nothing lives on that nobody knows of. */
+static void
+late_answer(struct agent_client *c, struct agent_chan *ch,
+            const struct proto_frame *f)
+{
+    struct proto_reader rd;
+    uint8_t body[12];
+    struct proto_writer w;
+    uint64_t id;
+
+    proto_reader_init(&rd, f->body, f->len);
+    id = proto_get_u64(&rd);
+    proto_writer_init(&w, body, sizeof(body));
+    chan_unlink(ch);
+    if (f->type == PROTO_ACK) {
+        send_frame(c, PROTO_CLOSE, ch->id, NULL, 0);
+    } else if (f->type == PROTO_REPLY && ch->type == PROTO_EXEC && !rd.bad) {
+        proto_put_u64(&w, id);
+        proto_put_u32(&w, SIGKILL);
+        request(c, PROTO_KILL, &w, ignore_reply, NULL, NULL);
+        event(c, "killed proc#%llu: its exec had timed out",
+              (unsigned long long)id);
+    } else if (f->type == PROTO_REPLY && ch->type == PROTO_FOPEN && !rd.bad) {
+        proto_put_u64(&w, id);
+        request(c, PROTO_FCLOSE, &w, ignore_reply, NULL, NULL);
+    }
+    chan_release(ch);
+}
+
+static void
 on_frame(struct agent_client *c, const struct proto_frame *f)
 {
     char msg[PROTO_MAX_MSG];
@@ -531,7 +943,11 @@ on_frame(struct agent_client *c, const struct proto_frame *f)
                   proto_type_name(f->type));
         return;
     }
-    if (c->state != AGENT_UP) {
+    if (c->state == AGENT_UNRESPONSIVE) {
+        set_state(c, AGENT_UP);
+        event(c, "the agent answers again");
+    }
+    if (c->state == AGENT_CONNECTING) {
         if (f->channel == 0 && f->type == PROTO_HELLO_OK) {
             on_hello_ok(c, f);
         } else if (f->channel == 0 && f->type == PROTO_ERROR &&
@@ -554,6 +970,10 @@ on_frame(struct agent_client *c, const struct proto_frame *f)
                       proto_type_name(f->type), f->channel);
         return; /* closed by us; it crossed our close */
     }
+    if (ch->expired) {
+        late_answer(c, ch, f);
+        return;
+    }
     bool stream = ch->cbs != NULL;
     switch (f->type) {
     case PROTO_ACK: {
@@ -563,6 +983,7 @@ on_frame(struct agent_client *c, const struct proto_frame *f)
         if (!stream || ch->acked || proto_get_done(&rd) < 0)
             break;
         ch->acked = true;
+        deadline_remove(ch);
         ch->in_cb++;
         ch->cbs->opened(ch->arg, 0, NULL, off);
         ch->in_cb--;
@@ -716,7 +1137,9 @@ client_alloc(struct reactor *r, const char *endpoint, struct agent_client **out)
         return -ENOMEM;
     c->r = r;
     c->fd = -1;
+    c->child_pidfd = -1;
     c->backoff = BACKOFF_MIN;
+    c->timeout = AGENT_DEFAULT_TIMEOUT;
     c->state = AGENT_CONNECTING;
     if (!(c->endpoint = strdup(endpoint)) || !(c->in = malloc(IN_CAP)))
         goto err;
@@ -787,6 +1210,7 @@ agent_client_new_fd(struct reactor *r, int fd, struct agent_client **out)
     c->kind = EP_FD;
     c->fd = fd;
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    handshake_deadline(c);
     update_watch(c);
     send_hello(c);
     *out = c;
@@ -815,17 +1239,84 @@ agent_client_spawn(struct reactor *r, const char *agent_path,
     return 0;
 }
 
+static void
+stop_done(struct agent_client *c)
+{
+    agent_client_stopped_fn *fn = c->stop_fn;
+
+    reactor_timer_stop(c->r, &c->stop_timer);
+    if (!fn)
+        return;
+    c->stop_fn = NULL;
+    fn(c, c->stop_arg);
+}
+
+static void
+stop_timer_fired(struct reactor *r, void *arg)
+{
+    stop_done(arg);
+}
+
+static void
+stop_kill(struct reactor *r, void *arg)
+{
+    struct agent_client *c = arg;
+
+    for (struct child *ch = c->dying; ch; ch = ch->next) {
+        event(c,
+              "agent (pid %d) did not exit within %llus of SIGTERM: "
+              "SIGKILL",
+              (int)ch->pid, (unsigned long long)(STOP_WAIT / USEC_PER_SEC));
+        kill(ch->pid, SIGKILL);
+    }
+    reactor_timer_start(r, &c->stop_timer, clock_now() + STOP_KILL_WAIT,
+                        stop_timer_fired, c);
+}
+
+int
+agent_client_stop(struct agent_client *c, agent_client_stopped_fn *fn,
+                  void *arg)
+{
+    if (c->stopping)
+        return -EALREADY;
+    c->stopping = true;
+    c->stop_fn = fn;
+    c->stop_arg = arg;
+    reactor_timer_stop(c->r, &c->retry);
+    close_fd(c); /* a spawned agent gets SIGTERM and end of file */
+    set_state(c, AGENT_DEAD);
+    end_all(c, -ECONNABORTED, "agent client closed");
+    if (c->dying)
+        return reactor_timer_start(c->r, &c->stop_timer,
+                                   clock_now() + STOP_WAIT, stop_kill, c);
+    return reactor_timer_start(c->r, &c->stop_timer, 0, stop_timer_fired, c);
+}
+
 void
 agent_client_free(struct agent_client *c)
 {
     if (!c)
         return;
     reactor_timer_stop(c->r, &c->retry);
+    reactor_timer_stop(c->r, &c->hs_timer);
+    reactor_timer_stop(c->r, &c->req_timer);
+    reactor_timer_stop(c->r, &c->stop_timer);
     c->kind = EP_FD; /* no reconnect from the ends below */
     c->state_fn = NULL;
+    c->event_fn = NULL;
+    c->stop_fn = NULL;
     close_fd(c);
     c->state = AGENT_DEAD;
     end_all(c, -ECONNABORTED, "agent client closed");
+    /* Normally reaped already (agent_client_stop); otherwise they have
+     * had SIGKILL, and a dying one is left to exit on its own rather than
+     * waited for here. */
+    while (c->dying) {
+        struct child *ch = c->dying;
+        kill(ch->pid, SIGKILL);
+        waitpid(ch->pid, NULL, WNOHANG);
+        child_unlink(c, ch);
+    }
     proto_decoder_fini(&c->dec);
     free(c->in);
     free(c->out);
@@ -862,21 +1353,59 @@ agent_client_on_state(struct agent_client *c, agent_client_state_fn *fn,
 }
 
 void
+agent_client_set_timeout(struct agent_client *c, uint64_t usec)
+{
+    c->timeout = usec;
+    reactor_timer_stop(c->r, &c->hs_timer);
+    handshake_deadline(c);
+}
+
+void
+agent_client_on_event(struct agent_client *c, agent_client_event_fn *fn,
+                      void *arg)
+{
+    c->event_fn = fn;
+    c->event_arg = arg;
+}
+
+const char *
+agent_client_last_error(const struct agent_client *c, time_t *when)
+{
+    if (when)
+        *when = c->last_error_at;
+    return c->last_error;
+}
+
+void
 agent_client_info(const struct agent_client *c, char *buf, size_t len)
 {
-    size_t n = strnlen(buf, len);
-    if (n >= len)
-        return;
-    n += (size_t)snprintf(buf + n, len - n, "agent: %s\nagent_state: %s\n",
-                          c->endpoint, agent_state_name(c->state));
-    if (n < len && c->have_facts)
-        n += (size_t)snprintf(buf + n, len - n,
-                              "agent_os: %s\nagent_kernel: %s\n"
-                              "agent_version: %s\nagent_protocol: %u\n",
-                              c->facts.os, c->facts.kernel,
-                              c->facts.agent_version, c->facts.version);
-    if (n < len && c->error[0])
-        snprintf(buf + n, len - n, "agent_error: %s\n", c->error);
+    char num[32], t[32] = "", when[PROTO_MAX_MSG + 64];
+    struct tm tm;
+
+    /* Every fact and the error may come from the guest: escaped, so that
+     * a kernel string cannot add an `agent_state:` line of its own. */
+    text_keyval(buf, len, "agent", c->endpoint);
+    text_keyval(buf, len, "agent_state", agent_state_name(c->state));
+    if (c->have_facts) {
+        text_keyval(buf, len, "agent_os", c->facts.os);
+        text_keyval(buf, len, "agent_kernel", c->facts.kernel);
+        text_keyval(buf, len, "agent_version", c->facts.agent_version);
+        snprintf(num, sizeof(num), "%u", c->facts.version);
+        text_keyval(buf, len, "agent_protocol", num);
+        snprintf(num, sizeof(num), "%016llx",
+                 (unsigned long long)c->facts.instance);
+        text_keyval(buf, len, "agent_instance", num);
+    }
+    if (c->error[0])
+        text_keyval(buf, len, "agent_error", c->error);
+    /* Kept across reconnects and respawns: a crash that was repaired at
+     * once is still worth knowing about. */
+    if (c->last_error[0]) {
+        if (gmtime_r(&c->last_error_at, &tm))
+            strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        snprintf(when, sizeof(when), "%s (at %s)", c->last_error, t);
+        text_keyval(buf, len, "agent_last_error", when);
+    }
 }
 
 /* ---- public: channels ---- */
@@ -909,7 +1438,7 @@ chan_start(struct agent_client *c, struct agent_chan *ch,
     }
     /* send_frame may have failed the connection (EPIPE): then the
      * request is already lost, but the caller must still hear of it. */
-    if (c->state != AGENT_UP) {
+    if (!usable(c)) {
         free(ch);
         return -ENOTCONN;
     }
@@ -917,6 +1446,7 @@ chan_start(struct agent_client *c, struct agent_chan *ch,
     struct agent_chan **pp = chan_slot(c, ch->id);
     *pp = ch;
     c->nchans++;
+    deadline_add(ch);
     if (out)
         *out = ch;
     return 0;
@@ -950,7 +1480,7 @@ agent_client_open(struct agent_client *c, const struct agent_open *req,
     struct proto_writer w;
     struct agent_chan *ch;
 
-    if (c->state != AGENT_UP)
+    if (!usable(c))
         return -ENOTCONN;
     if (!cbs || !cbs->opened || !cbs->data || !cbs->end)
         return -EINVAL;
@@ -994,7 +1524,7 @@ request(struct agent_client *c, unsigned type, struct proto_writer *w,
         agent_reply_fn *done, void *arg, struct agent_chan **out)
 {
     struct agent_chan *ch;
-    if (c->state != AGENT_UP)
+    if (!usable(c))
         return -ENOTCONN;
     if (!done)
         return -EINVAL;

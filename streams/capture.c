@@ -134,9 +134,12 @@ capture_status(char *buf, size_t len)
 {
     size_t n = strnlen(buf, len);
 
-    for (size_t i = 0; i < nlive && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, "capture: %s %u\n",
-                              live[i].iface, live[i].n);
+    for (size_t i = 0; i < nlive && n + 10 < len; i++) {
+        memcpy(buf + n, "capture: ", 10);
+        n = text_append(buf, len, live[i].iface);
+        snprintf(buf + n, len - n, " %u\n", live[i].n);
+        n = strnlen(buf, len);
+    }
 }
 
 /* ---- capturing ------------------------------------------------------ */
@@ -263,11 +266,10 @@ activate_errno(int status)
     }
 }
 
-/* "bridge" if the kernel's driver for iface is the bridge, else "nic".
- * Asked through ethtool on a socket rather than /sys/class/net, which
+/* Asked through ethtool on a socket rather than /sys/class/net, which
  * shows the namespace sysfs was mounted in, not the caller's. */
-static const char *
-detect_kind(const char *iface)
+const char *
+capture_iface_kind(const char *iface)
 {
     struct ethtool_drvinfo info = {.cmd = ETHTOOL_GDRVINFO};
     struct ifreq ifr = {0};
@@ -442,7 +444,7 @@ capture_open(struct stream *s, void *ctx, const struct command *cmd, int argi,
     if ((rc = parse_options(cmd, argi, c, err)) < 0)
         goto fail;
     if (!c->kind[0])
-        snprintf(c->kind, sizeof(c->kind), "%s", detect_kind(c->iface));
+        snprintf(c->kind, sizeof(c->kind), "%s", capture_iface_kind(c->iface));
     if ((rc = capture_start(c, err)) < 0)
         goto fail;
     if (!(c->rec = malloc(PCAP_RECORD_HEADER_LEN + (size_t)c->snaplen))) {
@@ -502,19 +504,25 @@ capture_info(void *state, char *buf, size_t len)
             c->stats = st;
     }
     const char *dlt = pcap_datalink_val_to_name(c->linktype);
+    char source[96];
+    /* The interface and the filter are users' words: escaped (text.c). */
+    snprintf(source, sizeof(source), "capture %s", c->iface);
+    text_keyval(buf, len, "source", source);
+    text_keyval(buf, len, "capture_iface", c->iface);
+    n = strnlen(buf, len);
     if (n < len)
-        n += (size_t)snprintf(
-                buf + n, len - n,
-                "source: capture %s\ncapture_iface: %s\ncapture_kind: %s\n"
-                "capture_snaplen: %d\ncapture_linktype: %s\n"
-                "capture_state: %s\ncapture_packets: %" PRIu64
-                "\ncapture_received: %u\ncapture_drops: %u\n"
-                "capture_ifdrops: %u\n",
-                c->iface, c->iface, c->kind, c->snaplen, dlt ? dlt : "?",
-                c->p ? "capturing" : "stopped", c->records, c->stats.ps_recv,
-                c->stats.ps_drop, c->stats.ps_ifdrop);
+        n += (size_t)snprintf(buf + n, len - n,
+                              "capture_kind: %s\n"
+                              "capture_snaplen: %d\ncapture_linktype: %s\n"
+                              "capture_state: %s\ncapture_packets: %" PRIu64
+                              "\ncapture_received: %u\ncapture_drops: %u\n"
+                              "capture_ifdrops: %u\n",
+                              c->kind, c->snaplen, dlt ? dlt : "?",
+                              c->p ? "capturing" : "stopped", c->records,
+                              c->stats.ps_recv, c->stats.ps_drop,
+                              c->stats.ps_ifdrop);
     if (n < len && c->filter[0])
-        snprintf(buf + n, len - n, "capture_filter: %s\n", c->filter);
+        text_keyval(buf, len, "capture_filter", c->filter);
 }
 
 const struct engine_ops capture_engine = {

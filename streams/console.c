@@ -48,8 +48,7 @@
 
 #include "streams.h"
 
-#define CONSOLE_CHUNK (64 * 1024)       /* one read, one frame (SPEC §6.2) */
-#define CONSOLE_WRITE_QUEUE (64 * 1024) /* bytes queued for the guest */
+#define CONSOLE_CHUNK (64 * 1024) /* one read, one frame (SPEC §6.2) */
 #define BACKOFF_MIN (10 * USEC_PER_MSEC)
 #define BACKOFF_MAX (500 * USEC_PER_MSEC)
 
@@ -432,6 +431,14 @@ console_write(struct console *c, const void *buf, size_t len)
     return (int)len;
 }
 
+size_t
+console_write_room(const struct console *c)
+{
+    if (c->state != CONSOLE_CONNECTED)
+        return 0;
+    return CONSOLE_WRITE_QUEUE - (c->wtail - c->whead);
+}
+
 uint64_t
 console_size(const struct console *c)
 {
@@ -447,23 +454,25 @@ console_pread(struct console *c, void *buf, size_t len, uint64_t off)
 void
 console_info(const struct console *c, char *buf, size_t len)
 {
-    size_t n = strnlen(buf, len);
+    size_t n;
 
-    if (n >= len)
+    /* The path and the error (which names it) are escaped (text.c). */
+    n = text_keyval(buf, len, "console", c->path);
+    if (n + 1 >= len)
         return;
-    n += (size_t)snprintf(
-            buf + n, len - n,
-            "console: %s\nconsole_state: %s\nconsole_bytes: %" PRIu64
-            "\nconsole_sessions: %" PRIu64 "\nconsole_streams: %u\n",
-            c->path, state_name(c->state), spool_size(c->hist), c->sessions,
-            c->nstreams);
+    n += (size_t)snprintf(buf + n, len - n,
+                          "console_state: %s\nconsole_bytes: %" PRIu64
+                          "\nconsole_sessions: %" PRIu64
+                          "\nconsole_streams: %u\n",
+                          state_name(c->state), spool_size(c->hist),
+                          c->sessions, c->nstreams);
     if (n < len && (c->dropped_writes || c->history_errors))
         n += (size_t)snprintf(buf + n, len - n,
                               "console_dropped_writes: %" PRIu64
                               "\nconsole_history_errors: %" PRIu64 "\n",
                               c->dropped_writes, c->history_errors);
     if (n < len && c->error[0])
-        snprintf(buf + n, len - n, "console_error: %s\n", c->error);
+        text_keyval(buf, len, "console_error", c->error);
 }
 
 unsigned

@@ -15,7 +15,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2 /* 2: hello_ok carries the agent's instance; the wait
+                          * reply reports output that was not recorded */
 #define PROTO_MAGIC 0x4d565250u /* "PRVM" as little-endian bytes */
 
 #define PROTO_HEADER_LEN 9
@@ -50,7 +51,8 @@ enum proto_type {
     PROTO_FCLOSE = 16,      /* handle */
     PROTO_STAT = 17,        /* path */
 
-    PROTO_HELLO_OK = 64, /* ch 0: magic, version, os, kernel, agent version */
+    PROTO_HELLO_OK = 64, /* ch 0: magic, version, os, kernel, agent version,
+                            instance */
     PROTO_ACK = 65,      /* stream open succeeded: u64 start offset */
     PROTO_DATA = 66,     /* raw bytes, 1..PROTO_MAX_DATA */
     PROTO_NOTE = 67,     /* code, value, message */
@@ -110,6 +112,11 @@ enum proto_exit {
     PROTO_EXITED = 0,   /* value: exit code */
     PROTO_SIGNALED = 1, /* value: signal number */
 };
+/* The rest of a wait reply (version 2): for stdout, then stderr,
+ * {u64 recorded, u32 errno, u64 discarded, str cause}. errno 0: every
+ * byte the process wrote so far was recorded; otherwise output past
+ * `recorded` bytes was read and thrown away (`discarded` bytes so far)
+ * because of `cause` (e.g. "spool: No space left on device"). */
 
 /* Name of a type for messages ("data", "open_tail"), "?" if unknown. */
 const char *proto_type_name(unsigned type);

@@ -487,6 +487,12 @@ op_scan(struct stream_op *op, uint64_t *end)
     struct stream *s = op->s;
     uint64_t size = spool_size(s->sp);
 
+    /* An empty pattern matches at the cursor at once, bytes or not
+     * (Provium: "an empty pattern matches at 0"). */
+    if (op->spec.pattern_len == 0) {
+        *end = op->scan;
+        return 1;
+    }
     while (op->scan < size) {
         size_t want = size - op->scan < sizeof scratch
                               ? (size_t)(size - op->scan)
@@ -866,6 +872,12 @@ uint64_t
 stream_reader_offset(const struct stream_reader *rd)
 {
     return rd->off;
+}
+
+void
+stream_reader_seek(struct stream_reader *rd, uint64_t off)
+{
+    rd->off = off;
 }
 
 void

@@ -139,6 +139,22 @@ int duration_parse(struct word w, uint64_t *usec, char *err);
 void duration_format(uint64_t usec, char *buf, size_t len);
 
 /* ------------------------------------------------------------------ */
+/* text.c - values from guests and users made safe to show in line-    */
+/* based text (info, streams, status files): control characters,       */
+/* backslash and malformed UTF-8 as \xHH, so no value can forge a line. */
+/* ------------------------------------------------------------------ */
+
+/* Escape len bytes of src into dst (cap bytes, NUL included); stops
+ * before an escape or character that would not fit. Returns the length
+ * written. The output is at most 4 * len bytes. */
+size_t text_escape(char *dst, size_t cap, const void *src, size_t len);
+/* Append the escaped C string s (NULL: nothing) at strnlen(buf, len);
+ * returns the new length. */
+size_t text_append(char *buf, size_t len, const char *s);
+/* Append the line "key: <escaped value>\n"; returns the new length. */
+size_t text_keyval(char *buf, size_t len, const char *key, const char *value);
+
+/* ------------------------------------------------------------------ */
 /* spool.c - append-only history of one stream in an unlinked file,   */
 /* with the frame boundaries kept in a second unlinked file. Memory    */
 /* is bounded: a small write-behind buffer for the index.              */
@@ -183,6 +199,213 @@ void matcher_reset(struct matcher *m);
  * matches at once (*end = 0). */
 int matcher_feed(struct matcher *m, const void *buf, size_t len,
                  size_t *end);
+
+/* ------------------------------------------------------------------ */
+/* pattern.c - pattern sets for read_until / expect / peek (SPEC §9):   */
+/* up to 256 literals and PCRE-syntax regexes compiled together for    */
+/* Hyperscan's streaming mode, cached (LRU); captures with PCRE2.      */
+/* ------------------------------------------------------------------ */
+
+#define PATTERN_MAX_COUNT 256
+#define PATTERN_MAX_LEN MATCH_MAX_PATTERN   /* source bytes of one pattern */
+#define PATTERN_MAX_DATABASE (4u << 20)     /* compiled bytes of one set */
+#define PATTERN_MAX_STATE (16u << 10)       /* stream state bytes per op */
+#define PATTERN_MAX_CAPTURE_SPAN (1u << 20) /* bytes captures run over */
+#define PATTERN_ERR_LEN 512
+#define PATTERN_UNKNOWN UINT64_MAX /* an offset that is not known */
+#define PATTERN_UNSET SIZE_MAX     /* a capture group that took no part */
+
+enum pattern_kind {
+    PATTERN_LITERAL, /* bytes, matched exactly */
+    PATTERN_REGEX,   /* PCRE syntax, no look-back (docs/matching.md) */
+};
+
+/* Regex flags, PCRE's (?imsx); literals take none. */
+#define PATTERN_CASELESS 0x1u  /* i */
+#define PATTERN_MULTILINE 0x2u /* m: ^ and $ at every line too */
+#define PATTERN_DOTALL 0x4u    /* s: . matches \n */
+#define PATTERN_EXTENDED 0x8u  /* x: blanks and #comments ignored */
+
+struct pattern {
+    enum pattern_kind kind;
+    unsigned flags;
+    const void *src; /* len bytes; a literal may hold any byte */
+    size_t len;
+};
+
+/* Set options (part of the cache key). */
+#define PATTERN_SET_NO_SPAN 0x1u /* match starts not wanted: no SOM */
+/* Benchmarks and tests only: run one literal on this engine. */
+#define PATTERN_SET_ENGINE_HS 0x2u
+#define PATTERN_SET_ENGINE_MEMMEM 0x4u
+
+struct pattern_set;
+
+/*
+ * A compiled set for pats[0..n) (copied), from the cache or compiled now.
+ * Returns 0 and a reference in *out (release with pattern_set_put), or
+ * -EINVAL with a message in err (PATTERN_ERR_LEN) naming the pattern and
+ * the problem: a syntax error (PCRE2's message and offset), a construct a
+ * stream cannot match (named, with its offset and Hyperscan's message), a
+ * regex that can match the empty string, a NUL in a regex, or a cap
+ * (count, length, compiled size); -ENOMEM; -ENOTSUP on a CPU Hyperscan
+ * cannot run on (no SSSE3).
+ */
+int pattern_set_get(const struct pattern *pats, unsigned n, unsigned opts,
+                    struct pattern_set **out, char *err);
+struct pattern_set *pattern_set_ref(struct pattern_set *ps);
+void pattern_set_put(struct pattern_set *ps);
+unsigned pattern_set_count(const struct pattern_set *ps);
+/* Pattern i as compiled (src points into the set, NUL-terminated). */
+const struct pattern *pattern_set_pattern(const struct pattern_set *ps,
+                                          unsigned i);
+
+/* What the scanner (scan.c) needs to run a set. */
+struct pattern_set_info {
+    void *db;     /* hs_database_t; NULL when Hyperscan is not used */
+    bool memmem;  /* the set is one literal run on match.c's matcher */
+    int empty;    /* index of the first empty literal, or -1 */
+    bool ordered; /* Hyperscan reports every match during the scan of its
+                   * last byte (no `a\b`, `(?m)a$` style pattern) */
+    bool eod;     /* some pattern can match at the end of the data */
+    size_t state; /* Hyperscan stream state bytes */
+};
+const struct pattern_set_info *pattern_set_info(const struct pattern_set *ps);
+/* Start of pattern i's match ending at `to`, given Hyperscan's `from`
+ * (used only for patterns with start tracking); PATTERN_UNKNOWN for a
+ * variable-width regex in a PATTERN_SET_NO_SPAN set. */
+uint64_t pattern_set_start(const struct pattern_set *ps, unsigned i,
+                           uint64_t from, uint64_t to);
+/* Does pattern i have Hyperscan's start-of-match tracking? */
+bool pattern_set_som(const struct pattern_set *ps, unsigned i);
+/* The thread's Hyperscan scratch space, big enough for every live set. */
+void *pattern_scratch(void);
+
+/* Capture groups of regex i (0 for literals). */
+unsigned pattern_set_groups(const struct pattern_set *ps, unsigned i);
+/*
+ * The groups of regex i for a match the scanner found at [from, to) of
+ * subject. Bytes of subject before `from` are context (give the byte
+ * before the match when there is one, for \b and ^); the match must end
+ * at `to`, which is taken as the end of the subject. Fills ovec with
+ * offset pairs for group 0 (the match) .. min(groups, max - 1), unset
+ * groups as PATTERN_UNSET. Returns the number of pairs, -ENOENT if PCRE2
+ * does not match that span as Hyperscan did, -E2BIG past
+ * PATTERN_MAX_CAPTURE_SPAN or PCRE2's match limit, -ENOMEM.
+ */
+int pattern_set_captures(struct pattern_set *ps, unsigned i,
+                         const void *subject, size_t from, size_t to,
+                         size_t *ovec, unsigned max);
+
+/* "imsx" letters to flags; -EINVAL with a message for anything else. */
+int pattern_flags_parse(const void *s, size_t len, unsigned *flags, char *err);
+/* Flags as letters into buf (at least 5 bytes). */
+void pattern_flags_format(unsigned flags, char *buf);
+/* C-escape up to max bytes of buf into out (cap bytes, NUL-terminated),
+ * "..." marking a cut; returns the length written. */
+size_t pattern_escape(const void *buf, size_t len, size_t max, char *out,
+                      size_t cap);
+/* A pattern for messages: `lit` or regex `src` (flags i); at most max
+ * source bytes shown (0 = all). Returns what snprintf would. */
+size_t pattern_describe(const struct pattern *p, size_t max, char *out,
+                        size_t cap);
+
+struct pattern_cache_stats {
+    unsigned sets;
+    size_t bytes;
+    uint64_t hits, compiles;
+};
+void pattern_cache_stats(struct pattern_cache_stats *st);
+/* Drop every cached set (sets in use live on until released). */
+void pattern_cache_flush(void);
+
+/* ------------------------------------------------------------------ */
+/* printk.c - a streaming filter that removes kernel log records       */
+/* ("[    3.141592] text\r\n") wherever they start in the bytes.      */
+/* ------------------------------------------------------------------ */
+
+#define PRINTK_HOLD_MAX 40 /* longest possible record start held back */
+
+/* A run of kept bytes: len > 0, the raw offset of its first byte.
+ * Nonzero stops the filter (which is then unusable). */
+typedef int printk_emit_fn(void *arg, const void *buf, size_t len,
+                           uint64_t raw_off);
+
+struct printk {
+    int state;
+    unsigned spaces, secs, frac;
+    uint64_t raw;     /* raw bytes consumed */
+    uint64_t records; /* records removed */
+    uint64_t hold_raw;
+    size_t nhold;
+    unsigned char hold[PRINTK_HOLD_MAX];
+};
+
+void printk_init(struct printk *pk);
+/* Filter the next len bytes: emit every run of kept bytes, in order.
+ * Returns 0, or the first nonzero emit() return. */
+int printk_filter(struct printk *pk, const void *buf, size_t len,
+                  printk_emit_fn *emit, void *arg);
+/* The stream ended: bytes held as a possible record start are kept. */
+int printk_flush(struct printk *pk, printk_emit_fn *emit, void *arg);
+/* Are bytes held back because they may start a record? */
+bool printk_holding(const struct printk *pk);
+/* Filter a whole buffer into out (at most len bytes); returns the
+ * length kept. */
+size_t printk_strip(const void *in, size_t len, void *out);
+
+/* ------------------------------------------------------------------ */
+/* scan.c - the streaming scanner of one op: a pattern set run over the */
+/* bytes from the op's cursor, fed chunk by chunk, finding the earliest */
+/* match end (ties: the lower index) with fixed state; optional printk  */
+/* filter; the timeout message.                                         */
+/* ------------------------------------------------------------------ */
+
+#define SCAN_SKIP_PRINTK 0x1u /* skip=printk */
+
+struct scan_match {
+    unsigned index; /* the pattern (0-based) */
+    uint64_t start; /* first matched byte, PATTERN_UNKNOWN if not known */
+    uint64_t end;   /* just past the match */
+    /* Offsets are raw (kernel records included), from the scanner's
+     * start. */
+};
+
+struct scan;
+
+/* A scanner for ps (it takes its own reference). */
+int scan_new(struct pattern_set *ps, unsigned opts, struct scan **out);
+void scan_free(struct scan *sc);
+/* Start over at offset 0 with the same patterns. */
+void scan_reset(struct scan *sc);
+/*
+ * Feed the next len bytes. Returns 1 with *m when the earliest match is
+ * known (its end lies in the bytes fed so far; the scanner is then done:
+ * free or reset it), 0 when none is yet, -errno on an engine failure. A
+ * match ending at the very last byte fed may be known only at the next
+ * byte or at scan_idle() (see scan.c).
+ */
+int scan_feed(struct scan *sc, const void *buf, size_t len,
+              struct scan_match *m);
+/* The caller has fed every byte the stream holds for now: `$`, `\z` and a
+ * trailing `\b` match here (docs/matching.md). Same returns as scan_feed;
+ * feeding may go on after 0. */
+int scan_idle(struct scan *sc, struct scan_match *m);
+/* The stream ended: last matches (end-of-data, held printk lookahead).
+ * Same returns; nothing may be fed afterwards. */
+int scan_finish(struct scan *sc, struct scan_match *m);
+uint64_t scan_bytes(const struct scan *sc);   /* raw bytes fed */
+uint64_t scan_records(const struct scan *sc); /* kernel records skipped */
+const struct pattern_set *scan_patterns(const struct scan *sc);
+/*
+ * The timeout message of op ("read_until", "expect", "peek"), malloc'd:
+ *   read_until timed out waiting for `P`; timeout 10s; last bytes seen:
+ *   `...`; N bytes scanned[; kernel log records skipped: N][; closest:
+ *   `PRE` then `...`]
+ * (SPEC §4.3, §9.2; docs/matching.md). NULL when memory ran out.
+ */
+char *scan_timeout_message(const struct scan *sc, const char *op,
+                           uint64_t timeout);
 
 /* ------------------------------------------------------------------ */
 /* reply.c - the ctl reply: "<status> <length>\n" then the payload.     */
@@ -336,6 +559,9 @@ ssize_t stream_reader_read(struct stream_reader *rd, void *buf, size_t len);
 /* Bytes available to this reader without blocking; true also at end. */
 bool stream_reader_ready(const struct stream_reader *rd);
 uint64_t stream_reader_offset(const struct stream_reader *rd);
+/* Move the cursor, possibly past the end: the reader is then ready once
+ * the history grows past off (a way to be told when it reaches a size). */
+void stream_reader_seek(struct stream_reader *rd, uint64_t off);
 /* Ask for one call of fn when the reader becomes ready (data, end, close).
  * A later call replaces the earlier; fn == NULL cancels. fn runs from a
  * deferred call, never inside stream_append. */
@@ -394,11 +620,15 @@ int console_new(struct reactor *r, const char *path, const char *spool_dir,
                 struct console **out);
 /* Ends every console stream of this console ("console EOF"). */
 void console_free(struct console *c);
+#define CONSOLE_WRITE_QUEUE (64 * 1024) /* bytes queued for the guest */
 /* Send bytes to the guest console (console_write, writes to the
  * vms/<name>/console file). Never blocks: like write(2) it returns the
  * number of bytes queued, short when the bounded queue is nearly full,
  * -EAGAIN when it is full, -ENOTCONN while disconnected. */
 int console_write(struct console *c, const void *buf, size_t len);
+/* Bytes console_write would take now in full (0 while disconnected): an
+ * all-or-nothing writer checks this first. */
+size_t console_write_room(const struct console *c);
 /* The whole console history across sessions (vms/<name>/console). */
 uint64_t console_size(const struct console *c);
 ssize_t console_pread(struct console *c, void *buf, size_t len, uint64_t off);
@@ -421,6 +651,9 @@ extern const struct engine_ops console_engine;
 extern const struct engine_ops capture_engine;
 /* Live captures on iface (0 when none). */
 unsigned capture_count(const char *iface);
+/* "bridge" if the kernel's driver for iface is the bridge, else "nic":
+ * the kind of a capture opened without kind=. */
+const char *capture_iface_kind(const char *iface);
 /* Append one "capture: IFACE N" line per interface with live captures. */
 void capture_status(char *buf, size_t len);
 

@@ -37,8 +37,15 @@ tail_opened(void *arg, int err, const char *msg, uint64_t offset)
 
     t->start = offset;
     if (err < 0) {
+        size_t dl = strlen(t->detail);
         t->ch = NULL; /* gone with the failure */
-        snprintf(buf, sizeof(buf), "%s", msg && *msg ? msg : strerror(-err));
+        if (!msg || !*msg)
+            msg = strerror(-err);
+        /* "tail_file /x: why": the agent names the object already
+         * ("/x: No such file or directory"), the client does not. */
+        if (strncmp(msg, t->detail, dl) == 0 && msg[dl] == ':')
+            msg += dl + 1 + (msg[dl + 1] == ' ');
+        snprintf(buf, sizeof(buf), "%s %s: %s", t->kind, t->detail, msg);
         t->opened(t->s, err, buf, t->arg);
         return;
     }
@@ -76,7 +83,13 @@ tail_end(void *arg, int err, unsigned reason, const char *msg)
 
     t->ch = NULL;
     if (err == 0) {
-        stream_end(t->s, 0, NULL);
+        /* A clean end still says why when there is a why: the reason
+         * code, not the guest's text, names a deletion; an end of file
+         * with a message ("handle closed") passes the message on. */
+        stream_end(t->s, 0,
+                   reason == PROTO_END_DELETED  ? "file deleted"
+                   : reason == PROTO_END_CLOSED ? "closed by the agent"
+                                                : msg);
         return;
     }
     snprintf(buf, sizeof(buf), "%s %s: %s", t->kind, t->detail,
@@ -253,16 +266,21 @@ static void
 tail_info(void *state, char *buf, size_t len)
 {
     struct tail *t = state;
-    size_t n = strnlen(buf, len);
-    if (n >= len)
+    char source[sizeof(t->kind) + sizeof(t->detail)];
+    size_t n;
+
+    /* The path and the agent's note are escaped (text.c). */
+    snprintf(source, sizeof(source), "%s %s", t->kind, t->detail);
+    n = text_keyval(buf, len, "source", source);
+    if (n + 1 >= len)
         return;
     n += (size_t)snprintf(buf + n, len - n,
-                          "source: %s %s\nagent_channel: %u\nstart: %" PRIu64
+                          "agent_channel: %u\nstart: %" PRIu64
                           "\ntruncations: %u\nrotations: %u\n",
-                          t->kind, t->detail, t->ch ? agent_chan_id(t->ch) : 0,
-                          t->start, t->truncations, t->rotations);
+                          t->ch ? agent_chan_id(t->ch) : 0, t->start,
+                          t->truncations, t->rotations);
     if (n < len && t->last_note[0])
-        snprintf(buf + n, len - n, "last_event: %s\n", t->last_note);
+        text_keyval(buf, len, "last_event", t->last_note);
 }
 
 const struct engine_ops tail_engine = {

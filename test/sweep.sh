@@ -18,7 +18,8 @@
 #                      (QEMU daemonizes, so it leaves the session)
 #   mount DIR          a mount point: unmounted (lazily) if still mounted
 #   netns NAME         a network namespace: deleted
-#   dir DIR            a scratch directory: removed (never across a mount)
+#   dir DIR            a scratch directory: mounts under it unmounted, then
+#                      removed (never across a mount)
 #
 # A test's own teardown sweeps its file last (session_end): what its
 # orderly cleanup missed is killed there. The ctest fixtures sweep_before
@@ -162,6 +163,13 @@ sweep_reg() {
     done
     for a in "${dirs[@]}"; do
         [ -e "$a" ] || continue
+        # Mounts inside a scratch directory are the test's too: deepest
+        # first (a test need not register each one).
+        while read -r _ d _; do
+            SWEPT=$((SWEPT + 1))
+            sweep_log "unmounting $d"
+            fusermount3 -u -z "$d" 2>/dev/null || umount -l "$d" 2>/dev/null
+        done < <(grep -F " $a/" /proc/mounts 2>/dev/null | sort -k2,2r)
         # A mount still inside (unmount failed) must not be descended.
         if grep -qF " $a/" /proc/mounts 2>/dev/null; then
             sweep_log "not removing $a: a mount is inside"

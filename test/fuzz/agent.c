@@ -557,6 +557,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     CHECK(reactor_new(&R) == 0);
     A.r = R;
     A.spool_dir = "/nonexistent";
+    A.instance = 0x5eed; /* hello_ok's (version 2): never 0 */
     CHECK(proto_decoder_init(&in_dec) == 0);
     CHECK(proto_decoder_init(&out_dec) == 0);
     if (!dir)

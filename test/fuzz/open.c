@@ -181,6 +181,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     proto_put_str(&w, "Linux", 5);
     proto_put_str(&w, "fuzz", 4);
     proto_put_str(&w, "0.1.0", 5);
+    proto_put_u64(&w, 0x5eed); /* version 2: the agent's instance */
     ssize_t n = proto_frame_end(&w);
     CHECK(n > 0 && write(agent_peer, buf, (size_t)n) == n);
     for (int i = 0; i < 100 && agent_client_state(agent) != AGENT_UP; i++)

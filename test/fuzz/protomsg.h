@@ -49,7 +49,7 @@ msg_layout(unsigned type)
     case PROTO_FSEEK: return "qqb";
     case PROTO_FCLOSE: return "q";
     case PROTO_STAT: return "s";
-    case PROTO_HELLO_OK: return "wwsss";
+    case PROTO_HELLO_OK: return "wwsssq"; /* version 2: + instance */
     case PROTO_ACK: return "q";
     case PROTO_DATA: return "r";
     case PROTO_NOTE: return "bqs";
@@ -168,7 +168,7 @@ msg_sample(unsigned type, uint32_t ch, unsigned variant, uint8_t *out,
             break;
         case 'w':
             proto_put_u32(&w, type == PROTO_HELLO || type == PROTO_HELLO_OK
-                                      ? (l == lay ? PROTO_MAGIC : 1)
+                                      ? (l == lay ? PROTO_MAGIC : PROTO_VERSION)
                                       : 4096u + variant);
             break;
         case 'q': proto_put_u64(&w, 1 + variant); break;

@@ -56,8 +56,8 @@ echo "hello world" >>"$F"
 ctl_cmd 3 "expect world 5s"
 check "expect ok, empty payload" test "$STATUS" = ok -a -z "$PAYLOAD"
 ctl_cmd 3 "next 1s"
-check "next: the pending newline ($STATUS $(printf %q "$PAYLOAD"))" \
-    test "$STATUS" = ok -a "$PAYLOAD" = $'\n'
+check "next: the pending newline ($STATUS $(printf %q "$PAYLOAD_RAW"))" \
+    test "$STATUS" = ok -a "$PAYLOAD_RAW" = $'\n'
 t0=$(now_ms)
 ctl_cmd 3 "expect \"never\" 300ms"
 dt=$(($(now_ms) - t0))
@@ -78,8 +78,8 @@ echo "b" >>"$F"
 need "frame 3 arrives" \
     wait_for 2 eval 'grep -q "^frames: 3" "$MP/streams/$ID/info"'
 ctl_cmd 3 "drain 100ms"
-check "drain: one record per frame ($(printf %q "$PAYLOAD"))" \
-    test "$STATUS" = ok -a "$PAYLOAD" = $'2\na\n2\nb\n'
+check "drain: one record per frame ($(printf %q "$PAYLOAD_RAW"))" \
+    test "$STATUS" = ok -a "$PAYLOAD_RAW" = $'2\na\n2\nb\n'
 
 # --- several commands before reading: replies in order
 printf 'eof\n' >&3

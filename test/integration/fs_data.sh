@@ -29,10 +29,10 @@ ctl_cmd 3 "expect \"line one\" 5s"
 check "expect finds the first line" test "$STATUS" = ok -a -z "$PAYLOAD"
 ctl_cmd 3 "read_until \"line 200\" 5s"
 check "read_until returns every byte up to the match" \
-    test "$STATUS" = ok -a "$PAYLOAD" = $'\n'"$(tail -n +2 "$T/expected")"
+    test "$STATUS" = ok -a "$PAYLOAD_RAW" = $'\n'"$(tail -n +2 "$T/expected")"
 ctl_cmd 3 "next 1s"
-check "next returns the pending newline ($STATUS $(printf %q "$PAYLOAD"))" \
-    test "$STATUS" = ok -a "$PAYLOAD" = $'\n'
+check "next returns the pending newline ($STATUS $(printf %q "$PAYLOAD_RAW"))" \
+    test "$STATUS" = ok -a "$PAYLOAD_RAW" = $'\n'
 check "second cat sees all 200 lines" \
     wait_for 5 eval '[ "$(wc -l <"$T/cat2.out")" -eq 200 ]'
 check "first cat sees all 200 lines" \

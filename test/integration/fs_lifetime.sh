@@ -116,5 +116,5 @@ check "an opened slot is not reclaimed" test -d "$MP/streams/$OPENED"
 exec 6>&- 7>&-
 check "a bad --slot-timeout is refused before mounting" \
     eval '! "$FS_BIN" --slot-timeout -1 "$T/never" 2>"$T/bad.err" &&
-          grep -q "slot-timeout: duration: must be a finite" "$T/bad.err" &&
+          grep -q "slot-timeout .-1.: duration: must be a finite" "$T/bad.err" &&
           ! grep -q " $T/never " /proc/mounts'

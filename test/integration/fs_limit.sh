@@ -51,4 +51,5 @@ exec 3>&-
 
 check "a bad --history-limit is refused before mounting" \
     eval '! "$FS_BIN" --history-limit 12Q "$T/never" 2>"$T/bad.err" &&
-          grep -q "history-limit: bad size" "$T/bad.err"'
+          grep -q "history-limit .12Q.: not a size" "$T/bad.err" &&
+          ! grep -q " $T/never " /proc/mounts'

@@ -203,15 +203,17 @@ reap() {
 }
 
 # ctl_reply FD: read one whole reply on FD, which must be followed by the
-# end of file that ends every reply (SPEC §4.3, docs/fs.md). Sets STATUS,
-# and PAYLOAD exactly (binary-safe up to NUL bytes; trailing newlines
-# kept); the payload's bytes are also in $T/payload. Fails (recorded) on
-# no reply within CTL_TIMEOUT s, a malformed status line, a payload
+# end of file that ends every reply (SPEC §4.3, docs/fs.md). Sets STATUS;
+# PAYLOAD as a command substitution gives it (trailing newlines dropped);
+# PAYLOAD_RAW exactly (trailing newlines kept; a shell variable holds no
+# NUL); the payload's bytes are in $T/payload (for cmp). Fails (recorded)
+# on no reply within CTL_TIMEOUT s, a malformed status line, a payload
 # shorter than announced, or anything but the end of file after it.
 ctl_reply() {
     local fd=$1 len size
     STATUS=
     PAYLOAD=
+    PAYLOAD_RAW=
     # bash's read takes a byte per read(2): nothing past the line.
     read_line "$fd" "$CTL_TIMEOUT" || { fail "ctl reply: no status line"; return 1; }
     if ! [[ "$LINE" =~ ^(ok|timeout|eof|closed|error)\ ([0-9]+)$ ]]; then
@@ -227,12 +229,14 @@ ctl_reply() {
         fail "ctl reply \`$LINE\`: $size of $len payload bytes"
         return 1
     fi
-    PAYLOAD=$(cat "$T/payload"; echo x)
-    PAYLOAD=${PAYLOAD%x}
+    PAYLOAD_RAW=$(cat "$T/payload"; echo x)
+    PAYLOAD_RAW=${PAYLOAD_RAW%x}
+    PAYLOAD=$(cat "$T/payload")
     read_eof "$fd"
 }
 
-# ctl_cmd FD COMMAND: write, read the reply; sets STATUS and PAYLOAD.
+# ctl_cmd FD COMMAND: write, read the reply (ctl_reply); sets STATUS,
+# PAYLOAD and PAYLOAD_RAW.
 # A write the daemon refuses (malformed command) sets STATUS=write-failed
 # and returns 1 without recording a failure (tests check refusals); the
 # error reply it queued is then read by the next ctl_reply.

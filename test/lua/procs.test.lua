@@ -39,3 +39,28 @@ provium.test("files: write, seek, read, fd_stream", function()
   local s <close> = host:fd_stream(f)
   u.eq(s:read_until("9", "5s"), "0123456789", "fd_stream from the handle")
 end)
+
+-- SPEC §6.4: vm:run with a timeout kills the process group at the
+-- deadline, closes the streams it opened, and raises naming the timeout.
+provium.test("run: a timeout kills the group and closes its streams", function()
+  local pidfile = u.tmpfile()
+  local before = host:open_stream_count()
+  local err = u.raises("vm:run: timed out after 300ms; the process group was killed",
+    host.run, host,
+    ("sleep 2001 & echo $$ $! > %s; wait"):format(pidfile),
+    { timeout = "300ms" })
+  u.eq(host:open_stream_count(), before, "streams of the run are closed")
+  local f = assert(io.open(pidfile))
+  local sh, child = f:read("n", "n")
+  f:close()
+  assert(sh and child, "pids recorded: " .. err)
+  local function gone(pid)
+    return not os.execute(("kill -0 %d 2>/dev/null"):format(pid))
+  end
+  local deadline = os.time() + 5
+  while not (gone(sh) and gone(child)) and os.time() < deadline do
+    os.execute("sleep 0.05")
+  end
+  assert(gone(sh), "the shell is killed")
+  assert(gone(child), "its background child (same group) is killed")
+end)

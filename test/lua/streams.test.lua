@@ -138,6 +138,18 @@ provium.test("creation_site, id, path, kind, detail, info", function()
   s:close()
 end)
 
+provium.test("info values round-trip the daemon's escaping", function()
+  -- A path with a newline, a backslash and an escape character: the
+  -- daemon shows it as one escaped line, info() gives the path back.
+  local p = u.tmpfile() .. "-a\\x41\nstate: ended\27"
+  u.append(p, "x")
+  local t <close> = host:tail_file(p)
+  local info = t:info()
+  u.eq(info.detail, p, "detail unescaped")
+  u.eq(info.state, "live", "no forged state line")
+  os.remove(p)
+end)
+
 provium.test("garbage collection closes a stream", function()
   local id
   do

@@ -26,6 +26,7 @@ Test(agent, handshake_facts)
     cr_assert_str_eq(f->os, "Linux");
     cr_assert_str_eq(f->agent_version, "0.1.0");
     cr_assert_eq(f->version, PROTO_VERSION);
+    cr_assert_neq(f->instance, 0, "an agent instance is never 0");
     agent_client_info(H_c, info, sizeof(info));
     cr_assert_not_null(strstr(info, "agent_state: up\n"), "%s", info);
     cr_assert_not_null(strstr(info, "agent_os: Linux\n"), "%s", info);
@@ -757,6 +758,7 @@ fake_hello_ok(int fd)
     proto_put_str(&w, "Fake", 4);
     proto_put_str(&w, "1", 1);
     proto_put_str(&w, "0", 1);
+    proto_put_u64(&w, 42); /* instance */
     cr_assert_gt(proto_frame_end(&w), 0);
     cr_assert_eq(write(fd, buf, w.len), (ssize_t)w.len);
 }
@@ -857,8 +859,8 @@ Test(agent_unix, agent_respects_credit)
     struct proto_writer w;
     proto_writer_init(&w, body, sizeof(body));
     proto_put_u32(&w, PROTO_MAGIC);
-    proto_put_u32(&w, 1);
-    proto_put_u32(&w, 1);
+    proto_put_u32(&w, PROTO_VERSION);
+    proto_put_u32(&w, PROTO_VERSION);
     raw_send(fd, PROTO_HELLO, 0, body, w.len);
     proto_writer_init(&w, body, sizeof(body));
     proto_put_u32(&w, 1000);
@@ -874,4 +876,338 @@ Test(agent_unix, agent_respects_credit)
     cr_assert_eq(raw_read_data(fd, &d, 300), 5000);
     proto_decoder_fini(&d);
     close(fd);
+}
+
+/* ---- deadlines (SPEC §6.3) ---- */
+
+/* Read frames from the fake agent's end until one of type, for up to a
+ * second; returns its body length (body in *buf), or -1. */
+static ssize_t
+fake_expect(int fd, struct proto_decoder *d, unsigned type, uint32_t *ch,
+            uint8_t *buf)
+{
+    static uint8_t in[PROTO_MAX_FRAME];
+    static size_t have, pos;
+    for (;;) {
+        while (pos < have) {
+            struct proto_frame f;
+            size_t used;
+            int rc = proto_decode(d, in + pos, have - pos, &used, &f);
+            cr_assert_geq(rc, 0);
+            pos += used;
+            if (rc == 1 && f.type == type) {
+                *ch = f.channel;
+                memcpy(buf, f.body, f.len);
+                return (ssize_t)f.len;
+            }
+        }
+        /* Let the client send, then read what it sent. */
+        reactor_run_once(H_r, clock_now() + 10000);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 1000) <= 0)
+            return -1;
+        ssize_t n = read(fd, in, sizeof(in));
+        if (n <= 0)
+            return -1;
+        have = (size_t)n;
+        pos = 0;
+    }
+}
+
+static bool
+client_unresponsive(void *arg)
+{
+    return agent_client_state(arg) == AGENT_UNRESPONSIVE;
+}
+
+/* An agent that handshakes and then does not answer: the request fails
+ * with ETIMEDOUT at the deadline, the client says unresponsive; the late
+ * answer clears that, and the process it reports is killed at once. */
+Test(agent, request_deadline_and_late_answer)
+{
+    int sv[2];
+    struct agent_client *c;
+    struct proto_decoder d;
+    uint8_t body[PROTO_MAX_BODY];
+    uint32_t ch;
+
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(proto_decoder_init(&d), 0);
+    cr_assert_eq(agent_client_new_fd(H_r, sv[0], &c), 0);
+    agent_client_set_timeout(c, 200 * USEC_PER_MSEC);
+    cr_assert_geq(fake_expect(sv[1], &d, PROTO_HELLO, &ch, body), 0);
+    fake_hello_ok(sv[1]);
+    cr_assert(run_until(client_up, c, 5));
+
+    char *argv[] = {"sleep", "100", NULL};
+    struct sync_reply s = {0};
+    uint64_t t0 = clock_now();
+    cr_assert_eq(agent_client_exec(c, NULL, argv, NULL, sync_done, &s, NULL),
+                 0);
+    cr_assert(run_until(sync_is_done, &s, 5));
+    uint64_t dt = clock_now() - t0;
+    cr_assert_eq(s.err, -ETIMEDOUT, "%d %s", s.err, s.msg);
+    cr_assert_str_eq(s.msg, "the agent did not answer within 200ms");
+    cr_assert(dt >= 190 * USEC_PER_MSEC && dt < 1 * USEC_PER_SEC, "%llu us",
+              (unsigned long long)dt);
+    cr_assert_eq(agent_client_state(c), AGENT_UNRESPONSIVE);
+    char info[2048] = "";
+    agent_client_info(c, info, sizeof(info));
+    cr_assert_not_null(strstr(info, "agent_state: unresponsive\n"), "%s", info);
+    cr_assert_not_null(strstr(info, "agent_last_error: the agent did not "
+                                    "answer a request within 200ms"),
+                       "%s", info);
+    /* wait is exempt: still pending well past the deadline. */
+    struct sync_reply w = {0};
+    cr_assert_eq(agent_client_wait(c, 5, sync_done, &w, NULL), 0);
+    cr_assert_not(run_until(sync_is_done, &w, 0.4), "wait timed out");
+
+    /* The late answer to the exec: proc 7. */
+    int32_t exec_ch = -1;
+    {
+        uint32_t k;
+        ssize_t n = fake_expect(sv[1], &d, PROTO_EXEC, &k, body);
+        cr_assert_geq(n, 0);
+        exec_ch = (int32_t)k;
+    }
+    uint8_t frame[64];
+    struct proto_writer pw;
+    proto_writer_init(&pw, frame, sizeof(frame));
+    proto_frame_begin(&pw, PROTO_REPLY, (uint32_t)exec_ch);
+    proto_put_u64(&pw, 7);
+    cr_assert_gt(proto_frame_end(&pw), 0);
+    cr_assert_eq(write(sv[1], frame, pw.len), (ssize_t)pw.len);
+    ssize_t n = fake_expect(sv[1], &d, PROTO_KILL, &ch, body);
+    cr_assert_eq(n, 12, "no kill of the late process");
+    struct proto_reader rd;
+    proto_reader_init(&rd, body, (size_t)n);
+    cr_assert_eq(proto_get_u64(&rd), 7);
+    cr_assert_eq(proto_get_u32(&rd), SIGKILL);
+    cr_assert_eq(agent_client_state(c), AGENT_UP, "a frame came: up again");
+    agent_client_free(c);
+    proto_decoder_fini(&d);
+    close(sv[1]);
+}
+
+/* A stream open has a deadline until its ack; a late ack is closed. */
+Test(agent, open_deadline)
+{
+    int sv[2];
+    struct agent_client *c;
+    struct proto_decoder d;
+    uint8_t body[PROTO_MAX_BODY];
+    uint32_t ch;
+
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(proto_decoder_init(&d), 0);
+    cr_assert_eq(agent_client_new_fd(H_r, sv[0], &c), 0);
+    agent_client_set_timeout(c, 200 * USEC_PER_MSEC);
+    fake_hello_ok(sv[1]);
+    cr_assert(run_until(client_up, c, 5));
+    struct coll col = {0};
+    struct agent_open req = {.type = PROTO_OPEN_TAIL, .path = "/x"};
+    cr_assert_eq(agent_client_open(c, &req, &coll_cbs, &col, &col.ch), 0);
+    cr_assert(run_until(coll_is_open, &col, 5));
+    cr_assert_eq(col.opened, -ETIMEDOUT);
+    cr_assert(run_until(client_unresponsive, c, 1));
+    cr_assert_geq(fake_expect(sv[1], &d, PROTO_OPEN_TAIL, &ch, body), 0);
+    uint8_t frame[32];
+    struct proto_writer pw;
+    proto_writer_init(&pw, frame, sizeof(frame));
+    proto_frame_begin(&pw, PROTO_ACK, ch);
+    proto_put_u64(&pw, 0);
+    cr_assert_gt(proto_frame_end(&pw), 0);
+    cr_assert_eq(write(sv[1], frame, pw.len), (ssize_t)pw.len);
+    uint32_t closed;
+    cr_assert_geq(fake_expect(sv[1], &d, PROTO_CLOSE, &closed, body), 0);
+    cr_assert_eq(closed, ch, "the late stream was not closed");
+    cr_assert_eq(col.ended, false, "callbacks after the timeout");
+    agent_client_free(c);
+    proto_decoder_fini(&d);
+    close(sv[1]);
+}
+
+/* No hello_ok within the deadline: the connection is dropped (an fd
+ * client cannot reconnect, so it is dead). */
+Test(agent, handshake_deadline)
+{
+    int sv[2];
+    struct agent_client *c;
+
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(agent_client_new_fd(H_r, sv[0], &c), 0);
+    agent_client_set_timeout(c, 200 * USEC_PER_MSEC);
+    cr_assert(run_until(client_dead, c, 2), "still %s",
+              agent_state_name(agent_client_state(c)));
+    cr_assert_str_eq(agent_client_error(c),
+                     "the agent did not complete the handshake within 200ms");
+    agent_client_free(c);
+    close(sv[1]);
+}
+
+/* A listening agent that never answers the handshake: the client drops
+ * the connection at the deadline and connects again. */
+Test(agent, handshake_deadline_retries)
+{
+    char path[PATH_MAX], ep[PATH_MAX + 8];
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct agent_client *c;
+    int l, accepted = 0;
+
+    tmp_path(path, sizeof(path), "silent.sock");
+    strcpy(sa.sun_path, path);
+    l = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    cr_assert_geq(l, 0);
+    cr_assert_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(l, 4), 0);
+    snprintf(ep, sizeof(ep), "unix:%s", path);
+    cr_assert_eq(agent_client_new(H_r, ep, &c), 0);
+    agent_client_set_timeout(c, 200 * USEC_PER_MSEC);
+    uint64_t deadline = clock_now() + 3 * USEC_PER_SEC;
+    int fds[8];
+    while (accepted < 2 && clock_now() < deadline) {
+        reactor_run_once(H_r, clock_now() + 20000);
+        int fd = accept(l, NULL, NULL);
+        if (fd >= 0)
+            fds[accepted++] = fd;
+    }
+    cr_assert_eq(accepted, 2, "no retry after the handshake deadline");
+    cr_assert_not_null(strstr(agent_client_last_error(c, NULL),
+                              "did not complete the handshake within 200ms"));
+    agent_client_free(c);
+    for (int i = 0; i < accepted; i++)
+        close(fds[i]);
+    close(l);
+}
+
+/* ---- output that cannot be recorded (SPEC §6.3) ---- */
+
+static void
+start_agent_args(const char *sock, const char *max)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        char spec[PATH_MAX + 8];
+        snprintf(spec, sizeof(spec), "unix:%s", sock);
+        execl(agent_binary(), "provium-agent", "--listen", spec, "--spool-dir",
+              H_dir, "--proc-spool-max", max, (char *)NULL);
+        _exit(127);
+    }
+    /* Killed by the suite's teardown even if an assertion fails first
+     * (this suite's tests have no other listener). */
+    H_listener = pid;
+    for (int i = 0; i < 500 && access(sock, F_OK) != 0; i++)
+        usleep(10000); /* the agent creating its socket: no fd to wait on */
+}
+
+/* At the per-process cap the process is not blocked: the rest of its
+ * output is drained and counted, its stream ends with an error after the
+ * recorded bytes, and wait reports the loss. */
+Test(agent, proc_spool_cap_is_reported)
+{
+    char sock[PATH_MAX], ep[PATH_MAX + 8];
+    struct agent_client *c;
+    tmp_path(sock, sizeof(sock), "cap.sock");
+    start_agent_args(sock, "1048576");
+    snprintf(ep, sizeof(ep), "unix:%s", sock);
+    cr_assert_eq(agent_client_new(H_r, ep, &c), 0);
+    cr_assert(run_until(client_up, c, 10));
+
+    char *argv[] = {"sh", "-c", "head -c 3145728 /dev/zero; echo end >&2",
+                    NULL};
+    struct sync_reply s = {0};
+    sync_wait(&s, agent_client_exec(c, NULL, argv, NULL, sync_done, &s, NULL));
+    uint64_t id = s.value;
+    memset(&s, 0, sizeof(s));
+    sync_wait(&s, agent_client_wait(c, id, sync_done, &s, NULL));
+    cr_assert_eq(s.err, 0, "%s", s.msg);
+    cr_assert_eq(s.how, PROTO_EXITED, "not blocked, not killed");
+    cr_assert_eq(s.value, 0);
+    cr_assert_eq(s.out[0].lost, -EFBIG);
+    cr_assert_eq(s.out[0].recorded, 1048576);
+    cr_assert_str_eq(s.out[0].msg, "stdout not recorded past 1048576 bytes: "
+                                   "--proc-spool-max reached");
+    cr_assert_eq(s.out[1].lost, 0, "stderr is whole");
+    cr_assert_eq(s.out[1].recorded, 4);
+
+    struct coll col;
+    struct agent_open req = {
+            .type = PROTO_OPEN_PROC, .id = id, .which = PROTO_STDOUT};
+    memset(&col, 0, sizeof(col));
+    cr_assert_eq(agent_client_open(c, &req, &coll_cbs, &col, &col.ch), 0);
+    cr_assert(run_until(coll_is_ended, &col, 10));
+    cr_assert_eq(col.len, 1048576);
+    cr_assert_eq(col.end_err, -EFBIG);
+    cr_assert_eq(col.reason, PROTO_END_ERROR);
+    cr_assert_str_eq(col.end_msg, s.out[0].msg);
+    coll_free(&col);
+    agent_client_free(c);
+    stop_listener();
+}
+
+/* Everything recorded: wait says so, with the sizes. */
+Test(agent, wait_reports_what_was_recorded)
+{
+    char *argv[] = {"sh", "-c", "echo out; echo error >&2", NULL};
+    uint64_t id = exec_ok(argv, NULL, NULL);
+    struct sync_reply w = {0};
+    sync_wait(&w, agent_client_wait(H_c, id, sync_done, &w, NULL));
+    cr_assert_eq(w.out[0].lost, 0);
+    cr_assert_eq(w.out[0].recorded, 4);
+    cr_assert_eq(w.out[0].discarded, 0);
+    cr_assert_eq(w.out[1].lost, 0);
+    cr_assert_eq(w.out[1].recorded, 6);
+}
+
+/* ---- processes never outlive their agent (SPEC §6.4) ---- */
+
+static bool
+pid_gone(pid_t pid)
+{
+    char path[64], buf[256] = "";
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    bool got = fgets(buf, sizeof(buf), f) != NULL;
+    fclose(f);
+    char *p = strrchr(buf, ')');
+    return got && p && p[2] == 'Z';
+}
+
+/* The agent is SIGKILLed: its keeper TERMs the groups it started, and
+ * KILLs after the grace period one that ignores TERM. */
+Test(agent_unix, keeper_ends_groups_when_the_agent_is_killed)
+{
+    char *argv1[] = {"sh", "-c", "echo $$; exec sleep 300", NULL};
+    char *argv2[] = {"sh", "-c", "trap '' TERM; echo $$; sleep 301; :", NULL};
+    pid_t pids[2];
+    char **argvs[2] = {argv1, argv2};
+    for (int i = 0; i < 2; i++) {
+        uint64_t id = exec_ok(argvs[i], NULL, NULL);
+        struct coll c;
+        struct agent_open req = {
+                .type = PROTO_OPEN_PROC, .id = id, .which = PROTO_STDOUT};
+        cr_assert_eq(open_stream(&c, &req), 0);
+        while (!memchr(c.buf ? (char *)c.buf : "", '\n', c.len))
+            cr_assert_eq(reactor_run_once(H_r, clock_now() + 100000), 0);
+        pids[i] = (pid_t)strtol((char *)c.buf, NULL, 10);
+        cr_assert_gt(pids[i], 0);
+        agent_client_close(c.ch);
+        coll_free(&c);
+    }
+    stop_listener(); /* SIGKILL */
+    uint64_t t0 = clock_now();
+    while (!pid_gone(pids[0]) || !pid_gone(pids[1])) {
+        if (clock_now() - t0 > 5 * USEC_PER_SEC) {
+            kill(-pids[0], SIGKILL); /* leave nothing behind */
+            kill(-pids[1], SIGKILL);
+            cr_assert_fail("processes outlived their agent: %d %d",
+                           (int)pids[0], (int)pids[1]);
+        }
+        usleep(20000); /* another process ends them: nothing to wait on */
+    }
+    cr_assert_geq(clock_now() - t0, 1500 * USEC_PER_MSEC,
+                  "the TERM-ignoring one had its grace period");
 }

@@ -379,6 +379,7 @@ struct sync_reply {
     uint8_t data[PROTO_MAX_DATA];
     size_t len;
     uint64_t size;
+    struct agent_output out[2];
 };
 
 static void
@@ -394,6 +395,7 @@ sync_done(void *arg, const struct agent_reply *rp)
     if (rp->len)
         memcpy(s->data, rp->data, rp->len);
     s->size = rp->size;
+    memcpy(s->out, rp->out, sizeof(s->out));
 }
 
 static bool

@@ -304,6 +304,21 @@ Test(stream, empty_pattern_matches_at_once_consuming_nothing)
     stream_unref(s);
 }
 
+/* Issue 10: with nothing in the history yet, `read_until ""` waited for
+ * its whole timeout instead of matching at once as documented. */
+Test(stream, empty_pattern_matches_at_once_on_an_empty_stream)
+{
+    struct stream *s = new_stream(0);
+    uint64_t t0 = clock_now();
+
+    expect_reply(s, "read_until \"\" 3s", REPLY_OK, "");
+    expect_reply(s, "expect \"\" 3s", REPLY_OK, "");
+    cr_expect_lt(clock_now() - t0, USEC_PER_SEC, "answered at once");
+    append(s, "abc");
+    expect_reply(s, "next", REPLY_OK, "abc");
+    stream_unref(s);
+}
+
 Test(stream, binary_patterns_and_payloads)
 {
     struct stream *s = new_stream(0);

@@ -148,7 +148,8 @@ Test(tail, bad_requests)
     stream_unref(s);
     cr_assert_eq(tail_cmd("tail_file host /nonexistent/f", 0, &s, msg),
                  -ENOENT);
-    cr_assert_not_null(strstr(msg, "No such file or directory"), "%s", msg);
+    cr_assert_str_eq(msg, "tail_file /nonexistent/f: No such file or "
+                          "directory");
     stream_unref(s);
 }
 
@@ -163,7 +164,10 @@ Test(tail, deleted_file_ends_cleanly)
     expect_history(s, "bye");
     unlink(path);
     cr_assert(run_until(has_ended, s, 10));
-    cr_assert_eq(stream_end_error(s, NULL), 0);
+    const char *why;
+    cr_assert_eq(stream_end_error(s, &why), 0);
+    /* The reason reaches the reply: `stream EOF; file deleted`. */
+    cr_assert_str_eq(why ? why : "(none)", "file deleted");
     stream_close(s);
     stream_unref(s);
 }
@@ -252,5 +256,64 @@ Test(tail_unix, agent_loss_ends_streams_with_message)
     /* While the agent is away, opens fail at once with a clear message. */
     cr_assert_eq(tail_cmd(line, 0, &s, msg), -ENOTCONN);
     cr_assert_not_null(strstr(msg, "not connected"), "%s", msg);
+    stream_unref(s);
+}
+
+/* Sources that do not grow like files are read as what they are, never
+ * re-read in a loop (SPEC §6.3): a procfs file is refused at start=end
+ * and read once, to its end, from the beginning. */
+Test(tail, generated_files_are_read_once)
+{
+    char msg[COMMAND_ERR_LEN];
+    struct stream *s;
+
+    cr_assert_eq(tail_cmd("tail_file host /proc/self/status", 0, &s, msg),
+                 -EINVAL);
+    cr_assert_not_null(strstr(msg, "tail_file /proc/self/status: a file on "
+                                   "procfs is generated when read"),
+                       "%s", msg);
+    stream_unref(s);
+    cr_assert_eq(tail_cmd("tail_file host /proc/self/status start=beginning", 0,
+                          &s, msg),
+                 0, "%s", msg);
+    cr_assert(run_until(has_ended, s, 10), "the stream did not end");
+    const char *why = NULL;
+    cr_assert_eq(stream_end_error(s, &why), 0, "%s", why);
+    cr_assert_leq(stream_frames(s), 2, "%llu frames: read in a loop?",
+                  (unsigned long long)stream_frames(s));
+    char buf[4096] = "";
+    cr_assert_gt(stream_pread(s, buf, sizeof(buf) - 1, 0), 0);
+    cr_assert(strncmp(buf, "Name:\tprovium-agent", 19) == 0, "%s", buf);
+    stream_close(s);
+    stream_unref(s);
+}
+
+/* A FIFO with no writer yet is not at its end: the stream waits for the
+ * writer and ends after it. */
+Test(tail, fifo_waits_for_its_writer)
+{
+    char path[PATH_MAX], line[PATH_MAX + 64], msg[COMMAND_ERR_LEN];
+    struct stream *s;
+
+    tmp_path(path, sizeof(path), "fifo");
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    snprintf(line, sizeof(line), "tail_file host %s", path);
+    cr_assert_eq(tail_cmd(line, 0, &s, msg), 0, "%s", msg);
+    /* No writer for a while: still live. */
+    cr_assert_not(run_until(has_ended, s, 0.3), "ended with no writer");
+    int fd = open(path, O_WRONLY | O_NONBLOCK);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "one\n", 4), 4);
+    struct size_wait w = {s, 4};
+    cr_assert(run_until(has_size, &w, 10));
+    cr_assert_eq(stream_state(s), STREAM_LIVE, "ended with the writer there");
+    close(fd);
+    cr_assert(run_until(has_ended, s, 10), "no end after the last writer");
+    expect_history(s, "one\n");
+    snprintf(line, sizeof(line), "tail_file host %s start=5", path);
+    stream_close(s);
+    stream_unref(s);
+    cr_assert_eq(tail_cmd(line, 0, &s, msg), -EINVAL);
+    cr_assert_not_null(strstr(msg, "a FIFO has no offsets"), "%s", msg);
     stream_unref(s);
 }

@@ -1,0 +1,1020 @@
+/*
+ * pattern.c - compiled pattern sets for read_until / expect / peek
+ * (SPEC §9): up to PATTERN_MAX_COUNT literals and PCRE-syntax regexes,
+ * compiled together for Hyperscan's streaming mode, kept in a small LRU
+ * cache, and checked with PCRE2, which also extracts capture groups.
+ *
+ * Why two libraries. Hyperscan matches many patterns at once over a
+ * stream fed in pieces with a fixed-size state per stream and never looks
+ * back, which is the whole point (a 10 GiB console costs what a 10-byte
+ * one does). It does not do capture groups, and its errors rarely say
+ * where. PCRE2 compiles the same syntax first, so a syntax error gets
+ * PCRE2's message and offset; constructs PCRE2 accepts but a stream cannot
+ * match (back-references, lookaround, atomic groups, possessive
+ * quantifiers, \K, ...) are then refused by Hyperscan and named here with
+ * their offset. After a match, PCRE2 runs once on the matched span for the
+ * groups.
+ *
+ * What each pattern costs. A literal's start is its end minus its length
+ * and a fixed-width regex's its end minus its width, so neither needs
+ * Hyperscan's start-of-match tracking (HS_FLAG_SOM_LEFTMOST), which can
+ * slow a scan by two orders of magnitude on patterns like `a.*b` and make
+ * their compilation explode. Only variable-width regexes get it, and only
+ * when the caller wants spans (docs/benchmarks.md has the numbers).
+ *
+ * A single literal with no special needs runs on match.c's memmem/KMP
+ * matcher or on Hyperscan, whichever docs/benchmarks.md found faster
+ * (PATTERN_SINGLE_LITERAL_HS below); callers cannot tell.
+ *
+ * The cache and the Hyperscan scratch space are per process and not
+ * locked: the stream core runs on one thread (the reactor's).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <hs/hs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "streams.h"
+
+/* Measured in test/bench/match.c: Hyperscan's literal engine beats
+ * memmem + KMP on one literal too (docs/benchmarks.md). */
+#define PATTERN_SINGLE_LITERAL_HS 1
+
+#define CACHE_MAX_SETS 64
+#define CACHE_MAX_BYTES (32u << 20)
+#define PCRE2_MATCH_LIMIT 10000000u
+#define SHOWN_SRC 64 /* pattern bytes quoted in an error message */
+
+struct entry {
+    struct pattern p; /* p.src points into the set's own copy */
+    unsigned width;   /* fixed match width; 0 if variable */
+    bool som;         /* Hyperscan reports the match start */
+    bool nl;          /* x mode: a final newline ends a #comment */
+    unsigned groups;  /* capture groups (regexes) */
+    pcre2_code *re;   /* regexes: for captures */
+    bool jit_tried;
+};
+
+struct pattern_set {
+    unsigned refs;
+    struct pattern_set *prev, *next; /* cache list, most recent first */
+    bool cached;
+    uint64_t hash;
+    unsigned opts;
+    size_t bytes; /* memory held, for the cache bound */
+    struct pattern_set_info info;
+    unsigned n;
+    struct entry e[];
+};
+
+static struct {
+    struct pattern_set *head, *tail;
+    unsigned sets;
+    size_t bytes;
+    uint64_t hits, compiles;
+} cache;
+
+static hs_scratch_t *scratch;
+static unsigned live_sets; /* sets not yet freed: scratch may serve them */
+
+/* ---- messages ----------------------------------------------------- */
+
+/* A message into err (PATTERN_ERR_LEN bytes), cut if it must be. */
+static void __attribute__((format(printf, 2, 3)))
+errf(char *err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, PATTERN_ERR_LEN, fmt, ap);
+    va_end(ap);
+}
+
+/* c as it appears in a message, into tmp (5 bytes); returns its length. */
+static size_t
+escape_byte(unsigned char c, char *tmp)
+{
+    switch (c) {
+    case '\n':
+        return (size_t)snprintf(tmp, 5, "\\n");
+    case '\r':
+        return (size_t)snprintf(tmp, 5, "\\r");
+    case '\t':
+        return (size_t)snprintf(tmp, 5, "\\t");
+    case '\\':
+        return (size_t)snprintf(tmp, 5, "\\\\");
+    default:
+        if (c >= 0x20 && c < 0x7f)
+            return (size_t)snprintf(tmp, 5, "%c", c);
+        return (size_t)snprintf(tmp, 5, "\\x%02x", c);
+    }
+}
+
+size_t
+pattern_escape(const void *buf, size_t len, size_t max, char *out, size_t cap)
+{
+    const unsigned char *b = buf;
+    size_t o = 0, n = len > max ? max : len, need = 0;
+    bool cut = len > n;
+    char tmp[5];
+
+    if (cap == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        need += escape_byte(b[i], tmp);
+    /* When it does not all fit, keep room for the "..." that says so. */
+    size_t room = need + (cut ? 3 : 0) + 1 <= cap ? cap - 1
+                  : cap < 4                       ? 0
+                                                  : cap - 4;
+    if (need + (cut ? 3 : 0) + 1 > cap)
+        cut = true;
+    for (size_t i = 0; i < n; i++) {
+        size_t t = escape_byte(b[i], tmp);
+        if (o + t > room)
+            break;
+        memcpy(out + o, tmp, t);
+        o += t;
+    }
+    if (cut && o + 4 <= cap) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+void
+pattern_flags_format(unsigned flags, char *buf)
+{
+    char *o = buf;
+
+    if (flags & PATTERN_CASELESS)
+        *o++ = 'i';
+    if (flags & PATTERN_MULTILINE)
+        *o++ = 'm';
+    if (flags & PATTERN_DOTALL)
+        *o++ = 's';
+    if (flags & PATTERN_EXTENDED)
+        *o++ = 'x';
+    *o = '\0';
+}
+
+int
+pattern_flags_parse(const void *s, size_t len, unsigned *flags, char *err)
+{
+    const char *p = s;
+
+    *flags = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned f;
+        switch (p[i]) {
+        case 'i':
+            f = PATTERN_CASELESS;
+            break;
+        case 'm':
+            f = PATTERN_MULTILINE;
+            break;
+        case 's':
+            f = PATTERN_DOTALL;
+            break;
+        case 'x':
+            f = PATTERN_EXTENDED;
+            break;
+        default: {
+            char e[8];
+            pattern_escape(p + i, 1, 1, e, sizeof e);
+            errf(err, "unknown regex flag `%s` (expected i, m, s or x)", e);
+            return -EINVAL;
+        }
+        }
+        *flags |= f;
+    }
+    return 0;
+}
+
+size_t
+pattern_describe(const struct pattern *p, size_t max, char *out, size_t cap)
+{
+    char src[4 * SHOWN_SRC + 8], fl[8];
+    size_t shown = max ? max : p->len;
+    /* Escaping can quadruple: use a heap buffer for long patterns. */
+    size_t need = 4 * (shown < p->len ? shown : p->len) + 8;
+    char *e = need <= sizeof src ? src : malloc(need);
+    int n;
+
+    if (!e)
+        return (size_t)snprintf(out, cap, "(pattern)");
+    pattern_escape(p->src, p->len, shown, e, need);
+    if (p->kind == PATTERN_LITERAL) {
+        n = snprintf(out, cap, "`%s`", e);
+    } else {
+        pattern_flags_format(p->flags, fl);
+        n = snprintf(out, cap, "regex `%s`%s%s%s", e, *fl ? " (flags " : "", fl,
+                     *fl ? ")" : "");
+    }
+    if (e != src)
+        free(e);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+/* "regex `(a)\1`" or, in a list, "pattern 2: regex `(a)\1`". */
+static void
+who(const struct pattern *pats, unsigned n, unsigned i, char *buf, size_t len)
+{
+    size_t o = 0;
+
+    if (n > 1)
+        o = (size_t)snprintf(buf, len, "pattern %u: ", i + 1);
+    if (o < len)
+        pattern_describe(&pats[i], SHOWN_SRC, buf + o, len - o);
+}
+
+/* ---- naming what Hyperscan refused --------------------------------- */
+
+enum construct {
+    C_NONE,
+    C_BACKREF,
+    C_LOOKAHEAD,
+    C_LOOKBEHIND,
+    C_ATOMIC,
+    C_POSSESSIVE,
+};
+
+static const char *const construct_names[] = {
+        [C_BACKREF] = "back-reference",
+        [C_LOOKAHEAD] = "lookahead assertion",
+        [C_LOOKBEHIND] = "lookbehind assertion",
+        [C_ATOMIC] = "atomic group",
+        [C_POSSESSIVE] = "possessive quantifier",
+};
+
+/* Skip a {n}, {n,}, {n,m} quantifier at s[i] ('{'); returns the index
+ * after it, or i if it is not one (then '{' is a literal, as in PCRE). */
+static size_t
+skip_braces(const char *s, size_t len, size_t i)
+{
+    size_t j = i + 1, digits = 0;
+
+    while (j < len && s[j] >= '0' && s[j] <= '9')
+        j++, digits++;
+    if (j < len && s[j] == ',') {
+        j++;
+        while (j < len && s[j] >= '0' && s[j] <= '9')
+            j++;
+    }
+    return digits && j < len && s[j] == '}' ? j + 1 : i;
+}
+
+/*
+ * Find the first construct of one of the kinds in `want` (a bit mask of
+ * 1 << enum construct) in a PCRE2-valid regex. A lexer, not a parser: it
+ * knows escapes, \Q..\E, character classes, (?#...) and x-mode comments
+ * well enough to name what Hyperscan refused; it never refuses anything
+ * by itself. Returns the construct and its offset in *pos, or C_NONE.
+ */
+static enum construct
+construct_find(const char *s, size_t len, bool extended, unsigned want,
+               size_t *pos)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        char c = s[i];
+        size_t at = i;
+        if (c == '\\' && i + 1 < len) {
+            char d = s[i + 1];
+            if (d == 'Q') { /* literal text up to \E */
+                const char *e = memmem(s + i + 2, len - i - 2, "\\E", 2);
+                i = e ? (size_t)(e - s) + 2 : len;
+                continue;
+            }
+            if ((d >= '1' && d <= '9') || d == 'k' ||
+                (d == 'g' && i + 2 < len && s[i + 2] != '<' &&
+                 s[i + 2] != '\'')) {
+                if (want & (1u << C_BACKREF)) {
+                    *pos = at;
+                    return C_BACKREF;
+                }
+            }
+            i += 2;
+            continue;
+        }
+        if (c == '[') { /* a class: up to the first ']' not first in it */
+            i++;
+            if (i < len && s[i] == '^')
+                i++;
+            if (i < len && s[i] == ']')
+                i++;
+            while (i < len && s[i] != ']') {
+                if (s[i] == '\\')
+                    i++;
+                else if (s[i] == '[' && i + 1 < len && s[i + 1] == ':') {
+                    const char *e = memmem(s + i, len - i, ":]", 2);
+                    if (e)
+                        i = (size_t)(e - s) + 1;
+                }
+                i++;
+            }
+            i++;
+            continue;
+        }
+        if (extended && (c == '#')) {
+            const char *e = memchr(s + i, '\n', len - i);
+            i = e ? (size_t)(e - s) + 1 : len;
+            continue;
+        }
+        if (c == '(' && i + 2 < len && s[i + 1] == '?') {
+            const char *r = s + i + 2;
+            size_t left = len - i - 2;
+            enum construct k = C_NONE;
+            if (r[0] == '#') {
+                const char *e = memchr(r, ')', left);
+                i = e ? (size_t)(e - s) + 1 : len;
+                continue;
+            }
+            if (r[0] == '=' || r[0] == '!')
+                k = C_LOOKAHEAD;
+            else if (left >= 2 && r[0] == '<' && (r[1] == '=' || r[1] == '!'))
+                k = C_LOOKBEHIND;
+            else if (r[0] == '>')
+                k = C_ATOMIC;
+            else if (left >= 2 && r[0] == 'P' && r[1] == '=')
+                k = C_BACKREF;
+            if (k != C_NONE && (want & (1u << k))) {
+                *pos = at;
+                return k;
+            }
+            i += 2;
+            continue;
+        }
+        if (c == '*' || c == '+' || c == '?' || c == '{') {
+            size_t after = c == '{' ? skip_braces(s, len, i) : i + 1;
+            if (after == i) { /* a literal '{' */
+                i++;
+                continue;
+            }
+            if (after < len && s[after] == '+' &&
+                (want & (1u << C_POSSESSIVE))) {
+                *pos = at;
+                return C_POSSESSIVE;
+            }
+            i = after < len && (s[after] == '?' || s[after] == '+') ? after + 1
+                                                                    : after;
+            continue;
+        }
+        i++;
+    }
+    return C_NONE;
+}
+
+/* Which constructs a Hyperscan message is about. */
+static unsigned
+construct_kinds(const char *msg)
+{
+    if (strstr(msg, "Back-reference") || strstr(msg, "back reference"))
+        return 1u << C_BACKREF;
+    if (strstr(msg, "Zero-width assertions"))
+        return 1u << C_LOOKAHEAD | 1u << C_LOOKBEHIND;
+    if (strstr(msg, "Atomic groups"))
+        return 1u << C_ATOMIC;
+    if (strstr(msg, "Possessive"))
+        return 1u << C_POSSESSIVE;
+    return 0;
+}
+
+/* Hyperscan's message with "at index N" corrected for the `shift` bytes
+ * we put in front of the expression ("(?x)"). */
+static void
+hs_message(const char *msg, size_t shift, char *out, size_t len)
+{
+    const char *at = strstr(msg, "at index ");
+    unsigned long idx;
+    char *end;
+
+    if (!at || !shift) {
+        snprintf(out, len, "%s", msg);
+        return;
+    }
+    idx = strtoul(at + 9, &end, 10);
+    if (end == at + 9 || idx < shift) {
+        snprintf(out, len, "%s", msg);
+        return;
+    }
+    snprintf(out, len, "%.*sat index %lu%s", (int)(at - msg), msg, idx - shift,
+             end);
+}
+
+/* ---- compiling ---------------------------------------------------- */
+
+static unsigned
+hs_flags(unsigned flags)
+{
+    return (flags & PATTERN_CASELESS ? HS_FLAG_CASELESS : 0) |
+           (flags & PATTERN_MULTILINE ? HS_FLAG_MULTILINE : 0) |
+           (flags & PATTERN_DOTALL ? HS_FLAG_DOTALL : 0);
+}
+
+/*
+ * The expression Hyperscan compiles for pattern p (a malloc'd C string):
+ * a literal with every byte but [A-Za-z0-9_] as \xHH; a regex as written,
+ * behind "(?x)" for the x flag (Hyperscan has no flag for it), and with
+ * a final newline when `nl` (Hyperscan, unlike PCRE, wants a #comment to
+ * end with one). *shift = bytes put in front.
+ */
+static char *
+hs_expression(const struct pattern *p, bool nl, size_t *shift)
+{
+    const unsigned char *s = p->src;
+    char *out, *o;
+
+    *shift = 0;
+    if (p->kind == PATTERN_LITERAL) {
+        out = o = malloc(p->len * 4 + 1);
+        if (!out)
+            return NULL;
+        for (size_t i = 0; i < p->len; i++) {
+            unsigned char c = s[i];
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                (c >= '0' && c <= '9') || c == '_')
+                *o++ = (char)c;
+            else
+                o += sprintf(o, "\\x%02x", c);
+        }
+        *o = '\0';
+        return out;
+    }
+    bool x = p->flags & PATTERN_EXTENDED;
+    out = o = malloc(p->len + 6);
+    if (!out)
+        return NULL;
+    if (x) {
+        memcpy(o, "(?x)", 4);
+        o += 4;
+        *shift = 4;
+    }
+    memcpy(o, s, p->len);
+    o += p->len;
+    if (nl)
+        *o++ = '\n';
+    *o = '\0';
+    return out;
+}
+
+static uint32_t
+pcre2_options(unsigned flags)
+{
+    return PCRE2_NEVER_UTF | PCRE2_NEVER_UCP |
+           (flags & PATTERN_CASELESS ? PCRE2_CASELESS : 0) |
+           (flags & PATTERN_MULTILINE ? PCRE2_MULTILINE : 0) |
+           (flags & PATTERN_DOTALL ? PCRE2_DOTALL : 0) |
+           (flags & PATTERN_EXTENDED ? PCRE2_EXTENDED : 0);
+}
+
+/* Check regex i and fill in its entry: PCRE2 first (syntax, with its
+ * message and offset), then what Hyperscan thinks of it. */
+static int
+regex_check(struct pattern_set *ps, const struct pattern *pats, unsigned i,
+            bool want_span, char *err)
+{
+    struct entry *e = &ps->e[i];
+    char w[4 * SHOWN_SRC + 64], m[256];
+    int code;
+    PCRE2_SIZE off;
+
+    who(pats, ps->n, i, w, sizeof w);
+    if (memchr(e->p.src, '\0', e->p.len)) {
+        errf(err, "%s: contains a NUL byte (write it as \\x00)", w);
+        return -EINVAL;
+    }
+    e->re = pcre2_compile(e->p.src, e->p.len, pcre2_options(e->p.flags), &code,
+                          &off, NULL);
+    if (!e->re) {
+        if (code == PCRE2_ERROR_NOMEMORY)
+            return -ENOMEM;
+        pcre2_get_error_message(code, (PCRE2_UCHAR *)m, sizeof m);
+        errf(err, "%s: %s at offset %zu", w, m, (size_t)off);
+        return -EINVAL;
+    }
+    uint32_t groups = 0;
+    pcre2_pattern_info(e->re, PCRE2_INFO_CAPTURECOUNT, &groups);
+    e->groups = groups;
+
+    hs_expr_info_t *info = NULL;
+    hs_compile_error_t *herr = NULL;
+    size_t shift;
+    char *x = hs_expression(&e->p, false, &shift);
+    if (!x)
+        return -ENOMEM;
+    hs_error_t rc = hs_expression_info(x, hs_flags(e->p.flags), &info, &herr);
+    if (rc != HS_SUCCESS && herr &&
+        strstr(herr->message, "Unterminated comment")) {
+        /* x mode (flag or inline) is on at the end: PCRE ends a comment
+         * there, Hyperscan wants a newline, which x mode ignores. */
+        hs_free_compile_error(herr);
+        herr = NULL;
+        free(x);
+        e->nl = true;
+        if (!(x = hs_expression(&e->p, true, &shift)))
+            return -ENOMEM;
+        rc = hs_expression_info(x, hs_flags(e->p.flags), &info, &herr);
+    }
+    free(x);
+    if (rc != HS_SUCCESS) {
+        if (!herr)
+            return -ENOMEM;
+        hs_message(herr->message, shift, m, sizeof m);
+        size_t pos;
+        enum construct k = construct_find(e->p.src, e->p.len,
+                                          e->p.flags & PATTERN_EXTENDED,
+                                          construct_kinds(herr->message), &pos);
+        if (strstr(herr->message, "never match"))
+            errf(err, "%s: can never match (Hyperscan: %s)", w, m);
+        else if (k != C_NONE)
+            errf(err,
+                 "%s: %s at offset %zu cannot be matched in a stream "
+                 "(Hyperscan: %s)",
+                 w, construct_names[k], pos, m);
+        else
+            errf(err, "%s: cannot be matched in a stream (Hyperscan: %s)", w,
+                 m);
+        hs_free_compile_error(herr);
+        return -EINVAL;
+    }
+    if (info->min_width == 0) {
+        errf(err,
+             "%s: can match the empty string, so it would match at "
+             "once; make it match at least one byte",
+             w);
+        free(info);
+        return -EINVAL;
+    }
+    if (info->min_width == info->max_width)
+        e->width = info->min_width;
+    else
+        e->som = want_span;
+    if (info->unordered_matches)
+        ps->info.ordered = false;
+    if (info->matches_at_eod)
+        ps->info.eod = true;
+    free(info);
+    return 0;
+}
+
+/* Compile the Hyperscan database of every pattern but empty literals.
+ * A pattern whose start tracking cannot be built loses it (its spans'
+ * starts are then unknown) rather than failing the set. */
+static int
+database_build(struct pattern_set *ps, char *err, const struct pattern *pats)
+{
+    unsigned n = 0, *ids = NULL, *flags = NULL, i;
+    char **exprs = NULL;
+    size_t *lens = NULL;
+    bool literal_only = true;
+    hs_compile_error_t *herr = NULL;
+    hs_database_t *db = NULL;
+    int rc = -ENOMEM;
+
+    for (i = 0; i < ps->n; i++)
+        if (ps->e[i].p.kind == PATTERN_REGEX)
+            literal_only = false;
+    exprs = calloc(ps->n, sizeof *exprs);
+    ids = calloc(ps->n, sizeof *ids);
+    flags = calloc(ps->n, sizeof *flags);
+    lens = calloc(ps->n, sizeof *lens);
+    if (!exprs || !ids || !flags || !lens)
+        goto out;
+    for (i = 0; i < ps->n; i++) {
+        struct entry *e = &ps->e[i];
+        size_t shift;
+        if (e->p.kind == PATTERN_LITERAL && e->p.len == 0)
+            continue;
+        if (literal_only) {
+            exprs[n] = (char *)(uintptr_t)e->p.src;
+            lens[n] = e->p.len;
+        } else {
+            exprs[n] = hs_expression(&e->p, e->nl, &shift);
+            if (!exprs[n])
+                goto out;
+        }
+        ids[n] = i;
+        n++;
+    }
+    if (n == 0) {
+        rc = 0;
+        goto out;
+    }
+    for (;;) {
+        bool som = false;
+        for (unsigned k = 0; k < n; k++) {
+            flags[k] = hs_flags(ps->e[ids[k]].p.flags);
+            if (ps->e[ids[k]].som) {
+                flags[k] |= HS_FLAG_SOM_LEFTMOST;
+                som = true;
+            }
+        }
+        unsigned mode = HS_MODE_STREAM | (som ? HS_MODE_SOM_HORIZON_LARGE : 0);
+        hs_error_t hrc;
+        if (literal_only)
+            hrc = hs_compile_lit_multi((const char *const *)exprs, flags, ids,
+                                       lens, n, mode, NULL, &db, &herr);
+        else
+            hrc = hs_compile_multi((const char *const *)exprs, flags, ids, n,
+                                   mode, NULL, &db, &herr);
+        if (hrc == HS_SUCCESS)
+            break;
+        if (!herr)
+            goto out;
+        int x = herr->expression;
+        if (x >= 0 && (unsigned)x < n && ps->e[ids[x]].som) {
+            ps->e[ids[x]].som = false;
+            hs_free_compile_error(herr);
+            herr = NULL;
+            continue;
+        }
+        if (x >= 0 && (unsigned)x < n) {
+            char w[4 * SHOWN_SRC + 64];
+            who(pats, ps->n, ids[x], w, sizeof w);
+            errf(err, "%s: cannot be matched in a stream (Hyperscan: %s)", w,
+                 herr->message);
+        } else {
+            errf(err, "patterns cannot be compiled together (Hyperscan: %s)",
+                 herr->message);
+        }
+        hs_free_compile_error(herr);
+        rc = -EINVAL;
+        goto out;
+    }
+    size_t dbsize = 0, state = 0;
+    hs_database_size(db, &dbsize);
+    hs_stream_size(db, &state);
+    if (dbsize > PATTERN_MAX_DATABASE) {
+        errf(err,
+             "patterns too large once compiled: %zu bytes of automata "
+             "(at most %u); use fewer or simpler patterns",
+             dbsize, PATTERN_MAX_DATABASE);
+        rc = -EINVAL;
+        goto out;
+    }
+    if (state > PATTERN_MAX_STATE) {
+        errf(err,
+             "patterns too large once compiled: %zu bytes of stream "
+             "state per op (at most %u); use fewer or simpler patterns",
+             state, PATTERN_MAX_STATE);
+        rc = -EINVAL;
+        goto out;
+    }
+    if (hs_alloc_scratch(db, &scratch) != HS_SUCCESS)
+        goto out;
+    ps->info.db = db;
+    ps->info.state = state;
+    ps->bytes += dbsize;
+    db = NULL;
+    rc = 0;
+out:
+    hs_free_database(db);
+    if (!literal_only && exprs)
+        for (i = 0; i < n; i++)
+            free(exprs[i]);
+    free(exprs);
+    free(ids);
+    free(flags);
+    free(lens);
+    return rc;
+}
+
+static void
+set_free(struct pattern_set *ps)
+{
+    for (unsigned i = 0; i < ps->n; i++)
+        pcre2_code_free(ps->e[i].re);
+    hs_free_database(ps->info.db);
+    free(ps);
+    if (--live_sets == 0) {
+        /* Nothing can use the scratch space: give it back. */
+        hs_free_scratch(scratch);
+        scratch = NULL;
+    }
+}
+
+static uint64_t
+set_hash(const struct pattern *pats, unsigned n, unsigned opts)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+    unsigned hdr[2] = {n, opts};
+
+#define MIX(p, len)                                                            \
+    for (size_t k_ = 0; k_ < (len); k_++)                                      \
+    h = (h ^ ((const unsigned char *)(p))[k_]) * 1099511628211ULL
+    MIX(hdr, sizeof hdr);
+    for (unsigned i = 0; i < n; i++) {
+        unsigned meta[2] = {pats[i].kind, pats[i].flags};
+        uint64_t len = pats[i].len;
+        MIX(meta, sizeof meta);
+        MIX(&len, sizeof len);
+        MIX(pats[i].src, pats[i].len);
+    }
+#undef MIX
+    return h;
+}
+
+static bool
+set_equal(const struct pattern_set *ps, const struct pattern *pats, unsigned n,
+          unsigned opts)
+{
+    if (ps->n != n || ps->opts != opts)
+        return false;
+    for (unsigned i = 0; i < n; i++) {
+        const struct pattern *a = &ps->e[i].p, *b = &pats[i];
+        if (a->kind != b->kind || a->flags != b->flags || a->len != b->len ||
+            (a->len && memcmp(a->src, b->src, a->len)))
+            return false;
+    }
+    return true;
+}
+
+static void
+cache_unlink(struct pattern_set *ps)
+{
+    if (ps->prev)
+        ps->prev->next = ps->next;
+    else
+        cache.head = ps->next;
+    if (ps->next)
+        ps->next->prev = ps->prev;
+    else
+        cache.tail = ps->prev;
+    ps->prev = ps->next = NULL;
+}
+
+static void
+cache_push(struct pattern_set *ps)
+{
+    ps->next = cache.head;
+    ps->prev = NULL;
+    if (cache.head)
+        cache.head->prev = ps;
+    cache.head = ps;
+    if (!cache.tail)
+        cache.tail = ps;
+}
+
+/* Drop the least recently used sets until the cache is within bounds. */
+static void
+cache_trim(unsigned max_sets, size_t max_bytes)
+{
+    while (cache.tail && (cache.sets > max_sets || cache.bytes > max_bytes)) {
+        struct pattern_set *ps = cache.tail;
+        cache_unlink(ps);
+        ps->cached = false;
+        cache.sets--;
+        cache.bytes -= ps->bytes;
+        pattern_set_put(ps);
+    }
+}
+
+static int
+set_compile(const struct pattern *pats, unsigned n, unsigned opts,
+            struct pattern_set **out, char *err)
+{
+    size_t srcbytes = 0;
+    struct pattern_set *ps;
+    int rc;
+
+    for (unsigned i = 0; i < n; i++)
+        srcbytes += pats[i].len + 1;
+    ps = calloc(1, sizeof *ps + n * sizeof ps->e[0] + srcbytes);
+    if (!ps)
+        return -ENOMEM;
+    live_sets++;
+    ps->refs = 1;
+    ps->opts = opts;
+    ps->n = n;
+    ps->bytes = sizeof *ps + n * sizeof ps->e[0] + srcbytes;
+    ps->info.empty = -1;
+    ps->info.ordered = true;
+    char *copy = (char *)&ps->e[n];
+    for (unsigned i = 0; i < n; i++) {
+        struct entry *e = &ps->e[i];
+        e->p = pats[i];
+        if (pats[i].len)
+            memcpy(copy, pats[i].src, pats[i].len);
+        copy[pats[i].len] = '\0';
+        e->p.src = copy;
+        copy += pats[i].len + 1;
+        if (e->p.kind == PATTERN_LITERAL) {
+            e->p.flags = 0;
+            e->width = (unsigned)e->p.len;
+            if (e->p.len == 0 && ps->info.empty < 0)
+                ps->info.empty = (int)i;
+        } else if ((rc = regex_check(ps, pats, i, !(opts & PATTERN_SET_NO_SPAN),
+                                     err)) < 0) {
+            goto fail;
+        }
+    }
+    /* One literal: maybe match.c's matcher is the faster engine. */
+    if (n == 1 && ps->e[0].p.kind == PATTERN_LITERAL &&
+        ((opts & PATTERN_SET_ENGINE_MEMMEM) ||
+         (!PATTERN_SINGLE_LITERAL_HS && !(opts & PATTERN_SET_ENGINE_HS))))
+        ps->info.memmem = true;
+    if (!ps->info.memmem && (rc = database_build(ps, err, pats)) < 0)
+        goto fail;
+    *out = ps;
+    return 0;
+fail:
+    set_free(ps);
+    return rc;
+}
+
+int
+pattern_set_get(const struct pattern *pats, unsigned n, unsigned opts,
+                struct pattern_set **out, char *err)
+{
+    struct pattern_set *ps;
+    uint64_t h;
+    int rc;
+
+    if (n == 0) {
+        errf(err, "no pattern");
+        return -EINVAL;
+    }
+    if (n > PATTERN_MAX_COUNT) {
+        errf(err, "too many patterns (%u, at most %d)", n, PATTERN_MAX_COUNT);
+        return -EINVAL;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (pats[i].len > PATTERN_MAX_LEN) {
+            char w[4 * SHOWN_SRC + 64];
+            who(pats, n, i, w, sizeof w);
+            errf(err, "%s: too long (%zu bytes, at most %d)", w, pats[i].len,
+                 PATTERN_MAX_LEN);
+            return -EINVAL;
+        }
+        if (pats[i].kind != PATTERN_LITERAL && pats[i].kind != PATTERN_REGEX)
+            return -EINVAL;
+    }
+    if (hs_valid_platform() != HS_SUCCESS) {
+        errf(err, "regex matching needs a CPU with SSSE3 (Hyperscan)");
+        return -ENOTSUP;
+    }
+    h = set_hash(pats, n, opts);
+    for (ps = cache.head; ps; ps = ps->next) {
+        if (ps->hash == h && set_equal(ps, pats, n, opts)) {
+            cache.hits++;
+            cache_unlink(ps);
+            cache_push(ps);
+            *out = pattern_set_ref(ps);
+            return 0;
+        }
+    }
+    if ((rc = set_compile(pats, n, opts, &ps, err)) < 0)
+        return rc;
+    cache.compiles++;
+    ps->hash = h;
+    ps->cached = true;
+    cache_push(ps);
+    cache.sets++;
+    cache.bytes += ps->bytes;
+    *out = pattern_set_ref(ps);
+    cache_trim(CACHE_MAX_SETS, CACHE_MAX_BYTES);
+    return 0;
+}
+
+struct pattern_set *
+pattern_set_ref(struct pattern_set *ps)
+{
+    ps->refs++;
+    return ps;
+}
+
+void
+pattern_set_put(struct pattern_set *ps)
+{
+    if (ps && --ps->refs == 0)
+        set_free(ps);
+}
+
+unsigned
+pattern_set_count(const struct pattern_set *ps)
+{
+    return ps->n;
+}
+
+const struct pattern *
+pattern_set_pattern(const struct pattern_set *ps, unsigned i)
+{
+    return &ps->e[i].p;
+}
+
+const struct pattern_set_info *
+pattern_set_info(const struct pattern_set *ps)
+{
+    return &ps->info;
+}
+
+uint64_t
+pattern_set_start(const struct pattern_set *ps, unsigned i, uint64_t from,
+                  uint64_t to)
+{
+    const struct entry *e = &ps->e[i];
+
+    if (e->width)
+        return to - e->width;
+    return e->som ? from : PATTERN_UNKNOWN;
+}
+
+bool
+pattern_set_som(const struct pattern_set *ps, unsigned i)
+{
+    return ps->e[i].som;
+}
+
+void *
+pattern_scratch(void)
+{
+    /* Every live set's database was given to hs_alloc_scratch() when it
+     * was built, which grows one scratch to suit them all; it is freed
+     * only when no set is left. */
+    return scratch;
+}
+
+/* ---- captures ----------------------------------------------------- */
+
+unsigned
+pattern_set_groups(const struct pattern_set *ps, unsigned i)
+{
+    return ps->e[i].groups;
+}
+
+int
+pattern_set_captures(struct pattern_set *ps, unsigned i, const void *subject,
+                     size_t from, size_t to, size_t *ovec, unsigned max)
+{
+    struct entry *e = &ps->e[i];
+    pcre2_match_data *md;
+    pcre2_match_context *mc;
+    int rc;
+
+    if (e->p.kind != PATTERN_REGEX || from > to)
+        return -EINVAL;
+    if (to - from > PATTERN_MAX_CAPTURE_SPAN)
+        return -E2BIG;
+    if (!e->jit_tried) {
+        e->jit_tried = true;
+        pcre2_jit_compile(e->re, PCRE2_JIT_COMPLETE); /* optional */
+    }
+    md = pcre2_match_data_create_from_pattern(e->re, NULL);
+    mc = pcre2_match_context_create(NULL);
+    if (!md || !mc) {
+        pcre2_match_data_free(md);
+        pcre2_match_context_free(mc);
+        return -ENOMEM;
+    }
+    pcre2_set_match_limit(mc, PCRE2_MATCH_LIMIT);
+    /* The subject ends at the match end: the end must be exactly there,
+     * as Hyperscan found it; bytes before `from` are context. */
+    rc = pcre2_match(e->re, subject, to, from,
+                     PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_NO_UTF_CHECK,
+                     md, mc);
+    if (rc > 0) {
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        unsigned n = e->groups + 1 < max ? e->groups + 1 : max;
+        for (unsigned g = 0; g < n; g++) {
+            bool set = g < (unsigned)rc && ov[2 * g] != PCRE2_UNSET;
+            ovec[2 * g] = set ? ov[2 * g] : PATTERN_UNSET;
+            ovec[2 * g + 1] = set ? ov[2 * g + 1] : PATTERN_UNSET;
+        }
+        rc = (int)n;
+    } else if (rc == PCRE2_ERROR_NOMEMORY) {
+        rc = -ENOMEM;
+    } else if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+               rc == PCRE2_ERROR_HEAPLIMIT) {
+        rc = -E2BIG;
+    } else {
+        rc = -ENOENT;
+    }
+    pcre2_match_data_free(md);
+    pcre2_match_context_free(mc);
+    return rc;
+}
+
+/* ---- the cache ---------------------------------------------------- */
+
+void
+pattern_cache_stats(struct pattern_cache_stats *st)
+{
+    st->sets = cache.sets;
+    st->bytes = cache.bytes;
+    st->hits = cache.hits;
+    st->compiles = cache.compiles;
+}
+
+void
+pattern_cache_flush(void)
+{
+    cache_trim(0, 0);
+}
