@@ -25,7 +25,7 @@
 
 #define FS_VERSION PROVIUM_VERSION /* project(VERSION) in CMakeLists.txt */
 #define FS_DEFAULT_MOUNT "/run/provium"
-#define FS_SLOT_RECLAIM (30 * USEC_PER_SEC) /* SPEC §4.4 */
+#define FS_SLOT_RECLAIM (30 * USEC_PER_SEC) /* SPEC §4.4; --slot-timeout */
 #define FS_AGENT_WAIT (10 * USEC_PER_SEC)   /* an open waits this long */
 #define FS_BUF_SIZE (1024 * 1024)           /* a FUSE READ is <= 1 MiB */
 #define FS_TEXT_MAX 65536                   /* a generated text file */
@@ -52,6 +52,7 @@ struct fs_options {
     char *mountpoint;
     char *spool_dir;
     uint64_t history_limit;
+    uint64_t slot_timeout; /* usec: an unopened clone slot's life */
     bool no_host;
     char *agent_path;
     uint64_t agent_timeout; /* usec; 0 = no deadline (--agent-timeout) */
@@ -350,8 +351,9 @@ struct slot {
     struct vm_wait wait;
 };
 
-/* Allocate a slot (clone); reclaimed in 30 s unless opened. -EAGAIN when
- * uid already has FS_MAX_UNOPENED slots waiting for an open command. */
+/* Allocate a slot (clone); reclaimed after opt->slot_timeout (30 s)
+ * unless opened. -EAGAIN when uid already has FS_MAX_UNOPENED slots
+ * waiting for an open command. */
 int slot_new(struct fs *fs, uid_t uid, gid_t gid, struct slot **out);
 struct slot *slot_find(struct fs *fs, uint64_t id);
 /* End the stream (if any), remove the slot: its directory is gone,

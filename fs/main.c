@@ -3,8 +3,8 @@
  * and logging (the only file that logs).
  *
  *   proviumfs [-f] [-d] [-o opt,...] [--spool-dir DIR]
- *             [--history-limit BYTES] [--no-host] [--agent PATH]
- *             [--agent-timeout DURATION]
+ *             [--history-limit BYTES] [--slot-timeout DURATION]
+ *             [--no-host] [--agent PATH] [--agent-timeout DURATION]
  *             [--vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...]...
  *             [MOUNTPOINT]
  *
@@ -63,6 +63,9 @@ static const char usage[] =
         "  --history-limit BYTES  per-stream history limit (K/M/G/T "
         "suffixes;\n"
         "                         0 = none; default 4G)\n"
+        "  --slot-timeout DURATION\n"
+        "                         reclaim a clone slot not opened in time\n"
+        "                         (e.g. 30s, 500ms; default 30s)\n"
         "  --no-host              no built-in `host` VM\n"
         "  --agent PATH           provium-agent for the host VM (default: "
         "$PROVIUM_AGENT,\n"
@@ -272,6 +275,7 @@ parse_options(int argc, char **argv, struct fs_options *o,
 
     o->history_limit = DEFAULT_HISTORY_LIMIT;
     o->agent_timeout = AGENT_DEFAULT_TIMEOUT;
+    o->slot_timeout = FS_SLOT_RECLAIM;
     add_arg(args, argv[0]);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -301,6 +305,13 @@ parse_options(int argc, char **argv, struct fs_options *o,
             struct word w = {v, strlen(v)};
             if (duration_parse(w, &o->agent_timeout, err) < 0)
                 die("--agent-timeout `%s`: %s", v, err);
+        } else if ((v = opt_value(argc, argv, &i, "--slot-timeout"))) {
+            char err[COMMAND_ERR_LEN];
+            struct word w = {v, strlen(v)};
+            if (duration_parse(w, &o->slot_timeout, err) < 0)
+                die("--slot-timeout `%s`: %s", v, err);
+            if (o->slot_timeout == 0)
+                die("--slot-timeout `%s`: must be more than 0", v);
         } else if ((v = opt_value(argc, argv, &i, "--agent"))) {
             free(o->agent_path);
             o->agent_path = xstrdup(v);

@@ -4,7 +4,8 @@
  * stream's lifetime (SPEC §4.4, §5.1, §5.2).
  *
  * Lifetime. A slot is born by an open of `clone` (id never reused) and is
- * reclaimed after 30 s unless an open command is written to its ctl. The
+ * reclaimed after 30 s (--slot-timeout) unless an open command is written
+ * to its ctl; a failed open starts that time again. The
  * ctl open that wrote the open command owns the stream: releasing it (the
  * process closed it or died) closes the stream, unless the open said
  * `keep`. `close`, `rmdir streams/<id>`, removal of the stream's VM and
@@ -88,8 +89,9 @@ slot_new(struct fs *fs, uid_t uid, gid_t gid, struct slot **out)
     }
     if (!(sl = calloc(1, sizeof(*sl))))
         return -ENOMEM;
-    if (reactor_timer_start(fs->r, &sl->reclaim, clock_now() + FS_SLOT_RECLAIM,
-                            reclaim_cb, sl) < 0) {
+    if (reactor_timer_start(fs->r, &sl->reclaim,
+                            clock_now() + fs->opt->slot_timeout, reclaim_cb,
+                            sl) < 0) {
         free(sl);
         return -ENOMEM;
     }
@@ -214,8 +216,9 @@ static void
 arm_reclaim(struct slot *sl)
 {
     /* Re-arming never fails (streams.h): the slot was armed at birth. */
-    reactor_timer_start(sl->fs->r, &sl->reclaim, clock_now() + FS_SLOT_RECLAIM,
-                        reclaim_cb, sl);
+    reactor_timer_start(sl->fs->r, &sl->reclaim,
+                        clock_now() + sl->fs->opt->slot_timeout, reclaim_cb,
+                        sl);
 }
 
 /* ---- text -------------------------------------------------------- */

@@ -491,6 +491,13 @@ main(int argc, char *argv[])
         return 1;
     }
     setenv("PROVIUM_E2E_VM_DIR", vm_root, 1);
+    /* If ctest kills us, the sweep (test/sweep.sh) stops the VMs. */
+    const char *reg = getenv("PROVIUM_TEST_REG");
+    FILE *f = reg && *reg ? fopen(reg, "a") : NULL;
+    if (f) {
+        fprintf(f, "vmroot %s\ndir %s\n", vm_root, vm_root);
+        fclose(f);
+    }
     tests = criterion_initialize();
     ok = criterion_handle_args(argc, argv, true);
     if (ok)

@@ -11,6 +11,8 @@ IMAGE=$BUILD/guest-image
 [ -f "$IMAGE/vmlinuz" ] || { fail "no guest image at $IMAGE (the e2e_image fixture builds it)"; exit 1; }
 VMCTL=$SRC/contrib/provium-vm
 export PROVIUM_VM_DIR=$T/vms PROVIUM_GUEST_IMAGE=$IMAGE
+register vmroot "$T/vms" # QEMU daemonizes: the sweep stops it by its pidfile
+register vmroot "$T/vms2"
 n1=pvt$$a n2=pvt$$b
 CLEANUP+=("'$VMCTL' stop $n1 --grace 1 >/dev/null 2>&1" "'$VMCTL' stop $n2 --grace 1 >/dev/null 2>&1"
     "PROVIUM_VM_DIR='$T/vms2' '$VMCTL' stop $n1 --grace 1 >/dev/null 2>&1")

@@ -1,25 +1,41 @@
 #!/usr/bin/env bash
-# fs_cli.sh - contrib/provium, the shell CLI over the mount.
+# fs_cli.sh - contrib/provium, the shell CLI over the mount. Every call
+# is bounded: a CLI that never sees an end of file fails here with rc 124
+# instead of hanging to the ctest timeout.
 . "$(dirname "$0")/lib.sh"
 
 CLI=${PROVIUM_SOURCE_DIR:?}/contrib/provium
+cli() { timeout 20 "$CLI" "$@"; }
 start_fs
 export PROVIUM_MOUNT=$MP
 F="$T/with space.log"
 echo "first" >"$F"
 
-ID=$("$CLI" open host tail_file "$F" start=beginning site=x.test.lua:3)
+ID=$(cli open host tail_file "$F" start=beginning site=x.test.lua:3)
 check "open prints an id ($ID)" eval '[[ "$ID" =~ ^[0-9]+$ ]]'
-check "ls shows it" eval '"$CLI" ls | grep -q "^$ID  *tail_file .*x.test.lua:3 *live"'
+check "ls shows it" eval 'cli ls | grep -q "^$ID  *tail_file .*x.test.lua:3 *live"'
 check "follow replays it" eval '[ "$(timeout 2 "$CLI" follow "$ID" | head -1)" = first ]'
-check "info" eval '"$CLI" info "$ID" | grep -q "^keep: yes"'
-check "open error is reported" eval '! "$CLI" open host tail_file /nonexistent 2>"$T/err"'
+check "info" eval 'cli info "$ID" | grep -q "^keep: yes"'
+check "open error is reported" eval '! cli open host tail_file /nonexistent 2>"$T/err"'
 check "open error message" grep -q "No such file or directory" "$T/err"
-check "close" "$CLI" close "$ID"
-check "closed: gone from ls" eval '! "$CLI" ls | grep -q "^$ID "'
-out=$("$CLI" run host -- sh -c 'echo out; echo err >&2; exit 5' 2>"$T/run.err")
+
+# follow ends with the stream: end of file, exit 0, every byte.
+rm -f "$F"
+cli follow "$ID" >"$T/follow.out"
+check "follow of an ended stream exits 0 at its end (rc $?)" test $? -eq 0
+check "follow printed every byte" eval '[ "$(cat "$T/follow.out")" = first ]'
+
+check "close" cli close "$ID"
+check "closed: gone from ls" eval '! cli ls | grep -q "^$ID "'
+out=$(cli run host -- sh -c 'echo out; echo err >&2; exit 5' 2>"$T/run.err")
 rc=$?
 check "run: stdout ($out)" test "$out" = out
 check "run: stderr" grep -qx err "$T/run.err"
 check "run: exit status 5 ($rc)" test $rc -eq 5
-check "status" eval '"$CLI" status | grep -q "^vms: host"'
+cli run host -- sh -c 'kill -TERM $$' >/dev/null 2>&1
+check "run: killed by a signal: 128 + 15 ($?)" test $? -eq 143
+seq 1 20000 >"$T/seq.expected"
+cli run host -- seq 1 20000 >"$T/seq.out"
+check "run: exit 0 after all of its output ($?)" test $? -eq 0
+check "run: every byte of its output" cmp "$T/seq.out" "$T/seq.expected"
+check "status" eval 'cli status | grep -q "^vms: host"'

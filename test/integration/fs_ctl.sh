@@ -19,19 +19,18 @@ check "unknown VM: error ($PAYLOAD)" \
 check "slot still unopened" grep -q "^state: unopened" "$MP/streams/$ID/info"
 
 # --- malformed: the write fails with EINVAL, the reason is the reply
-check "malformed open: write fails" eval '! printf "bogus_cmd x\n" >&3 2>/dev/null'
-IFS= read -r line <&3
-len=${line##* }
-msg=$(head -c "$len" <&3)
-read_eof 3
-check "malformed open: error reply names it ($msg)" \
-    eval '[ "${line% *}" = error ] && [[ "$msg" == *"unknown open command"* ]]'
+check "malformed open: write fails (EINVAL)" \
+    eval '! printf "bogus_cmd x\n" 2>"$T/w.err" >&3'
+check "malformed open: the write's error is EINVAL" \
+    grep -q "Invalid argument" "$T/w.err"
+ctl_reply 3
+check "malformed open: error reply names it ($PAYLOAD)" \
+    eval '[ "$STATUS" = error ] && [[ "$PAYLOAD" == *"unknown open command"* ]]'
 check "unterminated quote: write fails" \
     eval '! printf "tail_file host \"abc\n" >&3 2>/dev/null'
-IFS= read -r line <&3
-head -c "${line##* }" <&3 >/dev/null
-read_eof 3
-check "unterminated quote: error reply" test "${line% *}" = error
+ctl_reply 3
+check "unterminated quote: error reply ($PAYLOAD)" \
+    eval '[ "$STATUS" = error ] && [[ "$PAYLOAD" == *quote* ]]'
 
 # --- now open it for real, on the same ctl
 ctl_cmd 3 "tail_file host $F site=boot.test.lua:12 test=boot"
@@ -45,17 +44,20 @@ check "info: kind/detail/vm/test" \
 check "vms/host/streams lists it (SPEC §7 format)" \
     eval 'grep -qx "tail_file(\"$F\") created at boot.test.lua:12 (test \"boot\")" "$MP/vms/host/streams"'
 
-# --- state line when nothing is outstanding
-IFS= read -r state <&3
+# --- state line when nothing is outstanding (bash's read: a byte per
+# read(2), then the end of file)
+read_line 3
 read_eof 3
-check "state line ($state)" eval '[[ "$state" == "live bytes=0 "* ]]'
+check "state line ($LINE)" \
+    test "$LINE" = "live bytes=0 frames=0 consumed=0 pending=0 readers=0"
 
 # --- ops
 echo "hello world" >>"$F"
 ctl_cmd 3 "expect world 5s"
 check "expect ok, empty payload" test "$STATUS" = ok -a -z "$PAYLOAD"
 ctl_cmd 3 "next 1s"
-check "next: the pending newline" test "$STATUS" = ok
+check "next: the pending newline ($STATUS $(printf %q "$PAYLOAD_RAW"))" \
+    test "$STATUS" = ok -a "$PAYLOAD_RAW" = $'\n'
 t0=$(now_ms)
 ctl_cmd 3 "expect \"never\" 300ms"
 dt=$(($(now_ms) - t0))
@@ -64,48 +66,64 @@ check "expect timeout: status timeout after ~300 ms (${dt} ms)" \
 check "expect timeout message (SPEC §4.3): $PAYLOAD" \
     eval '[[ "$PAYLOAD" == "expect timed out waiting for \`never\`"* ]]'
 ctl_cmd 3 "next 200ms"
-check "next timeout" test "$STATUS" = timeout
+check "next timeout ($PAYLOAD)" \
+    test "$STATUS" = timeout -a "$PAYLOAD" = "next timed out after 200ms"
 ctl_cmd 3 "drain 100ms"
 check "drain of nothing: ok 0" test "$STATUS" = ok -a -z "$PAYLOAD"
 # One append is one frame only if the agent reads it alone: wait between.
 echo "a" >>"$F"
-wait_for 2 eval 'grep -q "^frames: 2" "$MP/streams/$ID/info"'
+need "frame 2 arrives" \
+    wait_for 2 eval 'grep -q "^frames: 2" "$MP/streams/$ID/info"'
 echo "b" >>"$F"
-wait_for 2 eval 'grep -q "^frames: 3" "$MP/streams/$ID/info"'
+need "frame 3 arrives" \
+    wait_for 2 eval 'grep -q "^frames: 3" "$MP/streams/$ID/info"'
 ctl_cmd 3 "drain 100ms"
-check "drain: one record per frame ($(printf %q "$PAYLOAD"))" \
-    test "$PAYLOAD" = $'2\na\n2\nb'
+check "drain: one record per frame ($(printf %q "$PAYLOAD_RAW"))" \
+    test "$STATUS" = ok -a "$PAYLOAD_RAW" = $'2\na\n2\nb\n'
 
 # --- several commands before reading: replies in order
 printf 'eof\n' >&3
 printf 'next 100ms\n' >&3
 printf 'eof\n' >&3
-IFS= read -r l1 <&3; head -c "${l1##* }" <&3 >"$T/r1"; read_eof 3
-IFS= read -r l2 <&3; head -c "${l2##* }" <&3 >/dev/null; read_eof 3
-IFS= read -r l3 <&3; head -c "${l3##* }" <&3 >"$T/r3"; read_eof 3
-check "queued replies in order ($l1 / $l2 / $l3)" \
-    eval '[ "$l1" = "ok 5" ] && [ "$(cat "$T/r1")" = false ] && [ "${l2% *}" = timeout ] && [ "$l3" = "ok 5" ]'
+ctl_reply 3; r1="$STATUS $PAYLOAD"
+ctl_reply 3; r2="$STATUS $PAYLOAD"
+ctl_reply 3; r3="$STATUS $PAYLOAD"
+check "queued replies in order ($r1 / $r2 / $r3)" \
+    eval '[ "$r1" = "ok false" ] && [ "$r2" = "timeout next timed out after 100ms" ] && [ "$r3" = "ok false" ]'
 
-# --- an interrupted reply read: the op keeps running, a re-read gets it
-printf 'expect "late" 3s\n' >&3
+# --- an interrupted reply read: EINTR (a handler without SA_RESTART sees
+# it), the op keeps running, and the next read gets its reply
+out=$("$PROBE" eintr "$MP/streams/$ID/ctl" "$MP/ctl" "$F" "late" $'ok 0\n' \
+    'expect "late" 5s')
+check "interrupted ctl read: EINTR, then the reply ($out)" test $? -eq 0
+check "interrupted ctl read: EINTR reported" grep -q '^EINTR after' <<<"$out"
+# The same with timeout(1) (SIGTERM kills the reader; the op goes on).
+printf 'expect "later" 3s\n' >&3
 timeout 0.3 head -c 1 <&3 >/dev/null
 check "interrupted ctl read: rc 124" test $? -eq 124
-echo late >>"$F"
-IFS= read -r line <&3
-read_eof 3
-check "re-read after interrupt gets the reply ($line)" test "$line" = "ok 0"
+echo later >>"$F"
+ctl_reply 3
+check "re-read after interrupt gets the reply ($STATUS $PAYLOAD)" \
+    test "$STATUS" = ok -a -z "$PAYLOAD"
 
 # --- bad input never disturbs the daemon
-check "a 100 KiB write fails (EMSGSIZE)" \
-    eval '! head -c 102400 /dev/zero | tr "\0" a >&3 2>/dev/null'
-IFS= read -r line <&3; head -c "${line##* }" <&3 >/dev/null; read_eof 3
-check "huge write: error reply" test "${line% *}" = error
+# One write(2) of 100 KiB (a pipe would split it into 4 KiB commands).
+head -c 102400 /dev/zero | tr '\0' a >"$T/big"
+check "a 100 KiB write fails" \
+    eval '! dd if="$T/big" bs=102400 count=1 status=none 2>"$T/w.err" >&3'
+check "a 100 KiB write fails with EMSGSIZE ($(cat "$T/w.err"))" \
+    grep -q "Message too long" "$T/w.err"
+ctl_reply 3
+check "huge write: error reply ($PAYLOAD)" \
+    test "$STATUS" = error -a "$PAYLOAD" = "command too long (102400 bytes, max 65536)"
 check "unknown op: write fails" eval '! printf "frobnicate\n" >&3 2>/dev/null'
-IFS= read -r line <&3; head -c "${line##* }" <&3 >/dev/null; read_eof 3
+ctl_reply 3
+check "unknown op: error reply ($PAYLOAD)" \
+    eval '[ "$STATUS" = error ] && [[ "$PAYLOAD" == "unknown stream command \`frobnicate\`"* ]]'
 check "bad duration: write fails" eval '! printf "next -1s\n" >&3 2>/dev/null'
-IFS= read -r line <&3; msg=$(head -c "${line##* }" <&3); read_eof 3
-check "bad duration message ($msg)" \
-    eval '[[ "$msg" == "duration: must be a finite, non-negative number"* ]]'
+ctl_reply 3
+check "bad duration message ($PAYLOAD)" \
+    eval '[ "$STATUS" = error ] && [ "$PAYLOAD" = "duration: must be a finite, non-negative number (got -1s)" ]'
 check "opening a nonexistent id: ENOENT" \
     eval '! (exec 5<"$MP/streams/999999/ctl") 2>/dev/null'
 check "daemon still serving" kill -0 "$FS_PID"
@@ -123,5 +141,6 @@ ctl_cmd 3 "close"
 check "close: ok" test "$STATUS" = ok
 check "close: directory gone" wait_for 2 test ! -e "$MP/streams/$ID"
 ctl_cmd 3 "next"
-check "after close: closed" test "$STATUS" = closed
+check "after close: closed ($PAYLOAD)" \
+    test "$STATUS" = closed -a "$PAYLOAD" = "stream closed"
 exec 3>&-

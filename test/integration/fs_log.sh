@@ -21,7 +21,8 @@ TAIL=$!
 PIDS+=($TAIL)
 # tail -n 0 starts at the end of the file as it finds it when it opens it:
 # append only once it has the log open (it then polls st_size every 1 s).
-wait_for 5 eval 'ls -l /proc/$TAIL/fd 2>/dev/null | grep -qF "$L"'
+need "tail -f holds the log open" \
+    wait_for 5 eval 'ls -l /proc/$TAIL/fd 2>/dev/null | grep -qF "$L"'
 wait_for 5 eval 'grep -q "^pos:[[:space:]]*$(stat -c %s "$L")$" /proc/$TAIL/fdinfo/* 2>/dev/null' ||
     log "note: could not see tail's offset; appending anyway"
 echo "late line A" >>"$F"

@@ -9,7 +9,7 @@ exec 3<>"$MP/vms/host/ctl"
 
 # --- exec / wait / procs files
 ctl_cmd 3 'exec cwd=/tmp env=GREETING=hi -- sh -c "echo $GREETING out; echo err >&2; exit 3"'
-check "exec: ok with a proc id ($STATUS $PAYLOAD)" \
+need "exec: ok with a proc id ($STATUS $PAYLOAD)" \
     eval '[ "$STATUS" = ok ] && [[ "$PAYLOAD" =~ ^[0-9]+$ ]]'
 P=$PAYLOAD
 ctl_cmd 3 "wait $P 5s"
@@ -21,14 +21,20 @@ check "procs/N/stdout" wait_for 2 eval '[ "$(cat "$PD/stdout")" = "hi out" ]'
 check "procs/N/stderr" wait_for 2 eval '[ "$(cat "$PD/stderr")" = err ]'
 check "procs lists it" eval 'ls "$MP/vms/host/procs" | grep -qx "$P"'
 
-# --- a stdout stream opened after the process ended replays it all
+# --- a stdout stream opened after the process ended replays it all, to
+# its end of file
 new_stream 4 "proc_stdout_stream host $P" || exit 1
-check "proc_stdout_stream replays from byte 0" \
-    eval '[ "$(timeout 5 cat "$MP/streams/$ID/data")" = "hi out" ]'
+timeout 5 cat "$MP/streams/$ID/data" >"$T/stdout.out"
+check "proc_stdout_stream: cat reaches end of file (exit status $?)" \
+    test $? -eq 0
+printf 'hi out\n' >"$T/stdout.expected"
+check "proc_stdout_stream replays every byte from byte 0" \
+    cmp "$T/stdout.out" "$T/stdout.expected"
 exec 4>&-
 
 # --- kill, and wait with a timeout
 ctl_cmd 3 "exec -- sleep 100"
+need "exec sleep: a proc id ($PAYLOAD)" eval '[[ "$PAYLOAD" =~ ^[0-9]+$ ]]'
 P=$PAYLOAD
 ctl_cmd 3 "wait $P 200ms"
 check "wait with timeout: timeout ($PAYLOAD)" test "$STATUS" = timeout
@@ -39,10 +45,12 @@ check "wait after kill: signal 9" test "$PAYLOAD" = "signal 9"
 
 # --- stdin
 ctl_cmd 3 "exec -- cat"
+need "exec cat: a proc id ($PAYLOAD)" eval '[[ "$PAYLOAD" =~ ^[0-9]+$ ]]'
 P=$PAYLOAD
 ctl_cmd 3 "stdin $P \"to cat\\n\""
 check "stdin: bytes written" test "$STATUS" = ok -a "$PAYLOAD" = 7
 ctl_cmd 3 "stdin_close $P"
+check "stdin_close: ok" test "$STATUS" = ok
 ctl_cmd 3 "wait $P 5s"
 check "cat exited after stdin_close" test "$PAYLOAD" = "exit 0"
 check "its stdout" wait_for 2 eval '[ "$(cat "$MP/vms/host/procs/$P/stdout")" = "to cat" ]'
@@ -54,14 +62,21 @@ check "open: a handle" eval '[[ "$H" =~ ^[0-9]+$ ]]'
 ctl_cmd 3 "write $H \"abc\\x00def\""
 check "write: 7 bytes" test "$PAYLOAD" = 7
 ctl_cmd 3 "close $H"
+check "close: ok" test "$STATUS" = ok
 ctl_cmd 3 "open $T/f.txt read"
+need "open for reading: a handle ($PAYLOAD)" eval '[[ "$PAYLOAD" =~ ^[0-9]+$ ]]'
 H=$PAYLOAD
 ctl_cmd 3 "seek $H 4"
 check "seek: offset 4" test "$PAYLOAD" = 4
 ctl_cmd 3 "read $H 10"
 check "read: def" test "$STATUS" = ok -a "$PAYLOAD" = def
+ctl_cmd 3 "seek $H 0"
+ctl_cmd 3 "read $H 10"
+check "read: binary-safe, 7 bytes with a NUL" \
+    eval '[ "$STATUS" = ok ] && printf "abc\0def" | cmp -s - "$T/payload"' 
 check "info counts the open handle" grep -q "^handles: 1" "$MP/vms/host/info"
 ctl_cmd 3 "close file#$H"
+check "close file#N: ok" test "$STATUS" = ok
 ctl_cmd 3 "open /nonexistent/x read"
 check "open of a missing file: error ($PAYLOAD)" \
     eval '[ "$STATUS" = error ] && [[ "$PAYLOAD" == *"No such file"* ]]'
@@ -78,13 +93,14 @@ check "quiesce refusal text" test "$STATUS" = error -a "$PAYLOAD" = "$expected"
 exec 4>&-
 check "malformed VM command: write fails" \
     eval '! printf "exec\n" >&3 2>/dev/null'
-IFS= read -r line <&3; head -c "${line##* }" <&3 >/dev/null; read_eof 3
+ctl_reply 3
+check "malformed VM command: error reply ($PAYLOAD)" test "$STATUS" = error
 exec 3>&-
 
 # --- vm add / vm del with an agent on a Unix socket
 "$AGENT_BIN" --listen "unix:$T/agent.sock" --spool-dir "$T" 2>"$T/agent.err" &
 PIDS+=($!)
-wait_for 5 test -S "$T/agent.sock"
+need "the agent listens" wait_for 5 test -S "$T/agent.sock"
 exec 5<>"$MP/ctl"
 ctl_cmd 5 "vm add vm1 agent=unix:$T/agent.sock nic=tap-vm1"
 check "vm add: ok ($PAYLOAD)" test "$STATUS" = ok
@@ -95,7 +111,8 @@ ctl_cmd 5 "vm add vm1 agent=unix:$T/agent.sock"
 check "vm add of an existing name: error" test "$STATUS" = error
 check "vm add with a bad endpoint: EINVAL" \
     eval '! printf "vm add vm2 agent=tcp:1.2.3.4\n" >&5 2>/dev/null'
-IFS= read -r line <&5; head -c "${line##* }" <&5 >/dev/null; read_eof 5
+ctl_reply 5
+check "vm add with a bad endpoint: error reply ($PAYLOAD)" test "$STATUS" = error
 echo "from vm1" >"$T/vm1.log"
 new_stream 6 "tail_file vm1 $T/vm1.log start=beginning keep" || exit 1
 S=$MP/streams/$ID
@@ -109,6 +126,10 @@ check "vm del: ok" test "$STATUS" = ok
 check "vm del: vms/vm1 gone" test ! -e "$MP/vms/vm1"
 check "vm del: its stream is gone" test ! -e "$S"
 check "vm del: its reader ended" wait_for 2 eval '! kill -0 $CAT 2>/dev/null'
+reap $CAT
+check "vm del: its reader got end of file (cat exited $?)" test $? -eq 0
+check "vm del: its reader got the bytes" \
+    test "$(cat "$T/vm1.out")" = "from vm1"
 ctl_cmd 6 "next 100ms"
 check "vm del: the stream's ops answer closed" test "$STATUS" = closed
 exec 5>&- 6>&-

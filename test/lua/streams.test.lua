@@ -10,8 +10,14 @@ provium.test("next returns frames, pending bytes first, nil on timeout", functio
   u.eq(t:next("100ms"), nil, "next on timeout")
   u.append(p, "ready: yes\nrest\n")
   u.eq(t:read_until("yes", "5s"), "ready: yes", "read_until prefix")
-  u.eq(t:eof(), false, "eof while pending")
+  -- End the source while bytes are pending: eof must still say false.
+  os.remove(p)
+  u.eq(u.read_data(t, nil, 5), "boot\nready: yes\nrest\n", "whole stream")
+  u.eq(t:info().state, "ended", "the source has ended")
+  u.eq(t:eof(), false, "eof while pending, source ended")
   u.eq(t:next(0), "\nrest\n", "pending replayed by next")
+  u.eq(t:eof(), true, "eof once nothing is pending")
+  u.eq(t:next(0), nil, "next at the end")
 end)
 
 provium.test("expect discards, drain returns pending first then frames", function()
@@ -20,11 +26,9 @@ provium.test("expect discards, drain returns pending first then frames", functio
   u.append(p, "abc READY def")
   t:expect("READY", "5s")
   u.append(p, "second")
-  -- Wait until the second write arrived, without consuming it.
-  local deadline = require("provium.core").now() + 5
-  while tonumber(t:info().bytes) < 19 do
-    assert(require("provium.core").now() < deadline, "second write never came")
-  end
+  -- Wait until the second write arrived, without consuming it: a data
+  -- reader of our own waits on its fd.
+  u.eq(u.read_data(t, 19, 5), "abc READY defsecond", "both writes")
   local frames = t:drain("200ms")
   u.eq(#frames, 2, "drain frame count")
   u.eq(frames[1], " def", "pending first")
@@ -110,18 +114,22 @@ provium.test("a missing file or VM is an error with the OS message", function()
 end)
 
 provium.test("creation_site, id, path, kind, detail, info", function()
-  local t <close> = host:tail_file(u.tmpfile())
+  local t <close>, line = host:tail_file(u.tmpfile()), u.line()
   local site = t:creation_site()
   u.eq(site.file, "streams.test.lua", "site file")
-  assert(site.line > 0, "site line")
+  u.eq(site.line, line, "site line: the line of the open")
   u.eq(t:kind(), "tail_file", "kind")
   assert(t:path():find("/streams/" .. t:id(), 1, true), t:path())
   local info = t:info()
   u.eq(info.kind, "tail_file", "info kind")
   u.eq(info.test, "creation_site, id, path, kind, detail, info", "info test")
   local f = assert(io.open(t:path() .. "/site"))
-  u.eq(f:read("a"), "streams.test.lua:" .. site.line .. "\n", "site file")
+  u.eq(f:read("a"), "streams.test.lua:" .. line .. "\n", "site file")
   f:close()
+  -- From a helper function: the test file's line, not the helper's.
+  local function open_it() return host:tail_file(u.tmpfile()) end
+  local s0 <close>, line0 = open_it(), u.line()
+  u.eq(s0:creation_site().line, line0, "site through a local helper")
   -- Opened from a chunk that is no test file, on its own stack: no site.
   local co = coroutine.wrap(load(
     "return require('provium').vm('host'):tail_file(...)", "=helper.lua"))
@@ -151,10 +159,11 @@ provium.test("garbage collection closes a stream", function()
   end
   for _ = 1, 3 do collectgarbage() end
   local dir = provium.mount() .. "/streams/" .. id .. "/info"
-  local deadline = require("provium.core").now() + 5
-  while io.open(dir) do
-    assert(require("provium.core").now() < deadline, "stream not closed by GC")
-  end
+  u.wait(function()
+    local f = io.open(dir)
+    if f then f:close() end
+    return f == nil
+  end, 5, "the collector to close the stream")
 end)
 
 provium.test("expect across frames, then pending replay", function()

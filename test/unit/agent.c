@@ -8,6 +8,7 @@
  */
 #include "agent_harness.h"
 
+#include <dirent.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -525,25 +526,104 @@ Test(agent, busy_channel_does_not_starve_others)
     coll_free(&cs);
 }
 
+/* The agent spawned for this test: our child named provium-agent. */
+static pid_t
+agent_pid(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t found = -1;
+
+    cr_assert_not_null(d);
+    while (found < 0 && (e = readdir(d))) {
+        char path[300], buf[512], *p;
+        int ppid;
+        FILE *f;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        p = fgets(buf, sizeof(buf), f);
+        fclose(f);
+        if (!p || !(p = strrchr(buf, ')')) || sscanf(p, ") %*c %d", &ppid) != 1)
+            continue;
+        if (ppid == getpid() && strstr(buf, "(provium-agent)"))
+            found = (pid_t)atoi(e->d_name);
+    }
+    closedir(d);
+    return found;
+}
+
+/* Resident memory of pid in KiB (VmRSS), -1 if it is gone. */
+static long
+rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+#define SLOW_CHANNELS 16
+#define SLOW_RSS_BOUND_KIB (4 * 1024)
+
 /* The host stops reading: the agent must stop too, with bounded memory.
- * A process writing without end blocks on its pipe once the spool cap is
- * reached; here, with a tail, the agent simply stops reading the file. */
+ * 16 streams of a process writing 50 MiB each have 1 MiB of credit each:
+ * 16 MiB the agent could read and queue for a host that reads nothing.
+ * It must stop at its output mark instead (256 KiB, docs/protocol.md),
+ * so its resident memory stays within a few MiB while the host sleeps;
+ * and once the host reads again every byte arrives, in order. */
 Test(agent, slow_host_bounds_the_agent)
 {
     char exe[PATH_MAX];
     self_exe(exe, sizeof(exe));
     char *argv[] = {exe, NULL};
     char *env[] = {"PROVIUM_TEST_CHILD=interleave", NULL};
+    pid_t agent = agent_pid();
+    cr_assert_gt(agent, 0, "the agent process not found");
+    long base = rss_kib(agent), peak = base;
+    cr_assert_gt(base, 0);
     uint64_t id = exec_ok(argv, env, NULL);
-    struct coll c;
+    /* All of its output is in the agent's spool before any stream opens,
+     * so that each open could take its whole credit at once. */
+    struct sync_reply w = {0};
+    sync_wait(&w, agent_client_wait(H_c, id, sync_done, &w, NULL));
+    cr_assert_eq(w.err, 0, "%s", w.msg);
+    static struct coll c[SLOW_CHANNELS];
     struct agent_open req = {
             .type = PROTO_OPEN_PROC, .id = id, .which = PROTO_STDOUT};
-    cr_assert_eq(open_stream(&c, &req), 0);
-    /* Do not run the reactor for a while: nothing is read host-side. */
-    usleep(300000); /* a slow host, not a wait for an event */
-    cr_assert(run_until(coll_is_ended, &c, 60));
-    check_pattern(&c, 1);
-    coll_free(&c);
+    for (int i = 0; i < SLOW_CHANNELS; i++)
+        cr_assert_eq(open_stream(&c[i], &req), 0);
+    /* The slow host: do not run the reactor, only watch the agent. */
+    uint64_t end = clock_now() + 1500 * USEC_PER_MSEC;
+    while (clock_now() < end) {
+        long r = rss_kib(agent);
+        cr_assert_gt(r, 0, "the agent died");
+        if (r > peak)
+            peak = r;
+        usleep(20000);
+    }
+    cr_log_info("agent RSS %ld KiB at start, %ld KiB at most", base, peak);
+    cr_assert_lt(peak - base, SLOW_RSS_BOUND_KIB,
+                 "the agent grew by %ld KiB (from %ld) for a host that reads "
+                 "nothing: its output is not bounded",
+                 peak - base, base);
+    for (int i = 1; i < SLOW_CHANNELS; i++) {
+        agent_client_close(c[i].ch);
+        coll_free(&c[i]);
+    }
+    cr_assert(run_until(coll_is_ended, &c[0], 60));
+    check_pattern(&c[0], 1);
+    coll_free(&c[0]);
 }
 
 Test(agent, close_then_frames_in_flight_are_ignored)

@@ -4,8 +4,10 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <locale.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "streams.h"
@@ -335,15 +337,45 @@ Test(duration, message_quotes_binary_and_long_words)
     cr_expect_str_eq(err, want);
 }
 
+/* A locale with a decimal comma: an installed one, or de_DE compiled
+ * into a temp dir (LOCPATH) from the `locales` package's sources, so the
+ * test runs on a machine where no such locale was generated. */
+static bool
+comma_locale(char *dir, size_t len)
+{
+    char cmd[PATH_MAX + 64];
+    const char *t = getenv("TMPDIR");
+
+    if (setlocale(LC_NUMERIC, "de_DE.UTF-8") ||
+        setlocale(LC_NUMERIC, "fr_FR.UTF-8"))
+        return true;
+    snprintf(dir, len, "%s/provium-locale-XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(dir))
+        return false;
+    snprintf(cmd, sizeof(cmd),
+             "localedef -i de_DE -f UTF-8 '%s/de_DE.UTF-8' >/dev/null 2>&1",
+             dir);
+    if (system(cmd) != 0)
+        return false;
+    setenv("LOCPATH", dir, 1);
+    return setlocale(LC_NUMERIC, "de_DE.UTF-8") != NULL;
+}
+
 /* A locale whose decimal point is a comma must not change the syntax. */
 Test(duration, ignores_locale)
 {
-    char err[COMMAND_ERR_LEN];
+    char err[COMMAND_ERR_LEN], dir[PATH_MAX] = "", cmd[PATH_MAX + 16];
     uint64_t usec = 0;
+    bool have = comma_locale(dir, sizeof(dir));
 
-    if (!setlocale(LC_NUMERIC, "de_DE.UTF-8") &&
-        !setlocale(LC_NUMERIC, "fr_FR.UTF-8"))
-        cr_skip_test("no locale with a decimal comma installed");
+    if (dir[0]) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        cr_assert_eq(system(cmd), 0);
+    }
+    if (!have)
+        cr_skip_test("no locale with a decimal comma, and localedef cannot "
+                     "make de_DE.UTF-8 (install the locales package)");
+    cr_assert_str_eq(localeconv()->decimal_point, ",");
     cr_expect_eq(duration_parse((struct word){"1.5", 3}, &usec, err), 0);
     cr_expect_eq(usec, 1500000);
 }

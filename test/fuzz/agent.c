@@ -1,0 +1,600 @@
+/*
+ * test/fuzz/agent.c - libFuzzer target for the agent's side of the wire:
+ * guest/session.c (frame decoding, dispatch of every request type, the
+ * channel table, credit, the round-robin sender) driven through a real
+ * socketpair and real reactor turns, as a host would drive it.
+ *
+ * The input is what a host sends after its hello (the target sends a
+ * valid hello first, so every input reaches dispatch). It is sent a
+ * frame at a time, each acted on before the next, so that the model
+ * below knows what the agent had seen when it answered; what does not
+ * decode is sent as it is (the agent must end the session). The agent's
+ * handlers (follow.c, proc.c, handle.c) are replaced by the stubs below:
+ * no input can make the fuzzer run a process or touch a file. The stubs
+ * answer from the request's own values: stream opens are acknowledged
+ * with a source of up to 120 KB of known bytes (or refused), requests get
+ * replies or errors, and some waits stay parked until the host closes
+ * their channel or goes away.
+ *
+ * Invariants checked on what the agent sends back:
+ *  - it decodes: whole frames, agent-to-host types only, well formed for
+ *    their type, hello_ok first (and after every hello);
+ *  - data only on stream channels the host opened, after their ack,
+ *    never beyond the credit the host gave, and the bytes are the
+ *    source's, in order; a clean end only after the whole source;
+ *  - a request channel gets one reply or error; nothing follows an end,
+ *    an error or a reply on a channel;
+ *  - nothing crashes or leaks (ASan; every source freed, every parked
+ *    request cancelled when the session ends), and the output for one
+ *    input stays bounded.
+ *
+ * Seeds: test/fuzz/corpus/agent (every host request type, and streams
+ * with credit, close and crossing frames) are written by
+ *   PROVIUM_FUZZ_SEEDS=test/fuzz/corpus/agent build/fuzz/test/fuzz_agent
+ * This target includes guest/session.c itself (so it sees struct chan):
+ * a new handler that session.c calls needs a stub here.
+ */
+
+/* The session itself, compiled into the target: white box, so the stubs
+ * can see a channel's id (struct chan is private to session.c). */
+#include "session.c"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include "protomsg.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+#define CHECK FUZZ_CHECK
+#define MAX_CH 8192
+#define OUT_BOUND (64u << 20) /* the agent's output for one input */
+#define SRC_UNIT 40000        /* a source is 0 to 3 of these */
+
+/* ---- stubs for the agent's handlers -------------------------------- */
+
+static bool verbose;
+
+void
+agent_log(const char *fmt, ...)
+{
+    va_list ap;
+    if (!verbose)
+        return;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+bool
+agent_verbose(void)
+{
+    return false;
+}
+
+/* Byte i of the source on channel id: position-dependent, so any loss,
+ * duplication or reordering shows. */
+static uint8_t
+src_byte(uint32_t id, uint64_t i)
+{
+    return (uint8_t)((i * 131 + id * 7 + (i >> 8)) & 0xff);
+}
+
+struct src {
+    struct chan *ch;
+    uint64_t off, total;
+};
+
+static unsigned live_srcs;
+
+static ssize_t
+src_read(void *arg, void *buf, size_t len)
+{
+    struct src *s = arg;
+    uint8_t *p = buf;
+
+    if (s->off == s->total) {
+        session_end(s->ch, 0, PROTO_END_EOF, NULL);
+        return 0;
+    }
+    if (len > s->total - s->off)
+        len = (size_t)(s->total - s->off);
+    for (size_t i = 0; i < len; i++)
+        p[i] = src_byte(s->ch->id, s->off + i);
+    s->off += len;
+    return (ssize_t)len;
+}
+
+static void
+src_free(void *arg)
+{
+    free(arg);
+    live_srcs--;
+}
+
+static const struct source_ops src_ops = {.read = src_read, .free = src_free};
+
+static void
+stream_open(struct chan *ch, uint64_t key)
+{
+    if (key % 5 == 4) {
+        session_error(ch, -ENOENT, "stub: no such source %llu",
+                      (unsigned long long)key);
+        return;
+    }
+    struct src *s = calloc(1, sizeof(*s));
+    CHECK(s);
+    s->ch = ch;
+    s->total = (key % 4) * SRC_UNIT;
+    live_srcs++;
+    session_ack(ch, key, &src_ops, s);
+}
+
+void
+follow_open(struct agent *a, struct chan *ch, const struct follow_req *req)
+{
+    stream_open(ch, strlen(req->path) + req->start + req->offset);
+}
+
+void
+handle_stream_open(struct agent *a, struct chan *ch, uint64_t h)
+{
+    stream_open(ch, h);
+}
+
+void
+proc_stream_open(struct agent *a, struct chan *ch, uint64_t id,
+                 unsigned which)
+{
+    stream_open(ch, id + which);
+}
+
+static void
+reply_u64(struct chan *ch, uint64_t v)
+{
+    uint8_t body[8];
+    struct proto_writer w;
+    proto_writer_init(&w, body, sizeof(body));
+    proto_put_u64(&w, v);
+    session_reply(ch, body, w.len);
+}
+
+static void
+reply_u32(struct chan *ch, uint32_t v)
+{
+    uint8_t body[4];
+    struct proto_writer w;
+    proto_writer_init(&w, body, sizeof(body));
+    proto_put_u32(&w, v);
+    session_reply(ch, body, w.len);
+}
+
+static uint64_t next_proc;
+
+void
+proc_exec(struct agent *a, struct chan *ch, const struct proc_exec_req *req)
+{
+    CHECK(req->argc >= 1 && req->argv[req->argc] == NULL);
+    CHECK(req->envc >= 0 && req->env[req->envc] == NULL);
+    for (int i = 0; i < req->argc; i++)
+        CHECK(req->argv[i] != NULL);
+    for (int i = 0; i < req->envc; i++)
+        CHECK(req->env[i] != NULL);
+    if (req->argv[0][0] == 0) {
+        session_error(ch, -ENOENT, "stub: exec: empty program");
+        return;
+    }
+    reply_u64(ch, ++next_proc);
+}
+
+/* Parked waits: never answered by the stub; the session cancels them
+ * when the host closes the channel or the session ends. */
+struct parked {
+    bool used;
+};
+static struct parked parked[64];
+static unsigned nparked;
+
+static void
+parked_cancel(void *arg)
+{
+    struct parked *p = arg;
+    CHECK(p->used);
+    p->used = false;
+    nparked--;
+}
+
+void
+proc_wait(struct agent *a, struct chan *ch, uint64_t id)
+{
+    if (id % 2 == 0) {
+        for (size_t i = 0; i < 64; i++)
+            if (!parked[i].used) {
+                parked[i].used = true;
+                nparked++;
+                session_park(ch, parked_cancel, &parked[i]);
+                return;
+            }
+    }
+    uint8_t body[5];
+    struct proto_writer w;
+    proto_writer_init(&w, body, sizeof(body));
+    proto_put_u8(&w, PROTO_EXITED);
+    proto_put_u32(&w, (uint32_t)id);
+    session_reply(ch, body, w.len);
+}
+
+void
+proc_kill(struct agent *a, struct chan *ch, uint64_t id, int sig)
+{
+    if (id == 0)
+        session_error(ch, -ESRCH, "stub: no process 0");
+    else
+        session_reply(ch, NULL, 0);
+}
+
+void
+proc_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
+           size_t len)
+{
+    reply_u32(ch, (uint32_t)len);
+}
+
+void
+proc_stdin_close(struct agent *a, struct chan *ch, uint64_t id)
+{
+    session_reply(ch, NULL, 0);
+}
+
+void
+handle_open(struct agent *a, struct chan *ch, const char *path,
+            unsigned flags, unsigned mode)
+{
+    CHECK(path[0] && !(flags & ~PROTO_O_ALL) && mode <= 07777);
+    reply_u64(ch, strlen(path));
+}
+
+void
+handle_read(struct agent *a, struct chan *ch, uint64_t h, size_t n)
+{
+    static uint8_t data[PROTO_MAX_DATA];
+    static uint8_t body[PROTO_MAX_DATA + 4];
+    struct proto_writer w;
+
+    CHECK(n <= PROTO_MAX_DATA);
+    n = h % 2 ? n : 0;
+    memset(data, 'r', n);
+    proto_writer_init(&w, body, sizeof(body));
+    proto_put_bytes(&w, data, n);
+    CHECK(!w.overflow);
+    session_reply(ch, body, w.len);
+}
+
+void
+handle_write(struct agent *a, struct chan *ch, uint64_t h, const void *buf,
+             size_t len)
+{
+    reply_u32(ch, (uint32_t)len);
+}
+
+void
+handle_seek(struct agent *a, struct chan *ch, uint64_t h, int64_t off,
+            unsigned whence)
+{
+    CHECK(whence <= PROTO_SEEK_END);
+    if (off < 0)
+        session_error(ch, -EINVAL, "stub: negative offset");
+    else
+        reply_u64(ch, (uint64_t)off);
+}
+
+void
+handle_close(struct agent *a, struct chan *ch, uint64_t h)
+{
+    session_reply(ch, NULL, 0);
+}
+
+/* ---- the host side: a model of what it sent ------------------------ */
+
+enum ch_kind { CH_NONE, CH_STREAM, CH_REQUEST };
+
+struct hch {
+    enum ch_kind kind;
+    bool acked, done, closed;
+    uint64_t credit; /* granted, minus data received */
+    uint64_t got;    /* data bytes received */
+};
+
+static struct hch chans[MAX_CH];
+static bool hello_ok;
+
+/* A frame the host sent (and the agent has now acted on). */
+static void
+host_sent(const struct proto_frame *f)
+{
+    struct proto_reader r;
+    uint32_t id = f->channel;
+
+    if (id == 0 || id >= MAX_CH)
+        return;
+    struct hch *c = &chans[id];
+    proto_reader_init(&r, f->body, f->len);
+    switch (f->type) {
+    case PROTO_OPEN_TAIL:
+    case PROTO_OPEN_FD:
+    case PROTO_OPEN_PROC:
+        if (c->kind == CH_NONE) {
+            c->kind = CH_STREAM;
+            c->credit = proto_get_u32(&r);
+        }
+        break;
+    case PROTO_CREDIT:
+        if (c->kind == CH_STREAM && !c->closed) {
+            c->credit += proto_get_u32(&r);
+            if (c->credit > 0xffffffffull)
+                c->credit = 0xffffffffull;
+        }
+        break;
+    case PROTO_CLOSE:
+        c->closed = true;
+        break;
+    case PROTO_EXEC:
+    case PROTO_WAIT:
+    case PROTO_KILL:
+    case PROTO_STDIN:
+    case PROTO_STDIN_CLOSE:
+    case PROTO_FOPEN:
+    case PROTO_FREAD:
+    case PROTO_FWRITE:
+    case PROTO_FSEEK:
+    case PROTO_FCLOSE:
+    case PROTO_STAT:
+        if (c->kind == CH_NONE)
+            c->kind = CH_REQUEST;
+        break;
+    default:
+        break;
+    }
+}
+
+/* A frame the agent sent. */
+static void
+agent_sent(const struct proto_frame *f)
+{
+    struct proto_reader r;
+
+    static uint8_t again[PROTO_MAX_BODY + 64];
+
+    CHECK(proto_type_from_agent(f->type));
+    /* Well formed for its type, and written as the codec would. */
+    CHECK(msg_rewrite(f->type, f->body, f->len, again, sizeof(again)) >= 0);
+    msg_check_roundtrip(f->type, f->body, f->len);
+    if (f->type == PROTO_HELLO_OK) {
+        /* The answer to a hello: a new session, every channel dropped
+         * (what came before it belongs to the old one). */
+        CHECK(f->channel == 0);
+        memset(chans, 0, sizeof(chans));
+        hello_ok = true;
+        return;
+    }
+    CHECK(hello_ok);
+    CHECK(f->channel != 0 || f->type == PROTO_ERROR);
+    if (f->channel == 0 || f->channel >= MAX_CH)
+        return;
+    struct hch *c = &chans[f->channel];
+    CHECK(!c->done); /* nothing after an end, an error or a reply */
+    switch (f->type) {
+    case PROTO_ACK:
+        CHECK(c->kind == CH_STREAM && !c->acked);
+        c->acked = true;
+        break;
+    case PROTO_DATA:
+        CHECK(c->kind == CH_STREAM && c->acked);
+        CHECK(f->len > 0 && f->len <= PROTO_MAX_DATA);
+        CHECK(f->len <= c->credit);
+        c->credit -= f->len;
+        for (size_t i = 0; i < f->len; i++)
+            CHECK(f->body[i] == src_byte(f->channel, c->got + i));
+        c->got += f->len;
+        break;
+    case PROTO_NOTE:
+        CHECK(c->kind == CH_STREAM && c->acked);
+        break;
+    case PROTO_END:
+        CHECK(c->kind == CH_STREAM && c->acked);
+        proto_reader_init(&r, f->body, f->len);
+        if (proto_get_u32(&r) == 0)
+            CHECK(c->got % SRC_UNIT == 0); /* after the whole source */
+        c->done = true;
+        break;
+    case PROTO_ERROR:
+        CHECK(c->kind != CH_NONE && !c->acked);
+        c->done = true;
+        break;
+    case PROTO_REPLY:
+        CHECK(c->kind == CH_REQUEST);
+        c->done = true;
+        break;
+    default:
+        CHECK(!"an agent type the model does not know");
+    }
+}
+
+/* ---- the driver ---------------------------------------------------- */
+
+static struct reactor *R;
+static struct agent A;
+static struct proto_decoder in_dec, out_dec;
+static bool closed_cb_ran;
+
+static void
+on_closed(void *arg)
+{
+    closed_cb_ran = true;
+}
+
+/* Read what the agent sent and check it. Returns the bytes read. */
+static size_t
+read_agent(int fd, size_t *total)
+{
+    static uint8_t buf[256 * 1024];
+    size_t got = 0;
+
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        for (size_t pos = 0; pos < (size_t)n;) {
+            struct proto_frame f;
+            size_t used;
+            int rc = proto_decode(&out_dec, buf + pos, (size_t)n - pos, &used,
+                                  &f);
+            CHECK(rc >= 0); /* the agent never sends a bad frame */
+            pos += used;
+            if (rc == 1)
+                agent_sent(&f);
+        }
+    }
+    *total += got;
+    CHECK(*total <= OUT_BOUND);
+    return got;
+}
+
+/* Run the agent until nothing moves: reactor turns, output read back. */
+static void
+settle(int fd, size_t *out_total)
+{
+    for (int idle = 0; idle < 3;) {
+        for (int i = 0; i < 4; i++)
+            CHECK(reactor_run_once(R, 0) == 0);
+        idle = read_agent(fd, out_total) ? 0 : idle + 1;
+    }
+}
+
+/* Write all of buf, letting the agent run when the socket is full; stop
+ * if the agent ended the session. */
+static void
+send_all(int fd, const uint8_t *p, size_t n, size_t *out_total)
+{
+    while (n > 0 && !closed_cb_ran) {
+        ssize_t w = write(fd, p, n);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        CHECK(w < 0 && (errno == EAGAIN || errno == EPIPE));
+        if (errno == EPIPE)
+            return;
+        settle(fd, out_total);
+    }
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static uint8_t hello[64];
+    struct proto_writer w;
+    struct session *s;
+    size_t pos = 0, out_total = 0;
+    int sv[2];
+
+    memset(chans, 0, sizeof(chans));
+    hello_ok = false;
+    closed_cb_ran = false;
+    next_proc = 0;
+    proto_decoder_reset(&in_dec);
+    proto_decoder_reset(&out_dec);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                     sv) == 0);
+    CHECK(session_new(&A, sv[0], sv[0], on_closed, NULL, &s) == 0);
+    proto_writer_init(&w, hello, sizeof(hello));
+    proto_frame_begin(&w, PROTO_HELLO, 0);
+    proto_put_u32(&w, PROTO_MAGIC);
+    proto_put_u32(&w, PROTO_VERSION);
+    proto_put_u32(&w, PROTO_VERSION);
+    ssize_t hl = proto_frame_end(&w);
+    CHECK(hl > 0);
+    send_all(sv[1], hello, (size_t)hl, &out_total);
+    settle(sv[1], &out_total);
+    CHECK(hello_ok);
+
+    while (pos < size && !closed_cb_ran) {
+        struct proto_frame f;
+        size_t used;
+        int rc = proto_decode(&in_dec, data + pos, size - pos, &used, &f);
+        if (rc == 1) {
+            host_sent(&f);
+            send_all(sv[1], data + pos, used, &out_total);
+            settle(sv[1], &out_total);
+            pos += used;
+        } else {
+            send_all(sv[1], data + pos, size - pos, &out_total);
+            settle(sv[1], &out_total);
+            pos = size;
+        }
+    }
+    session_free(s);
+    settle(sv[1], &out_total);
+    close(sv[1]);
+    CHECK(live_srcs == 0);
+    CHECK(nparked == 0);
+    return 0;
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    const char *dir = getenv("PROVIUM_FUZZ_SEEDS");
+    static uint8_t buf[8 * PROTO_MAX_FRAME];
+
+    verbose = getenv("PROVIUM_FUZZ_VERBOSE") != NULL;
+    signal(SIGPIPE, SIG_IGN);
+    CHECK(reactor_new(&R) == 0);
+    A.r = R;
+    A.spool_dir = "/nonexistent";
+    A.instance = 0x5eed; /* hello_ok's (version 2): never 0 */
+    CHECK(proto_decoder_init(&in_dec) == 0);
+    CHECK(proto_decoder_init(&out_dec) == 0);
+    if (!dir)
+        return 0;
+    /* Every host request alone on channel 1, and all of them on channels
+     * 1, 2, ...; then streams with credit, a close crossing data, and a
+     * request on a used channel, and a second hello. */
+    size_t off = 0;
+    uint32_t ch = 1;
+    for (size_t i = 0; i < N_MSG_TYPES; i++) {
+        unsigned t = msg_types[i];
+        char name[64];
+        if (!proto_type_from_host(t) || t == PROTO_HELLO ||
+            t == PROTO_CREDIT || t == PROTO_CLOSE)
+            continue;
+        size_t len = msg_sample(t, 1, 1, buf, sizeof(buf));
+        snprintf(name, sizeof(name), "%s", proto_type_name(t));
+        seed_write(dir, name, buf, len);
+        off += msg_sample(t, ch++, (unsigned)i, buf + off, sizeof(buf) - off);
+    }
+    seed_write(dir, "all-requests", buf, off);
+    off = 0;
+    for (unsigned v = 0; v < 4; v++)
+        off += msg_sample(PROTO_OPEN_TAIL, 1 + v, v, buf + off,
+                          sizeof(buf) - off);
+    off += msg_sample(PROTO_CREDIT, 2, 3, buf + off, sizeof(buf) - off);
+    off += msg_sample(PROTO_CLOSE, 3, 0, buf + off, sizeof(buf) - off);
+    off += msg_sample(PROTO_CREDIT, 3, 0, buf + off, sizeof(buf) - off);
+    off += msg_sample(PROTO_WAIT, 6, 1, buf + off, sizeof(buf) - off);
+    off += msg_sample(PROTO_CLOSE, 6, 0, buf + off, sizeof(buf) - off);
+    seed_write(dir, "streams-credit-close", buf, off);
+    off = msg_sample(PROTO_WAIT, 4, 1, buf, sizeof(buf));
+    off += msg_sample(PROTO_WAIT, 4, 1, buf + off, sizeof(buf) - off);
+    seed_write(dir, "channel-reused", buf, off);
+    off = msg_sample(PROTO_OPEN_PROC, 1, 2, buf, sizeof(buf));
+    off += msg_sample(PROTO_HELLO, 0, 0, buf + off, sizeof(buf) - off);
+    off += msg_sample(PROTO_OPEN_PROC, 1, 2, buf + off, sizeof(buf) - off);
+    seed_write(dir, "second-hello", buf, off);
+    exit(0);
+}
