@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "fs.h"
 
@@ -32,14 +33,40 @@ struct handle {
     struct handle *prev, *next; /* fs->handles */
     enum node node;
     struct data *data;
-    struct sctl *sctl;
-    struct vctl *vctl;
-    struct gctl *gctl;
+    struct slot_ctl *sctl;
+    struct vmctl *vctl;
+    struct global *gctl;
     struct stream *s; /* history views */
     struct vm *vm;    /* console */
     char *text;       /* generated text (NULL: README) */
     size_t len;
 };
+
+#define FOPEN_DIRECT_IO_BIT (1u << 0) /* include/uapi/linux/fuse.h */
+#define FOPEN_STREAM_BIT (1u << 4)
+
+/* struct fuse_open_out of the kernel ABI (libfuse3-dev does not install
+ * fuse_kernel.h): what fuse_reply_open sends, with flags we choose. */
+struct open_out {
+    uint64_t fh;
+    uint32_t open_flags;
+    int32_t backing_id;
+};
+
+/* Reply to an open with FOPEN_DIRECT_IO|FOPEN_STREAM (libfuse 3.14 has no
+ * fuse_file_info bit for FOPEN_STREAM). -ENOENT: the open was interrupted
+ * and no release will come. */
+static int
+reply_live_open(fuse_req_t req, uint64_t fh)
+{
+    struct open_out out = {
+            .fh = fh,
+            .open_flags = FOPEN_DIRECT_IO_BIT | FOPEN_STREAM_BIT,
+    };
+    struct iovec iov = {.iov_base = &out, .iov_len = sizeof(out)};
+
+    return fuse_reply_iov(req, &iov, 1);
+}
 
 static struct fs *
 req_fs(fuse_req_t req)
@@ -65,9 +92,9 @@ handle_free(struct handle *h)
     if (h->next)
         h->next->prev = h->prev;
     data_free(h->data);
-    sctl_free(h->sctl);
-    vctl_free(h->vctl);
-    gctl_free(h->gctl);
+    slot_ctl_free(h->sctl);
+    vmctl_free(h->vctl);
+    global_free(h->gctl);
     stream_unref(h->s);
     vm_unref(h->vm);
     free(h->text);
@@ -108,7 +135,7 @@ gen_text(struct fs *fs, struct handle *h, struct ino n, struct slot *sl,
         h->len = 0;
         if (sl->site) {
             text_append(h->text, FS_TEXT_MAX, sl->site);
-            h->len = fs_appendf(h->text, FS_TEXT_MAX, "\n");
+            h->len = text_appendf(h->text, FS_TEXT_MAX, "\n");
         }
         break;
     case N_PROC_STATUS:
@@ -205,15 +232,15 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         rc = clone_open(req, fs, h);
         break;
     case N_CTL:
-        rc = gctl_open(fs, &h->gctl);
+        rc = global_open(fs, &h->gctl);
         live = true;
         break;
     case N_VM_CTL:
-        rc = vctl_open(vm, &h->vctl);
+        rc = vmctl_open(vm, &h->vctl);
         live = true;
         break;
     case N_S_CTL:
-        rc = sctl_open(sl, &h->sctl);
+        rc = slot_ctl_open(sl, &h->sctl);
         live = true;
         break;
     case N_S_DATA:
@@ -240,7 +267,7 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (rc < 0)
         goto fail;
     if (live) {
-        if (session_reply_stream_open(req, (uintptr_t)h) == -ENOENT)
+        if (reply_live_open(req, (uintptr_t)h) == -ENOENT)
             handle_free(h); /* interrupted: no release will come */
         return;
     }
@@ -288,25 +315,23 @@ file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (h->data) {
         data_read(h->data, req, size, fi->flags);
     } else if (h->sctl) {
-        ctl_read(sctl_ctl(h->sctl), req, size, fi->flags);
+        ctl_read(slot_ctl_ctl(h->sctl), req, size, fi->flags);
     } else if (h->vctl) {
-        ctl_read(vctl_ctl(h->vctl), req, size, fi->flags);
+        ctl_read(vmctl_ctl(h->vctl), req, size, fi->flags);
     } else if (h->gctl) {
-        ctl_read(gctl_ctl(h->gctl), req, size, fi->flags);
+        ctl_read(global_ctl(h->gctl), req, size, fi->flags);
     } else if (h->s) {
         reply_history(
                 req, fs,
                 off < 0 ? -EINVAL
                         : stream_pread(h->s, fs->buf, size, (uint64_t)off));
     } else if (h->node == N_VM_CONSOLE) {
-#if PROVIUM_HAVE_CONSOLE
         if (h->vm->console && off >= 0) {
             reply_history(req, fs,
                           console_pread(h->vm->console, fs->buf, size,
                                         (uint64_t)off));
             return;
         }
-#endif
         fuse_reply_buf(req, NULL, 0);
     } else if (h->text) {
         file_reply_text(req, h->text, h->len, size, off);
@@ -320,9 +345,9 @@ file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
            off_t off, struct fuse_file_info *fi)
 {
     struct handle *h = fh(fi);
-    struct ctl *c = h->sctl   ? sctl_ctl(h->sctl)
-                    : h->vctl ? vctl_ctl(h->vctl)
-                    : h->gctl ? gctl_ctl(h->gctl)
+    struct ctl *c = h->sctl   ? slot_ctl_ctl(h->sctl)
+                    : h->vctl ? vmctl_ctl(h->vctl)
+                    : h->gctl ? global_ctl(h->gctl)
                               : NULL;
     int rc = -EBADF;
 
@@ -332,14 +357,13 @@ file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
         return;
     }
     if (h->sctl)
-        rc = sctl_write(h->sctl, req, buf, size);
+        rc = slot_ctl_write(h->sctl, req, buf, size);
     else if (h->vctl)
-        rc = vctl_write(h->vctl, req, buf, size);
+        rc = vmctl_write(h->vctl, req, buf, size);
     else if (h->gctl)
-        rc = gctl_write(h->gctl, req, buf, size);
+        rc = global_write(h->gctl, req, buf, size);
     else if (h->node == N_VM_CONSOLE) {
         rc = -ENODEV;
-#if PROVIUM_HAVE_CONSOLE
         /* What was queued, not what was asked (SPEC §6.3): the file is
          * direct_io, so the kernel hands a short count to write(2) as
          * it is (fuse_direct_io stops at the first short reply) and the
@@ -351,7 +375,6 @@ file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                 return;
             }
         }
-#endif
     }
     if (rc < 0)
         fuse_reply_err(req, -rc);
@@ -370,9 +393,9 @@ file_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
         return;
     }
     if (h->sctl || h->vctl || h->gctl) {
-        ctl_poll(h->sctl   ? sctl_ctl(h->sctl)
-                 : h->vctl ? vctl_ctl(h->vctl)
-                           : gctl_ctl(h->gctl),
+        ctl_poll(h->sctl   ? slot_ctl_ctl(h->sctl)
+                 : h->vctl ? vmctl_ctl(h->vctl)
+                           : global_ctl(h->gctl),
                  req, ph);
         return;
     }

@@ -4,7 +4,7 @@
  * proviumfs serves SPEC §3 over the libfuse3 (3.14) low-level API from the
  * project's single-threaded reactor. Conventions as in streams.h: 0 /
  * -errno, time in CLOCK_MONOTONIC microseconds, destructors accept NULL,
- * nothing here logs except main.c.
+ * nothing here logs except log.c.
  *
  * Every FUSE request is answered exactly once: at once by its handler, or
  * later from the loop when it was parked (park.c).
@@ -15,6 +15,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -42,11 +43,8 @@ struct slot;
 struct vm;
 
 /* ------------------------------------------------------------------ */
-/* main.c - options, the daemon-wide state, logging.                   */
+/* main.c - options, start-up checks, the daemon-wide state.           */
 /* ------------------------------------------------------------------ */
-
-/* A line for the operator: stderr in the foreground, syslog otherwise. */
-void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 struct fs_options {
     char *mountpoint;
@@ -91,24 +89,38 @@ struct fs {
 };
 
 /* ------------------------------------------------------------------ */
-/* session.c - the FUSE session on the reactor: mount, the request     */
-/* loop, signals, clean unmount.                                       */
+/* log.c - messages for the operator: stderr in the foreground, syslog */
+/* once detached (libfuse's too). The only file that logs.             */
+/* ------------------------------------------------------------------ */
+
+void log_vmsg(int prio, const char *fmt, va_list ap)
+        __attribute__((format(printf, 2, 0)));
+void log_msg(int prio, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+/* A warning with context (agent crashes, protocol violations, teardown
+ * trouble). */
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Route libfuse's messages here too. */
+void log_init(void);
+/* From now on to syslog (ident proviumfs, facility daemon, with the pid). */
+void log_detach(void);
+void log_close(void);
+
+/* ------------------------------------------------------------------ */
+/* mount.c - the FUSE session on the reactor: mount, the request loop, */
+/* signals, clean unmount.                                             */
 /* ------------------------------------------------------------------ */
 
 /* Create the session from args and mount it at fs->opt->mountpoint. */
-int session_mount(struct fs *fs, struct fuse_args *args);
+int mount_new(struct fs *fs, struct fuse_args *args);
 /* Watch the session fd and SIGINT/SIGTERM on fs->r. */
-int session_start(struct fs *fs);
+int mount_start(struct fs *fs);
 /* Begin the end (from any callback): close every stream and VM, stop
  * the reactor. Idempotent. */
-void session_shutdown(struct fs *fs);
+void mount_shutdown(struct fs *fs);
 /* After the reactor stopped: answer every parked request, unmount. */
-void session_finish(struct fs *fs);
-void session_free(struct fs *fs);
-/* Reply to an open with FOPEN_DIRECT_IO|FOPEN_STREAM (libfuse 3.14 has no
- * fuse_file_info bit for FOPEN_STREAM). -ENOENT: the open was interrupted
- * and no release will come. */
-int session_reply_stream_open(fuse_req_t req, uint64_t fh);
+void mount_finish(struct fs *fs);
+void mount_free(struct fs *fs);
 
 /* ------------------------------------------------------------------ */
 /* park.c - parked requests: a read that must wait, answered exactly   */
@@ -338,7 +350,7 @@ struct slot {
     char kind[24];
     char *detail, *site, *test;
     bool keep;
-    struct sctl *owner; /* the open that wrote the open command */
+    struct slot_ctl *owner; /* the open that wrote the open command */
     pid_t owner_pid;
     uid_t uid; /* who cloned it: owns its files under allow_other */
     gid_t gid;
@@ -369,11 +381,11 @@ size_t slot_info(struct slot *sl, char *buf, size_t len);
 size_t slot_describe(struct slot *sl, char *buf, size_t len);
 
 /* The ctl file of a slot. */
-struct sctl;
-int sctl_open(struct slot *sl, struct sctl **out);
-int sctl_write(struct sctl *sc, fuse_req_t req, const char *buf, size_t len);
-struct ctl *sctl_ctl(struct sctl *sc);
-void sctl_free(struct sctl *sc);
+struct slot_ctl;
+int slot_ctl_open(struct slot *sl, struct slot_ctl **out);
+int slot_ctl_write(struct slot_ctl *sc, fuse_req_t req, const char *buf, size_t len);
+struct ctl *slot_ctl_ctl(struct slot_ctl *sc);
+void slot_ctl_free(struct slot_ctl *sc);
 
 /* ------------------------------------------------------------------ */
 /* vm.c - the VM registry: the built-in host VM, vm add / vm del,      */
@@ -448,7 +460,7 @@ bool vm_has_nic(struct vm *vm, const char *iface);
 /* they start (vms/<name>/procs/).                                     */
 /* ------------------------------------------------------------------ */
 
-struct vctl;
+struct vmctl;
 /* A process by its mount id (procs/<n>), NULL when unknown. */
 struct proc *vm_proc(struct vm *vm, uint64_t n);
 /* Iterate the VM's processes. */
@@ -476,33 +488,21 @@ void vm_procs_free(struct vm *vm);
 /* Processes remembered and not yet reaped; signal them (their groups). */
 size_t vm_procs_running(struct vm *vm);
 void vm_procs_signal(struct vm *vm, int sig);
-int vctl_open(struct vm *vm, struct vctl **out);
-int vctl_write(struct vctl *vc, fuse_req_t req, const char *buf, size_t len);
-struct ctl *vctl_ctl(struct vctl *vc);
-void vctl_free(struct vctl *vc);
+int vmctl_open(struct vm *vm, struct vmctl **out);
+int vmctl_write(struct vmctl *vc, fuse_req_t req, const char *buf, size_t len);
+struct ctl *vmctl_ctl(struct vmctl *vc);
+void vmctl_free(struct vmctl *vc);
 
 /* ------------------------------------------------------------------ */
 /* global.c - the top-level ctl file (SPEC §5.3) and daemon status.    */
 /* ------------------------------------------------------------------ */
 
-struct gctl;
-int gctl_open(struct fs *fs, struct gctl **out);
-int gctl_write(struct gctl *gc, fuse_req_t req, const char *buf, size_t len);
-struct ctl *gctl_ctl(struct gctl *gc);
-void gctl_free(struct gctl *gc);
-size_t gctl_status(struct fs *fs, char *buf, size_t len);
-
-/* ------------------------------------------------------------------ */
-/* Optional engines: console.c and capture.c of the stream core may    */
-/* not be in the build yet (CMake defines these when they are).        */
-/* ------------------------------------------------------------------ */
-
-#ifndef PROVIUM_HAVE_CONSOLE
-#define PROVIUM_HAVE_CONSOLE 0
-#endif
-#ifndef PROVIUM_HAVE_CAPTURE
-#define PROVIUM_HAVE_CAPTURE 0
-#endif
+struct global;
+int global_open(struct fs *fs, struct global **out);
+int global_write(struct global *gc, fuse_req_t req, const char *buf, size_t len);
+struct ctl *global_ctl(struct global *gc);
+void global_free(struct global *gc);
+size_t global_status(struct fs *fs, char *buf, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* access.c - who may do what (SPEC §8), in one place: owners of VMs,  */
@@ -536,10 +536,5 @@ bool access_slot_text(const struct slot *sl, uid_t uid);
  * (st has the defaults of tree.c: the mount owner's). */
 void access_attr(const struct fs *fs, enum node n, const struct vm *vm,
                  const struct slot *sl, const struct proc *p, struct stat *st);
-
-/* Helpers shared by the files above. */
-/* Append printf output at strlen(buf), bounded by len. */
-size_t fs_appendf(char *buf, size_t len, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
 
 #endif

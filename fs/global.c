@@ -15,61 +15,59 @@
 
 #include "fs.h"
 
-struct gctl {
+struct global {
     struct ctl c;
     struct fs *fs;
 };
 
 size_t
-gctl_status(struct fs *fs, char *buf, size_t len)
+global_status(struct fs *fs, char *buf, size_t len)
 {
     buf[0] = 0;
-    fs_appendf(buf, len, "proviumfs %s\npid: %d\n", FS_VERSION, (int)getpid());
+    text_appendf(buf, len, "proviumfs %s\npid: %d\n", FS_VERSION, (int)getpid());
     text_keyval(buf, len, "mount", fs->opt->mountpoint);
-    fs_appendf(buf, len, "uptime: %llds\n",
+    text_appendf(buf, len, "uptime: %llds\n",
                (long long)(time(NULL) - fs->started));
     text_keyval(buf, len, "spool_dir", fs->opt->spool_dir);
-    fs_appendf(buf, len, "history_limit: %" PRIu64 "\nshared: %s\n",
+    text_appendf(buf, len, "history_limit: %" PRIu64 "\nshared: %s\n",
                fs->opt->history_limit, access_shared(fs) ? "yes" : "no");
-    fs_appendf(buf, len, "vms:");
+    text_appendf(buf, len, "vms:");
     for (struct vm *vm = fs->vms; vm; vm = vm->next)
-        fs_appendf(buf, len, " %s(%s)", vm->name,
+        text_appendf(buf, len, " %s(%s)", vm->name,
                    agent_state_name(agent_client_state(vm->agent)));
-    fs_appendf(buf, len, "\nstreams: %zu\nparked: %u\n", fs->nslots,
+    text_appendf(buf, len, "\nstreams: %zu\nparked: %u\n", fs->nslots,
                fs->nparked);
-#if PROVIUM_HAVE_CAPTURE
     capture_status(buf, len);
-#endif
     return strnlen(buf, len);
 }
 
 static size_t
-gctl_text(void *arg, char *buf, size_t len)
+global_text(void *arg, char *buf, size_t len)
 {
-    return gctl_status(((struct gctl *)arg)->fs, buf, len);
+    return global_status(((struct global *)arg)->fs, buf, len);
 }
 
 int
-gctl_open(struct fs *fs, struct gctl **out)
+global_open(struct fs *fs, struct global **out)
 {
-    struct gctl *gc = calloc(1, sizeof(*gc));
+    struct global *gc = calloc(1, sizeof(*gc));
 
     if (!gc)
         return -ENOMEM;
     gc->fs = fs;
-    ctl_init(&gc->c, fs, gctl_text, gc);
+    ctl_init(&gc->c, fs, global_text, gc);
     *out = gc;
     return 0;
 }
 
 struct ctl *
-gctl_ctl(struct gctl *gc)
+global_ctl(struct global *gc)
 {
     return &gc->c;
 }
 
 int
-gctl_write(struct gctl *gc, fuse_req_t req, const char *buf, size_t len)
+global_write(struct global *gc, fuse_req_t req, const char *buf, size_t len)
 {
     struct command cmd;
     char err[COMMAND_ERR_LEN];
@@ -129,7 +127,7 @@ out:
 }
 
 void
-gctl_free(struct gctl *gc)
+global_free(struct global *gc)
 {
     if (!gc)
         return;

@@ -29,7 +29,7 @@
 
 #define SLOT_BUCKETS 4096
 
-struct sctl {
+struct slot_ctl {
     struct ctl c;
     struct slot *sl;
 };
@@ -252,25 +252,25 @@ slot_info(struct slot *sl, char *buf, size_t len)
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
              gmtime_r(&sl->created, &tm));
     buf[0] = 0;
-    fs_appendf(buf, len, "id: %" PRIu64 "\n", sl->id);
+    text_appendf(buf, len, "id: %" PRIu64 "\n", sl->id);
     text_keyval(buf, len, "kind", sl->kind);
     text_keyval(buf, len, "detail", sl->detail ? sl->detail : "");
     text_keyval(buf, len, "vm", sl->vm ? sl->vm->name : "");
     text_keyval(buf, len, "test", sl->test ? sl->test : "");
     text_keyval(buf, len, "site", sl->site ? sl->site : "");
-    fs_appendf(buf, len, "state: %s\n", state_name(sl));
+    text_appendf(buf, len, "state: %s\n", state_name(sl));
     if (sl->s)
-        fs_appendf(buf, len,
+        text_appendf(buf, len,
                    "bytes: %" PRIu64 "\nframes: %" PRIu64 "\nconsumed: %" PRIu64
                    "\npending: %" PRIu64 "\nreaders: %u\n",
                    stream_size(sl->s), stream_frames(sl->s),
                    stream_consumed(sl->s), stream_pending(sl->s),
                    stream_readers(sl->s));
     else
-        fs_appendf(buf, len,
+        text_appendf(buf, len,
                    "bytes: 0\nframes: 0\nconsumed: 0\npending: "
                    "0\nreaders: 0\n");
-    fs_appendf(buf, len,
+    text_appendf(buf, len,
                "owner pid: %d\nowner uid: %u\nkeep: %s\ncreated: %s\n",
                sl->owner ? (int)sl->owner_pid : 0, (unsigned)sl->uid,
                sl->keep ? "yes" : "no", when);
@@ -293,17 +293,17 @@ slot_describe(struct slot *sl, char *buf, size_t len)
                  strcmp(sl->kind, "file_tail_stream") == 0;
 
     buf[0] = 0;
-    fs_appendf(buf, len, "%s(%s", sl->kind, quote ? "\"" : "");
+    text_appendf(buf, len, "%s(%s", sl->kind, quote ? "\"" : "");
     text_append(buf, len, sl->detail ? sl->detail : "");
-    fs_appendf(buf, len, "%s)", quote ? "\"" : "");
+    text_appendf(buf, len, "%s)", quote ? "\"" : "");
     if (sl->site && *sl->site) {
-        fs_appendf(buf, len, " created at ");
+        text_appendf(buf, len, " created at ");
         text_append(buf, len, sl->site);
     }
     if (sl->test && *sl->test) {
-        fs_appendf(buf, len, " (test \"");
+        text_appendf(buf, len, " (test \"");
         text_append(buf, len, sl->test);
-        fs_appendf(buf, len, "\")");
+        text_appendf(buf, len, "\")");
     }
     return strnlen(buf, len);
 }
@@ -312,12 +312,12 @@ slot_describe(struct slot *sl, char *buf, size_t len)
 static size_t
 state_line(void *arg, char *buf, size_t len)
 {
-    struct slot *sl = ((struct sctl *)arg)->sl;
+    struct slot *sl = ((struct slot_ctl *)arg)->sl;
 
     buf[0] = 0;
     if (!sl->s || sl->state == SLOT_EMPTY)
-        return fs_appendf(buf, len, "%s\n", sl->gone ? "closed" : "unopened");
-    return fs_appendf(buf, len,
+        return text_appendf(buf, len, "%s\n", sl->gone ? "closed" : "unopened");
+    return text_appendf(buf, len,
                       "%s bytes=%" PRIu64 " frames=%" PRIu64
                       " consumed=%" PRIu64 " pending=%" PRIu64 " readers=%u\n",
                       sl->gone ? "closed" : state_name(sl), stream_size(sl->s),
@@ -501,7 +501,7 @@ open_detail(const char *kind, const struct command *cmd)
 }
 
 static int
-slot_open(struct sctl *sc, fuse_req_t req, struct command *cmd)
+slot_open(struct slot_ctl *sc, fuse_req_t req, struct command *cmd)
 {
     struct slot *sl = sc->sl;
     struct fs *fs = sl->fs;
@@ -562,9 +562,7 @@ slot_open(struct sctl *sc, fuse_req_t req, struct command *cmd)
         if (open_table[i].kind == OPEN_TAIL) {
             sl->engine = &tail_engine;
         } else {
-#if PROVIUM_HAVE_CONSOLE
             sl->engine = &console_engine;
-#endif
             if (!sl->engine || !vm->console) {
                 ctl_push_error(&sc->c, "console %s: %s", vm->name,
                                sl->engine ? "the VM has no console= socket"
@@ -585,21 +583,14 @@ slot_open(struct sctl *sc, fuse_req_t req, struct command *cmd)
             ;
         /* Without kind=: a VM's NIC, else what the interface is (the
          * capture engine decides the same way, so info agrees). */
-#if PROVIUM_HAVE_CAPTURE
         snprintf(sl->kind, sizeof(sl->kind), "%s_capture",
                  vm ? "nic" : capture_iface_kind(iface));
-#else
-        snprintf(sl->kind, sizeof(sl->kind), "%s",
-                 vm ? "nic_capture" : "bridge_capture");
-#endif
         for (int k = 2; k < cmd->argc; k++) {
             if (word_option(cmd->argv[k], "kind", &v))
                 snprintf(sl->kind, sizeof(sl->kind), "%s",
                          word_is(v, "nic") ? "nic_capture" : "bridge_capture");
         }
-#if PROVIUM_HAVE_CAPTURE
         sl->engine = &capture_engine;
-#endif
         if (!sl->engine) {
             ctl_push_error(&sc->c,
                            "capture %s: capture not available in "
@@ -700,9 +691,9 @@ op_cancel(struct ctl_entry *e)
 }
 
 int
-sctl_open(struct slot *sl, struct sctl **out)
+slot_ctl_open(struct slot *sl, struct slot_ctl **out)
 {
-    struct sctl *sc = calloc(1, sizeof(*sc));
+    struct slot_ctl *sc = calloc(1, sizeof(*sc));
 
     if (!sc)
         return -ENOMEM;
@@ -714,13 +705,13 @@ sctl_open(struct slot *sl, struct sctl **out)
 }
 
 struct ctl *
-sctl_ctl(struct sctl *sc)
+slot_ctl_ctl(struct slot_ctl *sc)
 {
     return &sc->c;
 }
 
 int
-sctl_write(struct sctl *sc, fuse_req_t req, const char *buf, size_t len)
+slot_ctl_write(struct slot_ctl *sc, fuse_req_t req, const char *buf, size_t len)
 {
     struct slot *sl = sc->sl;
     struct command *cmd = malloc(sizeof(*cmd));
@@ -778,7 +769,7 @@ out:
 }
 
 void
-sctl_free(struct sctl *sc)
+slot_ctl_free(struct slot_ctl *sc)
 {
     struct slot *sl;
 

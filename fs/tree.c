@@ -180,12 +180,8 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
         set_mode(st, S_IFREG | 0600, 0);
         break;
     case N_VM_CONSOLE:
-#if PROVIUM_HAVE_CONSOLE
         set_mode(st, S_IFREG | 0600,
                  vm->console ? (off_t)console_size(vm->console) : 0);
-#else
-        set_mode(st, S_IFREG | 0600, 0);
-#endif
         break;
     case N_VM_STREAMS:
         set_mode(st, S_IFREG | 0444, text_size(gen_vm_streams, vm, fs));

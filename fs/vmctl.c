@@ -98,7 +98,7 @@ struct fhandle {
     uid_t uid;         /* who opened it */
 };
 
-struct vctl {
+struct vmctl {
     struct ctl c;
     struct vm *vm;
 };
@@ -158,7 +158,7 @@ vm_proc_status(struct proc *p, char *buf, size_t len)
 {
     buf[0] = 0;
     text_append(buf, len, p->settled && p->status ? p->status : "running");
-    return fs_appendf(buf, len, "\n");
+    return text_appendf(buf, len, "\n");
 }
 
 const char *
@@ -669,7 +669,7 @@ static void
 request_done(void *arg, const struct agent_reply *rp)
 {
     struct ctl_entry *e = arg;
-    struct vctl *vc = e->owner;
+    struct vmctl *vc = e->owner;
     struct vm *vm = vc->vm;
     struct reply *r = NULL;
 
@@ -742,7 +742,7 @@ request_done(void *arg, const struct agent_reply *rp)
 static void
 request_cancel(struct ctl_entry *e)
 {
-    struct vctl *vc = e->owner;
+    struct vmctl *vc = e->owner;
 
     agent_client_close(e->ch);
     e->ch = NULL;
@@ -818,7 +818,7 @@ parse_signal(struct word w, int *sig)
 }
 
 static int
-do_exec(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
+do_exec(struct vmctl *vc, struct ctl_entry *e, const struct command *cmd,
         char *err)
 {
     char *argv[PROTO_MAX_ARGS + 1] = {0}, *env[PROTO_MAX_ARGS + 1] = {0};
@@ -885,7 +885,7 @@ out:
 }
 
 static int
-do_open(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
+do_open(struct vmctl *vc, struct ctl_entry *e, const struct command *cmd,
         char *err)
 {
     static const struct {
@@ -929,7 +929,7 @@ do_open(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
 /* Start command cmd as entry e. -EINVAL with err: malformed; other
  * -errno: the agent refused at once. */
 static int
-vctl_start(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
+vmctl_start(struct vmctl *vc, struct ctl_entry *e, const struct command *cmd,
            char *err)
 {
     struct agent_client *a = vc->vm->agent;
@@ -957,7 +957,6 @@ vctl_start(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
     case C_CONSOLE_WRITE:
         if (cmd->argc != 2)
             break;
-#if PROVIUM_HAVE_CONSOLE
         if (vc->vm->console) {
             struct console *con = vc->vm->console;
             struct reply *rp = NULL;
@@ -984,7 +983,6 @@ vctl_start(struct vctl *vc, struct ctl_entry *e, const struct command *cmd,
             ctl_done(e, rp);
             return 0;
         }
-#endif
         snprintf(err, COMMAND_ERR_LEN,
                  "console_write: vm `%s` has no "
                  "console",
@@ -1086,21 +1084,21 @@ usage:
 /* ---- the ctl file ------------------------------------------------- */
 
 static size_t
-vctl_text(void *arg, char *buf, size_t len)
+vmctl_text(void *arg, char *buf, size_t len)
 {
-    struct vctl *vc = arg;
+    struct vmctl *vc = arg;
 
     return vm_info(vc->vm, buf, len);
 }
 
 int
-vctl_open(struct vm *vm, struct vctl **out)
+vmctl_open(struct vm *vm, struct vmctl **out)
 {
-    struct vctl *vc = calloc(1, sizeof(*vc));
+    struct vmctl *vc = calloc(1, sizeof(*vc));
 
     if (!vc)
         return -ENOMEM;
-    ctl_init(&vc->c, vm->fs, vctl_text, vc);
+    ctl_init(&vc->c, vm->fs, vmctl_text, vc);
     vc->vm = vm;
     vm->refs++;
     *out = vc;
@@ -1108,7 +1106,7 @@ vctl_open(struct vm *vm, struct vctl **out)
 }
 
 struct ctl *
-vctl_ctl(struct vctl *vc)
+vmctl_ctl(struct vmctl *vc)
 {
     return &vc->c;
 }
@@ -1116,7 +1114,7 @@ vctl_ctl(struct vctl *vc)
 /* A command waiting for the agent to come up. */
 struct pending {
     struct vm_wait w;
-    struct vctl *vc;
+    struct vmctl *vc;
     struct ctl_entry *e;
     struct command cmd;
 };
@@ -1146,7 +1144,7 @@ pending_go(void *arg, int err, const char *msg)
     if (err < 0) {
         reply_new_fmt(REPLY_ERROR, &rp, "%s: %s", cmd_names[e->kind], msg);
         ctl_done(e, rp);
-    } else if ((rc = vctl_start(p->vc, e, &p->cmd, cerr)) < 0) {
+    } else if ((rc = vmctl_start(p->vc, e, &p->cmd, cerr)) < 0) {
         reply_new_fmt(REPLY_ERROR, &rp, "%s", *cerr ? cerr : strerror(-rc));
         ctl_done(e, rp);
     }
@@ -1155,7 +1153,7 @@ pending_go(void *arg, int err, const char *msg)
 }
 
 int
-vctl_write(struct vctl *vc, fuse_req_t req, const char *buf, size_t len)
+vmctl_write(struct vmctl *vc, fuse_req_t req, const char *buf, size_t len)
 {
     struct command *cmd = malloc(sizeof(*cmd));
     char err[COMMAND_ERR_LEN] = "";
@@ -1215,7 +1213,7 @@ vctl_write(struct vctl *vc, fuse_req_t req, const char *buf, size_t len)
         vm_wait_up(vc->vm, &p->w, pending_go, p);
         return 0;
     }
-    rc = vctl_start(vc, e, cmd, err);
+    rc = vmctl_start(vc, e, cmd, err);
     if (rc < 0) {
         struct reply *rp = NULL;
         reply_new_fmt(REPLY_ERROR, &rp, "%s",
@@ -1232,7 +1230,7 @@ out:
 }
 
 void
-vctl_free(struct vctl *vc)
+vmctl_free(struct vmctl *vc)
 {
     if (!vc)
         return;

@@ -151,6 +151,10 @@ size_t text_escape(char *dst, size_t cap, const void *src, size_t len);
 /* Append the escaped C string s (NULL: nothing) at strnlen(buf, len);
  * returns the new length. */
 size_t text_append(char *buf, size_t len, const char *s);
+/* Append printf output as it is (the daemon's own words, never a value
+ * from outside) at strnlen(buf, len); returns the new length. */
+size_t text_appendf(char *buf, size_t len, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 /* Append the line "key: <escaped value>\n"; returns the new length. */
 size_t text_keyval(char *buf, size_t len, const char *key, const char *value);
 
