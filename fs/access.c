@@ -109,17 +109,17 @@ owned(const struct vm *vm, uid_t owner, uid_t uid, const char *what, char *why,
 }
 
 int
-access_proc(const struct vm *vm, const struct proc *p, uid_t uid, char *why,
+access_proc(const struct vm *vm, const struct vmproc *p, uid_t uid, char *why,
             size_t why_len)
 {
-    return owned(vm, vm_proc_owner(p), uid, "process", why, why_len);
+    return owned(vm, p->uid, uid, "process", why, why_len);
 }
 
 int
-access_handle(const struct vm *vm, const struct fhandle *h, uid_t uid,
+access_handle(const struct vm *vm, const struct vmhandle *h, uid_t uid,
               char *why, size_t why_len)
 {
-    return owned(vm, vm_handle_owner(h), uid, "file handle", why, why_len);
+    return owned(vm, h->uid, uid, "file handle", why, why_len);
 }
 
 bool
@@ -139,7 +139,7 @@ access_slot_text(const struct slot *sl, uid_t uid)
 
 void
 access_attr(const struct fs *fs, enum node n, const struct vm *vm,
-            const struct slot *sl, const struct proc *p, struct stat *st)
+            const struct slot *sl, const struct vmproc *p, struct stat *st)
 {
     if (!access_shared(fs))
         return;
@@ -173,7 +173,7 @@ access_attr(const struct fs *fs, enum node n, const struct vm *vm,
     case N_PROC_CMDLINE:
     case N_PROC_STDOUT:
     case N_PROC_STDERR:
-        st->st_uid = vm_proc_owner(p);
+        st->st_uid = p->uid;
         break;
     default:
         break;

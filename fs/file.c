@@ -1,6 +1,6 @@
 /*
  * file.c - open files: what an open of each node gets (fi->fh points at a
- * struct handle), and read, write, poll and release by kind.
+ * struct file), and read, write, poll and release by kind.
  *
  * Three shapes of file:
  *  - live files (streams/<id>/data and every ctl) are opened
@@ -28,9 +28,9 @@
 
 #include "fs.h"
 
-struct handle {
+struct file {
     struct fs *fs;
-    struct handle *prev, *next; /* fs->handles */
+    struct file *prev, *next; /* fs->files */
     enum node node;
     struct data *data;
     struct slot_ctl *sctl;
@@ -74,21 +74,21 @@ req_fs(fuse_req_t req)
     return fuse_req_userdata(req);
 }
 
-static struct handle *
+static struct file *
 fh(struct fuse_file_info *fi)
 {
-    return (struct handle *)(uintptr_t)fi->fh;
+    return (struct file *)(uintptr_t)fi->fh;
 }
 
 static void
-handle_free(struct handle *h)
+file_free(struct file *h)
 {
     if (!h)
         return;
     if (h->prev)
         h->prev->next = h->next;
     else if (h->fs)
-        h->fs->handles = h->next;
+        h->fs->files = h->next;
     if (h->next)
         h->next->prev = h->prev;
     data_free(h->data);
@@ -109,12 +109,9 @@ writable(enum node n)
 
 /* Generate a text node into h. */
 static int
-gen_text(struct fs *fs, struct handle *h, struct ino n, struct slot *sl,
-         struct vm *vm, struct proc *p, uid_t uid)
+gen_text(struct fs *fs, struct file *h, struct ino n, struct slot *sl,
+         struct vm *vm, struct vmproc *p, uid_t uid)
 {
-    const char *src;
-    size_t len;
-
     if (!(h->text = malloc(FS_TEXT_MAX)))
         return -ENOMEM;
     h->text[0] = 0;
@@ -139,12 +136,11 @@ gen_text(struct fs *fs, struct handle *h, struct ino n, struct slot *sl,
         }
         break;
     case N_PROC_STATUS:
-        h->len = vm_proc_status(p, h->text, FS_TEXT_MAX);
+        h->len = procs_status(p, h->text, FS_TEXT_MAX);
         break;
     case N_PROC_CMDLINE:
-        src = vm_proc_cmdline(p, &len);
-        h->len = len < FS_TEXT_MAX ? len : FS_TEXT_MAX;
-        memcpy(h->text, src, h->len);
+        h->len = p->cmdlen < FS_TEXT_MAX ? p->cmdlen : FS_TEXT_MAX;
+        memcpy(h->text, p->cmdline, h->len);
         break;
     default:
         return -EINVAL;
@@ -155,7 +151,7 @@ gen_text(struct fs *fs, struct handle *h, struct ino n, struct slot *sl,
 }
 
 static int
-clone_open(fuse_req_t req, struct fs *fs, struct handle *h)
+clone_open(fuse_req_t req, struct fs *fs, struct file *h)
 {
     struct slot *sl;
     int rc;
@@ -174,10 +170,10 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fs *fs = req_fs(req);
     struct ino n = tree_decode(ino);
-    struct handle *h = NULL;
+    struct file *h = NULL;
     struct slot *sl = NULL;
     struct vm *vm = NULL;
-    struct proc *p = NULL;
+    struct vmproc *p = NULL;
     struct stat st;
     uid_t uid = access_uid(req);
     char why[256];
@@ -199,7 +195,7 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (n.node >= N_VM && n.node <= N_PROC_STDERR)
         vm = vm_by_id(fs, n.a);
     if (n.node >= N_PROC && n.node <= N_PROC_STDERR) {
-        p = vm_proc(vm, n.b);
+        p = procs_find(vm, n.b);
         if (access_proc(vm, p, uid, why, sizeof(why)) < 0) {
             rc = -EACCES;
             goto fail;
@@ -223,10 +219,10 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     h->node = n.node;
     h->fs = fs;
-    h->next = fs->handles;
-    if (fs->handles)
-        fs->handles->prev = h;
-    fs->handles = h;
+    h->next = fs->files;
+    if (fs->files)
+        fs->files->prev = h;
+    fs->files = h;
     switch (n.node) {
     case N_CLONE:
         rc = clone_open(req, fs, h);
@@ -252,7 +248,7 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         break;
     case N_PROC_STDOUT:
     case N_PROC_STDERR:
-        h->s = vm_proc_output(p, n.node == N_PROC_STDOUT ? 1 : 2);
+        h->s = p->out[n.node == N_PROC_STDOUT ? 0 : 1];
         if (h->s)
             stream_ref(h->s);
         break;
@@ -268,16 +264,16 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         goto fail;
     if (live) {
         if (reply_live_open(req, (uintptr_t)h) == -ENOENT)
-            handle_free(h); /* interrupted: no release will come */
+            file_free(h); /* interrupted: no release will come */
         return;
     }
     fi->fh = (uintptr_t)h;
     fi->direct_io = 1;
     if (fuse_reply_open(req, fi) == -ENOENT)
-        handle_free(h);
+        file_free(h);
     return;
 fail:
-    handle_free(h);
+    file_free(h);
     fuse_reply_err(req, -rc);
 }
 
@@ -308,7 +304,7 @@ file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
           struct fuse_file_info *fi)
 {
     struct fs *fs = req_fs(req);
-    struct handle *h = fh(fi);
+    struct file *h = fh(fi);
 
     if (size > FS_BUF_SIZE)
         size = FS_BUF_SIZE;
@@ -344,7 +340,7 @@ void
 file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
            off_t off, struct fuse_file_info *fi)
 {
-    struct handle *h = fh(fi);
+    struct file *h = fh(fi);
     struct ctl *c = h->sctl   ? slot_ctl_ctl(h->sctl)
                     : h->vctl ? vmctl_ctl(h->vctl)
                     : h->gctl ? global_ctl(h->gctl)
@@ -386,7 +382,7 @@ void
 file_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
           struct fuse_pollhandle *ph)
 {
-    struct handle *h = fh(fi);
+    struct file *h = fh(fi);
 
     if (h->data) {
         data_poll(h->data, req, ph);
@@ -407,13 +403,13 @@ file_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 void
 file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    handle_free(fh(fi));
+    file_free(fh(fi));
     fuse_reply_err(req, 0);
 }
 
 void
 file_free_all(struct fs *fs)
 {
-    while (fs->handles)
-        handle_free(fs->handles);
+    while (fs->files)
+        file_free(fs->files);
 }

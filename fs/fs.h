@@ -35,10 +35,7 @@
 #define VM_MAX_USERS 64        /* users= of one VM */
 #define FS_MAX_UNOPENED 1024   /* clone slots per uid not opened yet */
 
-struct fhandle;
-struct handle;
 struct park;
-struct proc;
 struct slot;
 struct vm;
 
@@ -83,7 +80,7 @@ struct fs {
     struct vm *vms_stopping; /* removed, ending their processes */
     struct reactor_timer stop_timer;
 
-    struct handle *handles; /* file.c: every open file */
+    struct file *files; /* file.c: every open file */
 
     bool stopping;
 };
@@ -408,15 +405,15 @@ struct vm {
     size_t nusers;
     struct agent_client *agent;
     struct console *console;
-    struct proc *procs;
+    struct vmproc *procs; /* procs.c */
     size_t nprocs;
-    /* Ids on the mount (vmctl.c, SPEC §6.4): mount ids are given in
+    /* Ids on the mount (procs.c, SPEC §6.4): mount ids are given in
      * order per VM and never reused; each stands for an agent id of the
      * agent instance that was current when it was given. */
     uint64_t instance;                 /* the current agent's (0: none yet) */
     uint64_t last_proc, last_handle;   /* the last mount ids given */
     uint64_t proc_floor, handle_floor; /* ids <= these: earlier sessions */
-    struct fhandle *fhandles;          /* this session's open handles */
+    struct vmhandle *vmhandles;        /* this session's open handles */
     unsigned handles;                  /* how many */
     struct vm_wait *waiters;
     /* Removal (vm_del): its processes end, then its agent. */
@@ -438,7 +435,7 @@ void vm_unref(struct vm *vm);
 bool vm_del_all(struct fs *fs);
 /* Shutdown past its bound: finish every removal at once. */
 void vm_stop_now(struct fs *fs);
-/* vmctl.c: a removed VM's process was reaped. */
+/* procs.c: a removed VM's process was reaped. */
 void vm_proc_exited(struct vm *vm);
 /* SPEC §7's snapshot refusal text, or 0 when the VM is quiescent. */
 size_t vm_quiesce_text(struct vm *vm, char *buf, size_t len);
@@ -456,38 +453,99 @@ size_t vm_streams(struct vm *vm, uid_t uid, char *buf, size_t len);
 bool vm_has_nic(struct vm *vm, const char *iface);
 
 /* ------------------------------------------------------------------ */
-/* vmctl.c - vms/<name>/ctl commands (SPEC §5.4) and the processes     */
-/* they start (vms/<name>/procs/).                                     */
+/* procs.c - the processes started through the mount and the agent     */
+/* file handles opened through it: mount ids mapped to the agent's,    */
+/* owners, a process's output recorded and settled (SPEC §5.4, §6.4).  */
 /* ------------------------------------------------------------------ */
 
-struct vmctl;
+struct procs_waiter;
+
+/* A process started by `exec` (vms/<name>/procs/<n>). */
+struct vmproc {
+    struct vmproc *next;
+    struct vm *vm;
+    uint64_t n;        /* the mount id: procs/<n>, what commands name */
+    uint64_t agent_id; /* the agent's id, in instance */
+    uint64_t instance;
+    uid_t uid;      /* who exec'd it (access.c) */
+    char *cmdline;  /* the words, escaped, joined by blanks, one line */
+    size_t cmdlen;
+    bool exited;      /* the agent's wait answered: status final */
+    bool lost;        /* the connection went while it ran: status unknown
+                       * until the agent is back (procs_session) */
+    bool settled;     /* exited, and the output recorded by then arrived */
+    bool lossy;       /* the status tells of output not recorded */
+    bool wait_failed; /* the agent's wait failed for good */
+    char *status;     /* once exited: "exit N" ... */
+    uint64_t recorded[2];
+    char *agent_lost[2]; /* the agent's word on output it did not record */
+    struct agent_chan *wait_ch;
+    struct stream *out[2]; /* stdout, stderr (NULL: not recorded) */
+    struct stream_reader *catchup[2];
+    struct procs_waiter *waiters; /* answered when settled */
+};
+
+/* An agent file handle opened through ctl in the current session. */
+struct vmhandle {
+    struct vmhandle *next;
+    uint64_t n;        /* the mount id */
+    uint64_t agent_id; /* the agent's handle */
+    uid_t uid;         /* who opened it (access.c) */
+};
+
 /* A process by its mount id (procs/<n>), NULL when unknown. */
-struct proc *vm_proc(struct vm *vm, uint64_t n);
-/* Iterate the VM's processes. */
-struct proc *vm_proc_next(struct vm *vm, struct proc *prev);
-uint64_t vm_proc_id(const struct proc *p);
-uid_t vm_proc_owner(const struct proc *p);
-uid_t vm_handle_owner(const struct fhandle *h);
+struct vmproc *procs_find(struct vm *vm, uint64_t n);
+/* Iterate the VM's processes, newest first. */
+struct vmproc *procs_next(struct vm *vm, struct vmproc *prev);
+/* procs/<n>/status: "running", "exit N", "signal N", "unknown: why". */
+size_t procs_status(struct vmproc *p, char *buf, size_t len);
+/* Remember the process the agent started as agent_id for uid, and record
+ * its output from the first byte: its mount id, or 0 when memory ran
+ * out. Takes cmdline (malloc'd). */
+uint64_t procs_add(struct vm *vm, uint64_t agent_id, uid_t uid, char *cmdline,
+                   size_t cmdlen);
+/* Remember a handle the agent opened: its mount id, or 0 at the cap
+ * (then the agent's handle is closed again). */
+uint64_t procs_handle_add(struct vm *vm, uint64_t agent_id, uid_t uid);
+void procs_handle_forget(struct vm *vm, uint64_t n);
 /* The agent came up (vm.c): a new agent instance starts a new session
  * (every earlier id is stale from now on); the same instance after a
  * reconnect keeps its ids and waits again for its running processes. */
-void vm_session(struct vm *vm);
+void procs_session(struct vm *vm);
 /* Resolve a process (proc = true) or handle id word ("N", "proc#N",
  * "file#N") written by uid to the agent's id. what names the command for
  * the message in err (COMMAND_ERR_LEN). -EINVAL: not an id; -ESTALE: from
  * an earlier agent session; -EPERM: not uid's (access.c); -ESRCH /
  * -EBADF: no such process / handle. */
-int vm_resolve(struct vm *vm, bool proc, struct word w, uid_t uid,
-               const char *what, uint64_t *agent_id, uint64_t *n, char *err);
-size_t vm_proc_status(struct proc *p, char *buf, size_t len);
-const char *vm_proc_cmdline(struct proc *p, size_t *len);
-/* which: 1 stdout, 2 stderr. NULL when not captured. */
-struct stream *vm_proc_output(struct proc *p, int which);
-/* Forget the VM's processes (their output streams end). */
-void vm_procs_free(struct vm *vm);
-/* Processes remembered and not yet reaped; signal them (their groups). */
-size_t vm_procs_running(struct vm *vm);
-void vm_procs_signal(struct vm *vm, int sig);
+int procs_resolve(struct vm *vm, bool proc, struct word w, uid_t uid,
+                  const char *what, uint64_t *agent_id, uint64_t *n, char *err);
+/* Forget the VM's processes (their output streams end, their waiters
+ * are answered) and handles. */
+void procs_free_all(struct vm *vm);
+/* Processes of the current agent session not yet reaped; signal them
+ * (their groups). */
+size_t procs_running(struct vm *vm);
+void procs_signal(struct vm *vm, int sig);
+
+/* Waiting for a process to settle: fn runs once with the status (ok, or
+ * error when output was lost) and its text, or error when the process is
+ * forgotten first. At once when it is settled already. */
+typedef void procs_wait_fn(void *arg, enum reply_status st, const char *text);
+struct procs_waiter {
+    struct procs_waiter *next;
+    struct vmproc *p; /* NULL once answered or cancelled */
+    procs_wait_fn *fn;
+    void *arg;
+};
+void procs_wait(struct vmproc *p, struct procs_waiter *w, procs_wait_fn *fn,
+                void *arg);
+void procs_wait_cancel(struct procs_waiter *w);
+
+/* ------------------------------------------------------------------ */
+/* vmctl.c - vms/<name>/ctl commands (SPEC §5.4).                      */
+/* ------------------------------------------------------------------ */
+
+struct vmctl;
 int vmctl_open(struct vm *vm, struct vmctl **out);
 int vmctl_write(struct vmctl *vc, fuse_req_t req, const char *buf, size_t len);
 struct ctl *vmctl_ctl(struct vmctl *vc);
@@ -524,9 +582,9 @@ bool access_privileged(const struct fs *fs, uid_t uid);
  * may uid use vm (open streams on it, its ctl, its console)? */
 int access_vm(const struct vm *vm, uid_t uid, char *why, size_t why_len);
 /* May uid use process p / handle h (besides access_vm)? */
-int access_proc(const struct vm *vm, const struct proc *p, uid_t uid, char *why,
+int access_proc(const struct vm *vm, const struct vmproc *p, uid_t uid, char *why,
                 size_t why_len);
-int access_handle(const struct vm *vm, const struct fhandle *h, uid_t uid,
+int access_handle(const struct vm *vm, const struct vmhandle *h, uid_t uid,
                   char *why, size_t why_len);
 /* May uid open sl's files or remove it? */
 bool access_slot(const struct slot *sl, uid_t uid);
@@ -535,6 +593,7 @@ bool access_slot_text(const struct slot *sl, uid_t uid);
 /* Owners and modes of node n for the kernel's default_permissions
  * (st has the defaults of tree.c: the mount owner's). */
 void access_attr(const struct fs *fs, enum node n, const struct vm *vm,
-                 const struct slot *sl, const struct proc *p, struct stat *st);
+                 const struct slot *sl, const struct vmproc *p,
+                 struct stat *st);
 
 #endif

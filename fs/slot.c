@@ -415,7 +415,7 @@ start_engine(struct slot *sl)
         (strncmp(sl->kind, "proc_", 5) == 0 ||
          strcmp(sl->kind, "fd_stream") == 0)) {
         uint64_t id, n;
-        rc = vm_resolve(sl->vm, sl->kind[0] == 'p', cmd->argv[2], sl->open_uid,
+        rc = procs_resolve(sl->vm, sl->kind[0] == 'p', cmd->argv[2], sl->open_uid,
                         sl->kind, &id, &n, err);
         if (rc < 0) {
             command_free(cmd);

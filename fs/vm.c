@@ -166,7 +166,7 @@ agent_state(struct agent_client *c, void *arg)
 
     switch (agent_client_state(c)) {
     case AGENT_UP:
-        vm_session(vm); /* before anyone uses an id of the new session */
+        procs_session(vm); /* before anyone uses an id of the new session */
         wake_waiters(vm, 0, NULL);
         break;
     case AGENT_DEAD:
@@ -446,7 +446,7 @@ vm_stopped(struct vm *vm)
 
     reactor_timer_stop(fs->r, &vm->stop_timer);
     stopping_unlink(vm);
-    vm_procs_free(vm);
+    procs_free_all(vm);
     agent_client_free(vm->agent);
     vm->agent = NULL;
     if (fs->stopping && !fs->vms_stopping)
@@ -468,14 +468,14 @@ static void
 stop_step(struct reactor *r, void *arg)
 {
     struct vm *vm = arg;
-    bool procs = vm_agent_up(vm) && vm_procs_running(vm) > 0;
+    bool procs = vm_agent_up(vm) && procs_running(vm) > 0;
 
     reactor_timer_stop(r, &vm->stop_timer);
     if (vm->stop_phase == 0 && procs && !vm->host) {
         /* The host VM's agent ends everything it started when stopped;
          * a guest's agent outlives us, so ask it. */
         vm->stop_phase = STOP_TERM;
-        vm_procs_signal(vm, SIGTERM);
+        procs_signal(vm, SIGTERM);
         reactor_timer_start(r, &vm->stop_timer, clock_now() + VM_KILL_GRACE,
                             stop_step, vm);
         return;
@@ -484,9 +484,9 @@ stop_step(struct reactor *r, void *arg)
         vm->stop_phase = STOP_KILL;
         log_warn("vm `%s`: %zu process(es) still running %llus after SIGTERM: "
                "SIGKILL",
-               vm->name, vm_procs_running(vm),
+               vm->name, procs_running(vm),
                (unsigned long long)(VM_KILL_GRACE / USEC_PER_SEC));
-        vm_procs_signal(vm, SIGKILL);
+        procs_signal(vm, SIGKILL);
         reactor_timer_start(r, &vm->stop_timer, clock_now() + VM_KILL_WAIT,
                             stop_step, vm);
         return;
@@ -501,7 +501,7 @@ vm_proc_exited(struct vm *vm)
 {
     if (vm->gone &&
         (vm->stop_phase == STOP_TERM || vm->stop_phase == STOP_KILL) &&
-        vm_procs_running(vm) == 0)
+        procs_running(vm) == 0)
         reactor_timer_start(vm->fs->r, &vm->stop_timer, 0, stop_step, vm);
 }
 

@@ -1,7 +1,7 @@
 /*
- * vmctl.c - vms/<name>/ctl (SPEC §5.4) and vms/<name>/procs/: commands
- * run through the VM's agent client, their replies read back on the same
- * open file (ctl.c).
+ * vmctl.c - vms/<name>/ctl (SPEC §5.4): commands run through the VM's
+ * agent client, their replies read back on the same open file (ctl.c).
+ * The processes and handles they create are procs.c's.
  *
  * Each command is one agent request; requests of one open run
  * concurrently in the agent, but their replies are read in the order the
@@ -9,94 +9,21 @@
  * for the process); with T the request is abandoned at T and answers
  * `timeout`. Releasing the ctl file abandons what still runs.
  *
- * Processes started with `exec` are remembered (at most VMCTL_MAX_PROCS
- * per VM; the oldest finished ones are forgotten first) with their
- * command line, their exit status (a `wait` is kept outstanding from the
- * start) and their stdout/stderr, each recorded from the first byte in a
- * stream of its own: procs/<n>/{status,cmdline,stdout,stderr}.
- *
- * A process is *settled* once the agent's wait has answered and the output
- * the agent had recorded by then has reached the daemon's history (or its
- * stream ended): `wait` on a remembered process answers then, so that
- * procs/<n>/stdout holds everything the process wrote before it exited.
- * Output not recorded, in the agent (its spool full, --proc-spool-max) or
- * here (the daemon's spool full, the history limit), is never silent:
- * the status says so after the exit ("exit 0; stdout not recorded past N
- * bytes: spool: No space left on device") and `wait` answers `error`
- * with that text.
- *
  * Replies: exec → the proc id; open → the handle; read → the bytes;
  * write, stdin → bytes written; seek → the new offset; wait → `exit N` or
  * `signal N`; the others an empty `ok`. Ids are plain numbers; `proc#N`
  * and `file#N` are accepted wherever an id is expected.
  *
- * Ids (SPEC §6.4). The ids shown on the mount are the daemon's, not the
- * agent's: an agent that restarts (the host agent respawned, a guest
- * rebooted) counts from 1 again, and its "proc 1" is not the process an
- * earlier "proc 1" named. So each VM hands out mount ids in order, never
- * reused in the VM's life, and maps each to the agent's id in the agent
- * instance that was current then (hello_ok's instance). When the agent
- * comes up with another instance, a new session starts: every earlier id
- * is stale and answers ESTALE "from an earlier agent session", never
- * another object, and the handles of the old session no longer count.
- * The same instance after a reconnect (a guest agent that outlived the
- * connection) keeps its ids, and the daemon waits again for its running
- * processes. Every process and handle belongs to the uid that created it
- * (access.c).
+ * Ids: procs.c.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fs.h"
-
-#define VMCTL_MAX_PROCS 256
-#define VMCTL_MAX_HANDLES 1024 /* as the agent's own cap */
-
-struct pwait;
-
-struct proc {
-    struct proc *next;
-    struct vm *vm;
-    uint64_t n;        /* the mount id: procs/<n>, what commands name */
-    uint64_t agent_id; /* the agent's id, in instance */
-    uint64_t instance;
-    uid_t uid; /* who exec'd it */
-    char *cmdline;
-    size_t cmdlen;
-    bool exited;      /* the agent's wait answered: status final */
-    bool lost;        /* the connection went while it ran: status unknown
-                       * until the agent is back (vm_session) */
-    bool settled;     /* exited, and the output recorded by then arrived */
-    bool lossy;       /* the status tells of output not recorded */
-    bool wait_failed; /* the agent's wait failed for good */
-    char *status;     /* once exited: "exit N" ... */
-    uint64_t recorded[2];
-    char *agent_lost[2]; /* the agent's word on output it did not record */
-    struct agent_chan *wait_ch;
-    struct stream *out[2]; /* stdout, stderr */
-    struct stream_reader *catchup[2];
-    struct pwait *waiters; /* `wait` commands answered when settled */
-};
-
-/* A `wait` command on a remembered process (in its ctl entry's aux). */
-struct pwait {
-    struct pwait *next;
-    struct proc *p;
-    struct ctl_entry *e;
-};
-
-/* An agent file handle opened through ctl in the current session. */
-struct fhandle {
-    struct fhandle *next;
-    uint64_t n;        /* the mount id */
-    uint64_t agent_id; /* the agent's handle */
-    uid_t uid;         /* who opened it */
-};
 
 struct vmctl {
     struct ctl c;
@@ -118,534 +45,43 @@ enum cmd_kind {
     C_QUIESCE,
 };
 
-/* ---- processes ---------------------------------------------------- */
-
-struct proc *
-vm_proc(struct vm *vm, uint64_t n)
-{
-    for (struct proc *p = vm->procs; p; p = p->next)
-        if (p->n == n)
-            return p;
-    return NULL;
-}
-
-struct proc *
-vm_proc_next(struct vm *vm, struct proc *prev)
-{
-    return prev ? prev->next : vm->procs;
-}
-
-uint64_t
-vm_proc_id(const struct proc *p)
-{
-    return p->n;
-}
-
-uid_t
-vm_proc_owner(const struct proc *p)
-{
-    return p->uid;
-}
-
-uid_t
-vm_handle_owner(const struct fhandle *h)
-{
-    return h->uid;
-}
-
-size_t
-vm_proc_status(struct proc *p, char *buf, size_t len)
-{
-    buf[0] = 0;
-    text_append(buf, len, p->settled && p->status ? p->status : "running");
-    return text_appendf(buf, len, "\n");
-}
-
-const char *
-vm_proc_cmdline(struct proc *p, size_t *len)
-{
-    *len = p->cmdlen;
-    return p->cmdline;
-}
-
-struct stream *
-vm_proc_output(struct proc *p, int which)
-{
-    return which == 1 || which == 2 ? p->out[which - 1] : NULL;
-}
-
-static void pwait_answer(struct pwait *w, struct reply *rp);
-
-static void
-proc_free(struct proc *p)
-{
-    agent_client_close(p->wait_ch);
-    while (p->waiters) {
-        struct reply *rp = NULL;
-        reply_new_fmt(REPLY_ERROR, &rp,
-                      "wait: proc#%" PRIu64 " was forgotten: vm `%s` %s", p->n,
-                      p->vm->name, p->vm->gone ? "was removed" : "is gone");
-        pwait_answer(p->waiters, rp);
-    }
-    for (int i = 0; i < 2; i++) {
-        stream_reader_free(p->catchup[i]);
-        if (p->out[i]) {
-            stream_close(p->out[i]);
-            stream_unref(p->out[i]);
-        }
-    }
-    free(p->agent_lost[0]);
-    free(p->agent_lost[1]);
-    free(p->status);
-    free(p->cmdline);
-    free(p);
-}
-
-static void
-handles_free(struct vm *vm)
-{
-    struct fhandle *h;
-
-    while ((h = vm->fhandles)) {
-        vm->fhandles = h->next;
-        free(h);
-    }
-    vm->handles = 0;
-}
-
-size_t
-vm_procs_running(struct vm *vm)
-{
-    size_t n = 0;
-
-    for (struct proc *p = vm->procs; p; p = p->next)
-        n += !p->exited && p->instance == vm->instance;
-    return n;
-}
-
-static void
-signal_sent(void *arg, const struct agent_reply *rp)
-{
-}
-
-/* Signal every process of the current agent session still running
- * (those of earlier sessions went with their agent). */
-void
-vm_procs_signal(struct vm *vm, int sig)
-{
-    for (struct proc *p = vm->procs; p; p = p->next)
-        if (!p->exited && p->instance == vm->instance)
-            agent_client_kill(vm->agent, p->agent_id, sig, signal_sent, NULL,
-                              NULL);
-}
-
-void
-vm_procs_free(struct vm *vm)
-{
-    struct proc *p;
-
-    while ((p = vm->procs)) {
-        vm->procs = p->next;
-        proc_free(p);
-    }
-    vm->nprocs = 0;
-    handles_free(vm);
-}
-
-/* ---- settling: the exit status with the fate of the output ------- */
-
-static void proc_settle(struct proc *p);
-
-static void
-catchup_ready(struct reactor *r, void *arg)
-{
-    proc_settle(arg);
-}
-
-/* Append "; <text>" to p->status. */
-static void status_add(struct proc *p, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-
-static void
-status_add(struct proc *p, const char *fmt, ...)
-{
-    size_t n = p->status ? strlen(p->status) : 0;
-    char more[PROTO_MAX_MSG + 64];
-    va_list ap;
-    char *s;
-
-    va_start(ap, fmt);
-    vsnprintf(more, sizeof(more), fmt, ap);
-    va_end(ap);
-    if (!(s = realloc(p->status, n + strlen(more) + 3)))
-        return;
-    sprintf(s + n, "%s%s", n ? "; " : "", more);
-    p->status = s;
-}
-
-/* Settled once each output's history holds what the agent had recorded
- * when it answered wait, or has ended. Until then a reader placed just
- * before that size tells us when it gets there. */
-static void
-proc_settle(struct proc *p)
-{
-    static const char *const names[2] = {"stdout", "stderr"};
-    bool waiting = false;
-
-    if (p->settled || !p->exited)
-        return;
-    for (int i = 0; i < 2; i++) {
-        struct stream *s = p->out[i];
-        if (!s || stream_state(s) != STREAM_LIVE ||
-            stream_size(s) >= p->recorded[i]) {
-            stream_reader_free(p->catchup[i]);
-            p->catchup[i] = NULL;
-            continue;
-        }
-        if (!p->catchup[i] && stream_reader_new(s, &p->catchup[i]) < 0)
-            continue; /* out of memory: settle without it */
-        stream_reader_seek(p->catchup[i], p->recorded[i] - 1);
-        stream_reader_notify(p->catchup[i], catchup_ready, p);
-        waiting = true;
-    }
-    if (waiting)
-        return;
-    /* Where each output stopped being recorded, if it did: here (short
-     * of what the agent had), else in the agent. */
-    for (int i = 0; i < 2; i++) {
-        struct stream *s = p->out[i];
-        const char *why = NULL;
-        if (p->recorded[i] > 0 && !s) {
-            status_add(p, "%s not recorded: its history could not be created",
-                       names[i]);
-        } else if (s && stream_size(s) < p->recorded[i] &&
-                   stream_end_error(s, &why) < 0) {
-            status_add(p, "%s not recorded past %" PRIu64 " bytes: %s",
-                       names[i], stream_size(s), why ? why : "stream error");
-        } else if (p->agent_lost[i]) {
-            status_add(p, "%s", p->agent_lost[i]);
-        } else {
-            continue;
-        }
-        p->lossy = true;
-    }
-    p->settled = true;
-    while (p->waiters) {
-        struct reply *rp = NULL;
-        reply_new_mem(p->lossy ? REPLY_ERROR : REPLY_OK, p->status,
-                      p->status ? strlen(p->status) : 0, &rp);
-        pwait_answer(p->waiters, rp);
-    }
-}
-
-static void
-proc_waited(void *arg, const struct agent_reply *rp)
-{
-    struct proc *p = arg;
-
-    p->wait_ch = NULL;
-    if (rp->err < 0 && !vm_agent_up(p->vm)) {
-        /* Lost with the connection: it may still run, and its agent may
-         * come back (vm_session decides). Waiters keep waiting. */
-        p->lost = true;
-        return;
-    }
-    p->exited = true;
-    p->lost = false;
-    if (rp->err < 0) {
-        status_add(p, "unknown: %s", rp->msg);
-        p->lossy = true;
-        p->wait_failed = true;
-        p->recorded[0] = p->recorded[1] = 0;
-    } else {
-        status_add(p, "%s %" PRIu64,
-                   rp->how == PROTO_SIGNALED ? "signal" : "exit", rp->value);
-        for (int i = 0; i < 2; i++) {
-            p->recorded[i] = rp->out[i].recorded;
-            if (rp->out[i].lost < 0)
-                p->agent_lost[i] = strdup(rp->out[i].msg);
-        }
-    }
-    proc_settle(p);
-    vm_proc_exited(p->vm);
-}
-
-/* The agent is up: the same instance as before keeps its ids and is
- * asked again about the processes it was running; another one starts a
- * new session, and what the old one ran is final ("unknown"). */
-void
-vm_session(struct vm *vm)
-{
-    const struct agent_facts *f = agent_client_facts(vm->agent);
-    uint64_t instance = f ? f->instance : 0;
-
-    if (vm->instance && instance == vm->instance) {
-        for (struct proc *p = vm->procs; p; p = p->next) {
-            if (!p->lost || p->instance != instance)
-                continue;
-            p->lost = false;
-            free(p->status);
-            p->status = NULL;
-            if (agent_client_wait(vm->agent, p->agent_id, proc_waited, p,
-                                  &p->wait_ch) < 0) {
-                struct agent_reply rp = {
-                        .err = -ENOTCONN,
-                        .msg = "the VM's agent is not connected"};
-                proc_waited(p, &rp);
-            }
-        }
-        return;
-    }
-    vm->instance = instance;
-    vm->proc_floor = vm->last_proc;
-    vm->handle_floor = vm->last_handle;
-    handles_free(vm);
-    for (struct proc *p = vm->procs; p; p = p->next) {
-        if (p->lost) {
-            struct agent_reply rp = {
-                    .err = -ESTALE,
-                    .msg = "its agent session ended (the agent restarted)"};
-            free(p->status);
-            p->status = NULL;
-            p->lost = false;
-            proc_waited(p, &rp);
-        }
-    }
-}
-
-static void
-output_opened(struct stream *s, int err, const char *msg, void *arg)
-{
-    if (err < 0)
-        stream_end(s, err, msg);
-}
-
-/* Record stdout or stderr of p from its first byte. */
-static void
-proc_capture(struct proc *p, int which)
-{
-    struct fs *fs = p->vm->fs;
-    struct stream_config cfg = {.spool_dir = fs->opt->spool_dir,
-                                .history_limit = fs->opt->history_limit,
-                                .noun = "stream"};
-    struct command cmd;
-    char line[64], err[COMMAND_ERR_LEN];
-    void *state;
-
-    snprintf(line, sizeof(line), "%s vm %" PRIu64,
-             which == 1 ? "proc_stdout_stream" : "proc_stderr_stream",
-             p->agent_id);
-    if (stream_new(fs->r, &cfg, &p->out[which - 1]) < 0)
-        return;
-    if (command_parse(&cmd, line, strlen(line), err) < 0 ||
-        tail_engine.open(p->out[which - 1], p->vm->agent, &cmd, 1,
-                         output_opened, NULL, &state, err) < 0)
-        stream_end(p->out[which - 1], -EIO, err);
-    command_free(&cmd);
-}
-
-/* Forget the oldest finished processes beyond the cap. */
-static void
-procs_trim(struct vm *vm)
-{
-    while (vm->nprocs >= VMCTL_MAX_PROCS) {
-        struct proc **pp = &vm->procs, **oldest = NULL;
-        for (; *pp; pp = &(*pp)->next)
-            if ((*pp)->settled && !(*pp)->waiters)
-                oldest = pp; /* the list is newest first */
-        if (!oldest)
-            return;
-        struct proc *p = *oldest;
-        *oldest = p->next;
-        proc_free(p);
-        vm->nprocs--;
-    }
-}
-
-/* Remember the process the agent started as agent_id: its mount id, or
- * 0 when memory ran out. Takes cmdline. */
-static uint64_t
-proc_add(struct vm *vm, uint64_t agent_id, uid_t uid, char *cmdline,
-         size_t cmdlen)
-{
-    struct proc *p = calloc(1, sizeof(*p));
-
-    if (!p) {
-        free(cmdline);
-        return 0;
-    }
-    procs_trim(vm);
-    p->vm = vm;
-    p->n = ++vm->last_proc;
-    p->agent_id = agent_id;
-    p->instance = vm->instance;
-    p->uid = uid;
-    p->cmdline = cmdline;
-    p->cmdlen = cmdlen;
-    p->next = vm->procs;
-    vm->procs = p;
-    vm->nprocs++;
-    proc_capture(p, 1);
-    proc_capture(p, 2);
-    if (agent_client_wait(vm->agent, agent_id, proc_waited, p, &p->wait_ch) <
-        0) {
-        struct agent_reply rp = {.err = -ENOTCONN,
-                                 .msg = "the VM's agent is not connected"};
-        proc_waited(p, &rp);
-    }
-    return p->n;
-}
-
-/* ---- handles and ids ---------------------------------------------- */
-
-static struct fhandle *
-handle_find(struct vm *vm, uint64_t n, struct fhandle ***pp)
-{
-    struct fhandle **hp = &vm->fhandles;
-
-    for (; *hp; hp = &(*hp)->next)
-        if ((*hp)->n == n) {
-            if (pp)
-                *pp = hp;
-            return *hp;
-        }
-    return NULL;
-}
-
-static void
-ignore_reply(void *arg, const struct agent_reply *rp)
-{
-}
-
-/* Remember the handle the agent opened: its mount id, or 0 at the cap
- * (then the agent's handle is closed again). */
-static uint64_t
-handle_add(struct vm *vm, uint64_t agent_id, uid_t uid)
-{
-    struct fhandle *h = NULL;
-
-    if (vm->handles >= VMCTL_MAX_HANDLES || !(h = calloc(1, sizeof(*h)))) {
-        agent_client_fclose(vm->agent, agent_id, ignore_reply, NULL, NULL);
-        return 0;
-    }
-    h->n = ++vm->last_handle;
-    h->agent_id = agent_id;
-    h->uid = uid;
-    h->next = vm->fhandles;
-    vm->fhandles = h;
-    vm->handles++;
-    return h->n;
-}
-
-static void
-handle_forget(struct vm *vm, uint64_t n)
-{
-    struct fhandle **pp, *h = handle_find(vm, n, &pp);
-
-    if (h) {
-        *pp = h->next;
-        free(h);
-        vm->handles--;
-    }
-}
-
-static bool parse_u64(struct word w, const char *prefix, uint64_t *v);
-
-int
-vm_resolve(struct vm *vm, bool proc, struct word w, uid_t uid, const char *what,
-           uint64_t *agent_id, uint64_t *n, char *err)
-{
-    const char *noun = proc ? "proc" : "file";
-    uint64_t floor = proc ? vm->proc_floor : vm->handle_floor;
-    struct proc *p = NULL;
-    struct fhandle *h = NULL;
-    char why[256];
-    int rc;
-
-    if (!parse_u64(w, noun, n) || *n == 0) {
-        snprintf(err, COMMAND_ERR_LEN, "%s: bad %s id `%.*s`", what,
-                 proc ? "process" : "handle", (int)(w.len > 32 ? 32 : w.len),
-                 w.p);
-        return -EINVAL;
-    }
-    if (proc)
-        p = vm_proc(vm, *n);
-    else
-        h = handle_find(vm, *n, NULL);
-    if ((p && p->instance != vm->instance) || (!p && !h && *n <= floor)) {
-        snprintf(err, COMMAND_ERR_LEN,
-                 "%s: %s#%" PRIu64 ": %s (from an earlier agent session)", what,
-                 noun, *n, strerror(ESTALE));
-        return -ESTALE;
-    }
-    if (!p && !h) {
-        rc = proc ? ESRCH : EBADF;
-        snprintf(err, COMMAND_ERR_LEN, "%s: %s#%" PRIu64 ": %s%s", what, noun,
-                 *n, strerror(rc),
-                 proc && *n <= vm->last_proc
-                         ? " (forgotten: the oldest finished processes "
-                           "are, beyond 256 per VM)"
-                         : "");
-        return -rc;
-    }
-    rc = p ? access_proc(vm, p, uid, why, sizeof(why))
-           : access_handle(vm, h, uid, why, sizeof(why));
-    if (rc < 0) {
-        snprintf(err, COMMAND_ERR_LEN, "%s: %s#%" PRIu64 ": %s (%.160s)", what,
-                 noun, *n, strerror(-rc), why);
-        return rc;
-    }
-    *agent_id = p ? p->agent_id : h->agent_id;
-    return 0;
-}
-
 /* ---- wait on a remembered process ---------------------------------- */
 
+/* A `wait` on a process started through the mount is answered by
+ * procs.c when the process settles; the waiter lives in the entry's aux
+ * until then. */
 static void
-pwait_unlink(struct pwait *w)
+pwait_answered(void *arg, enum reply_status st, const char *text)
 {
-    struct pwait **pp = &w->p->waiters;
+    struct ctl_entry *e = arg;
+    struct vmctl *vc = e->owner;
+    struct reply *rp = NULL;
 
-    while (*pp != w)
-        pp = &(*pp)->next;
-    *pp = w->next;
-    w->e->aux = NULL;
-    free(w);
-}
-
-static void
-pwait_answer(struct pwait *w, struct reply *rp)
-{
-    struct ctl_entry *e = w->e;
-
-    reactor_timer_stop(w->p->vm->fs->r, &e->timer);
-    pwait_unlink(w);
+    reactor_timer_stop(vc->vm->fs->r, &e->timer);
+    free(e->aux);
+    e->aux = NULL;
+    reply_new_mem(st, text, strlen(text), &rp);
     ctl_done(e, rp);
 }
 
-/* wait PROC on a process started through the mount: answered when it
- * settles, with its status. */
 static int
-pwait_start(struct ctl_entry *e, struct proc *p)
+pwait_start(struct ctl_entry *e, struct vmproc *p)
 {
-    struct pwait *w;
-    struct reply *rp = NULL;
+    struct procs_waiter *w = calloc(1, sizeof(*w));
 
-    if (p->settled) {
-        reactor_timer_stop(p->vm->fs->r, &e->timer);
-        reply_new_mem(p->lossy ? REPLY_ERROR : REPLY_OK, p->status,
-                      p->status ? strlen(p->status) : 0, &rp);
-        ctl_done(e, rp);
-        return 0;
-    }
-    if (!(w = calloc(1, sizeof(*w))))
+    if (!w)
         return -ENOMEM;
-    w->p = p;
-    w->e = e;
-    w->next = p->waiters;
-    p->waiters = w;
     e->aux = (char *)w;
+    procs_wait(p, w, pwait_answered, e);
     return 0;
+}
+
+static void
+pwait_drop(struct ctl_entry *e)
+{
+    procs_wait_cancel((struct procs_waiter *)(void *)e->aux);
+    free(e->aux);
+    e->aux = NULL;
 }
 
 /* ---- replies ------------------------------------------------------ */
@@ -691,8 +127,8 @@ request_done(void *arg, const struct agent_reply *rp)
     case C_EXEC: {
         uint64_t n =
                 vm->gone ? 0
-                         : proc_add(vm, rp->value, e->uid, e->aux, e->auxlen);
-        e->aux = NULL; /* proc_add took it */
+                         : procs_add(vm, rp->value, e->uid, e->aux, e->auxlen);
+        e->aux = NULL; /* procs_add took it */
         if (n)
             reply_new_fmt(REPLY_OK, &r, "%" PRIu64, n);
         else
@@ -711,17 +147,17 @@ request_done(void *arg, const struct agent_reply *rp)
         break;
     }
     case C_OPEN: {
-        uint64_t n = handle_add(vm, rp->value, e->uid);
+        uint64_t n = procs_handle_add(vm, rp->value, e->uid);
         if (n)
             reply_new_fmt(REPLY_OK, &r, "%" PRIu64, n);
         else
             reply_new_fmt(REPLY_ERROR, &r,
                           "open: %s (at most %d open handles per VM)",
-                          strerror(EMFILE), VMCTL_MAX_HANDLES);
+                          strerror(EMFILE), 1024);
         break;
     }
     case C_CLOSE:
-        handle_forget(vm, e->obj);
+        procs_handle_forget(vm, e->obj);
         reply_new_mem(REPLY_OK, "", 0, &r);
         break;
     case C_READ:
@@ -748,7 +184,7 @@ request_cancel(struct ctl_entry *e)
     e->ch = NULL;
     reactor_timer_stop(vc->vm->fs->r, &e->timer);
     if (e->kind == C_WAIT && e->aux)
-        pwait_unlink((struct pwait *)(void *)e->aux);
+        pwait_drop(e);
 }
 
 static void
@@ -761,33 +197,13 @@ wait_timed_out(struct reactor *r, void *arg)
     agent_client_close(e->ch);
     e->ch = NULL;
     if (e->aux)
-        pwait_unlink((struct pwait *)(void *)e->aux);
+        pwait_drop(e);
     duration_format(e->id, t, sizeof(t));
     reply_new_fmt(REPLY_TIMEOUT, &rp, "wait timed out after %s", t);
     ctl_done(e, rp);
 }
 
 /* ---- parsing ------------------------------------------------------ */
-
-static bool
-parse_u64(struct word w, const char *prefix, uint64_t *v)
-{
-    char buf[32], *end;
-    size_t plen = prefix ? strlen(prefix) : 0;
-    const char *p = buf;
-
-    if (w.len == 0 || w.len >= sizeof(buf) || memchr(w.p, 0, w.len))
-        return false;
-    memcpy(buf, w.p, w.len);
-    buf[w.len] = 0;
-    if (prefix && strncmp(buf, prefix, plen) == 0 && buf[plen] == '#')
-        p += plen + 1;
-    if (*p < '0' || *p > '9')
-        return false;
-    errno = 0;
-    *v = strtoull(p, &end, 10);
-    return !*end && errno == 0;
-}
 
 static int
 parse_signal(struct word w, int *sig)
@@ -810,7 +226,7 @@ parse_signal(struct word w, int *sig)
             *sig = sigs[i].sig;
             return 0;
         }
-    if (parse_u64(w, NULL, &n) && n > 0 && n < 65) {
+    if (word_u64(w, NULL, &n) && n > 0 && n < 65) {
         *sig = (int)n;
         return 0;
     }
@@ -993,7 +409,7 @@ vmctl_start(struct vmctl *vc, struct ctl_entry *e, const struct command *cmd,
     }
     if (cmd->argc < 2)
         goto usage;
-    rc = vm_resolve(vc->vm, e->kind < C_OPEN, w1, e->uid, cmd_names[e->kind],
+    rc = procs_resolve(vc->vm, e->kind < C_OPEN, w1, e->uid, cmd_names[e->kind],
                     &id, &e->obj, err);
     if (rc == -EINVAL)
         goto usage;
@@ -1001,7 +417,7 @@ vmctl_start(struct vmctl *vc, struct ctl_entry *e, const struct command *cmd,
         return rc;
     switch (e->kind) {
     case C_WAIT: {
-        struct proc *pr;
+        struct vmproc *pr;
         if (cmd->argc > 3)
             goto usage;
         if (cmd->argc == 3) {
@@ -1013,7 +429,7 @@ vmctl_start(struct vmctl *vc, struct ctl_entry *e, const struct command *cmd,
         }
         /* A remembered process answers from its own bookkeeping, unless
          * that lost track of it (then the agent may still know it). */
-        if ((pr = vm_proc(vc->vm, e->obj)) && !pr->wait_failed)
+        if ((pr = procs_find(vc->vm, e->obj)) && !pr->wait_failed)
             rc = pwait_start(e, pr);
         else
             rc = agent_client_wait(a, id, request_done, e, &e->ch);
@@ -1034,7 +450,7 @@ vmctl_start(struct vmctl *vc, struct ctl_entry *e, const struct command *cmd,
             goto usage;
         return agent_client_stdin_close(a, id, request_done, e, &e->ch);
     case C_READ:
-        if (cmd->argc != 3 || !parse_u64(w2, NULL, &n) || n > PROTO_MAX_DATA)
+        if (cmd->argc != 3 || !word_u64(w2, NULL, &n) || n > PROTO_MAX_DATA)
             goto usage;
         return agent_client_fread(a, id, (size_t)n, request_done, e, &e->ch);
     case C_WRITE:

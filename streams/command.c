@@ -289,6 +289,24 @@ word_option(struct word w, const char *key, struct word *value)
     return true;
 }
 
+bool
+word_u64(struct word w, const char *prefix, uint64_t *v)
+{
+    char buf[32], *end;
+    size_t plen = prefix ? strlen(prefix) : 0;
+    const char *p = buf;
+
+    if (!word_cstr(w, buf, sizeof(buf)))
+        return false;
+    if (prefix && strncmp(buf, prefix, plen) == 0 && buf[plen] == '#')
+        p += plen + 1;
+    if (*p < '0' || *p > '9')
+        return false;
+    errno = 0;
+    *v = strtoull(p, &end, 10);
+    return !*end && errno == 0;
+}
+
 /* ---- durations ---- */
 
 /* Render w for a message: printable ASCII as is, other bytes as \xHH, cut

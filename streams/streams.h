@@ -126,6 +126,9 @@ bool word_cstr(struct word w, char *dst, size_t cap);
 char *word_strdup(struct word w);
 /* If w is "key=value" with the given key, point *value at the value. */
 bool word_option(struct word w, const char *key, struct word *value);
+/* A decimal number without sign ("N"), or with a prefix "prefix#N" too
+ * (ids: "proc#3", "file#2"); false when w is anything else or too big. */
+bool word_u64(struct word w, const char *prefix, uint64_t *v);
 
 /*
  * Parse a duration: "1.5" (seconds), "250ms", "2s", "1.5m", "1h".
