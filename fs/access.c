@@ -122,6 +122,19 @@ access_handle(const struct vm *vm, const struct vmhandle *h, uid_t uid,
     return owned(vm, h->uid, uid, "file handle", why, why_len);
 }
 
+int
+access_open(const struct fs *fs, const struct engine *e, const struct vm *vm,
+            uid_t uid, char *why, size_t why_len)
+{
+    if (e->priv == ENGINE_PRIV_VM)
+        return access_vm(vm, uid, why, why_len);
+    if (access_privileged(fs, uid))
+        return 0;
+    snprintf(why, why_len, "captures need CAP_NET_RAW; only root may "
+                           "capture on a shared mount");
+    return -EPERM;
+}
+
 bool
 access_slot(const struct slot *sl, uid_t uid)
 {

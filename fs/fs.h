@@ -37,6 +37,7 @@
 
 struct park;
 struct slot;
+struct slot_open;
 struct vm;
 
 /* ------------------------------------------------------------------ */
@@ -342,7 +343,7 @@ struct slot {
     struct slot *hnext;
     struct vm *vm; /* NULL for captures and unopened slots */
     struct stream *s;
-    const struct engine_ops *engine;
+    const struct engine *engine; /* the open command (streams/engine.c) */
     void *engine_state;
     char kind[24];
     char *detail, *site, *test;
@@ -351,12 +352,11 @@ struct slot {
     pid_t owner_pid;
     uid_t uid; /* who cloned it: owns its files under allow_other */
     gid_t gid;
-    uid_t open_uid;    /* who wrote the open command (access.c) */
-    char agent_id[24]; /* fd_stream/proc_*: the agent's id, as a word */
+    uid_t open_uid; /* who wrote the open command (access.c) */
     time_t created;
     struct reactor_timer reclaim;
     struct ctl_entry *open_entry; /* the open command's reply, pending */
-    struct command *open_cmd;     /* kept while waiting for the agent */
+    struct slot_open *opening;    /* kept while waiting for the agent */
     struct vm_wait wait;
 };
 
@@ -586,6 +586,10 @@ int access_proc(const struct vm *vm, const struct vmproc *p, uid_t uid, char *wh
                 size_t why_len);
 int access_handle(const struct vm *vm, const struct vmhandle *h, uid_t uid,
                   char *why, size_t why_len);
+/* May uid open a stream of e on vm (NULL: a capture on no VM's NIC)?
+ * 0, or -EPERM with the reason in why. */
+int access_open(const struct fs *fs, const struct engine *e,
+                const struct vm *vm, uid_t uid, char *why, size_t why_len);
 /* May uid open sl's files or remove it? */
 bool access_slot(const struct slot *sl, uid_t uid);
 /* May uid see the paths, sites and test names of sl (vms/NAME/streams)? */

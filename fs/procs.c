@@ -324,23 +324,22 @@ static void
 proc_capture(struct vmproc *p, int which)
 {
     struct fs *fs = p->vm->fs;
+    struct engine_req req = {
+            .e = engine_lookup(which == 1 ? "proc_stdout_stream"
+                                          : "proc_stderr_stream"),
+            .id = p->agent_id,
+    };
     struct stream_config cfg = {.spool_dir = fs->opt->spool_dir,
                                 .history_limit = fs->opt->history_limit,
-                                .noun = "stream"};
-    struct command cmd;
-    char line[64], err[COMMAND_ERR_LEN];
+                                .noun = req.e->noun};
+    char err[COMMAND_ERR_LEN];
     void *state;
 
-    snprintf(line, sizeof(line), "%s vm %" PRIu64,
-             which == 1 ? "proc_stdout_stream" : "proc_stderr_stream",
-             p->agent_id);
     if (stream_new(fs->r, &cfg, &p->out[which - 1]) < 0)
         return;
-    if (command_parse(&cmd, line, strlen(line), err) < 0 ||
-        tail_engine.open(p->out[which - 1], p->vm->agent, &cmd, 1,
-                         output_opened, NULL, &state, err) < 0)
+    if (engine_open(p->out[which - 1], p->vm->agent, &req, output_opened,
+                    NULL, &state, err) < 0)
         stream_end(p->out[which - 1], -EIO, err);
-    command_free(&cmd);
 }
 
 /* Forget the oldest finished processes beyond the cap. */

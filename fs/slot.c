@@ -14,10 +14,13 @@
  * EOF, running ops answer `closed`) and drops the registry's reference;
  * open files keep theirs, so nothing they point at is freed under them.
  *
- * Engines are chosen by the open command's name. The words handed to an
- * engine are the command without site=, test= and keep, which are the
- * file system's business; the engine sees argv[1..] (argi = 1): the VM
- * name first for tail and console, the interface for capture.
+ * Opening. The open command is parsed by the engine registry
+ * (streams/engine.c) into a request: the engine, its context kind (a
+ * VM's agent, a VM's console, none), the VM or interface, the path or id,
+ * and the options every open takes (site=, test=, keep: the slot's). This
+ * file resolves the VM, checks who may open it (access.c), maps a process
+ * or handle id to the agent's (procs.c) and hands the request to the
+ * engine; it names no engine.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -34,20 +37,8 @@ struct slot_ctl {
     struct slot *sl;
 };
 
-enum open_kind { OPEN_TAIL, OPEN_CONSOLE, OPEN_CAPTURE };
-
-static const struct {
-    const char *name;
-    enum open_kind kind;
-} open_table[] = {
-        {"tail_file", OPEN_TAIL},          {"file_tail_stream", OPEN_TAIL},
-        {"fd_stream", OPEN_TAIL},          {"proc_stdout_stream", OPEN_TAIL},
-        {"proc_stderr_stream", OPEN_TAIL}, {"console", OPEN_CONSOLE},
-        {"capture", OPEN_CAPTURE},
-};
-#define N_OPENS (sizeof(open_table) / sizeof(open_table[0]))
-
 static void reclaim_cb(struct reactor *r, void *arg);
+static void open_free(struct slot_open *o);
 static void open_cancel(struct ctl_entry *e);
 
 /* ---- registry ---------------------------------------------------- */
@@ -172,11 +163,8 @@ slot_close(struct slot *sl)
     sl->fs->nslots--;
     reactor_timer_stop(sl->fs->r, &sl->reclaim);
     vm_wait_cancel(&sl->wait);
-    if (sl->open_cmd) {
-        command_free(sl->open_cmd);
-        free(sl->open_cmd);
-        sl->open_cmd = NULL;
-    }
+    open_free(sl->opening);
+    sl->opening = NULL;
     if (sl->open_entry) {
         struct ctl_entry *e = sl->open_entry;
         struct reply *rp = NULL;
@@ -280,7 +268,7 @@ slot_info(struct slot *sl, char *buf, size_t len)
         text_keyval(buf, len, "end", msg);
     if (sl->engine && sl->engine_state && sl->state == SLOT_OPEN &&
         stream_state(sl->s) != STREAM_CLOSED)
-        sl->engine->info(sl->engine_state, buf, len);
+        engine_info(sl->engine, sl->engine_state, buf, len);
     return strnlen(buf, len);
 }
 
@@ -289,8 +277,7 @@ slot_info(struct slot *sl, char *buf, size_t len)
 size_t
 slot_describe(struct slot *sl, char *buf, size_t len)
 {
-    bool quote = strcmp(sl->kind, "tail_file") == 0 ||
-                 strcmp(sl->kind, "file_tail_stream") == 0;
+    bool quote = sl->engine && sl->engine->what == ENGINE_WHAT_PATH;
 
     buf[0] = 0;
     text_appendf(buf, len, "%s(%s", sl->kind, quote ? "\"" : "");
@@ -326,6 +313,23 @@ state_line(void *arg, char *buf, size_t len)
 }
 
 /* ---- opening ----------------------------------------------------- */
+
+/* An open command being opened: its words and the request parsed from
+ * them (the request points into the words). Kept while the open waits
+ * for the VM's agent. */
+struct slot_open {
+    struct command cmd;
+    struct engine_req req;
+};
+
+static void
+open_free(struct slot_open *o)
+{
+    if (!o)
+        return;
+    command_free(&o->cmd);
+    free(o);
+}
 
 static char *
 word_dup(struct word w)
@@ -393,49 +397,56 @@ slot_opened(struct stream *s, int err, const char *msg, void *arg)
     }
 }
 
-/* Start the engine on sl->open_cmd. Returns what the engine said at once:
+/* What the engine opens in (engine.c's context kinds). */
+static void *
+engine_ctx(struct slot *sl)
+{
+    switch (sl->engine->ctx) {
+    case ENGINE_CTX_AGENT:
+        return sl->vm->agent;
+    case ENGINE_CTX_CONSOLE:
+        return sl->vm->console;
+    default:
+        return NULL;
+    }
+}
+
+/* Start the engine on sl->opening. Returns what the engine said at once:
  * -EINVAL (a malformed request) or 0 (the outcome is or will be in the
  * open entry). */
 static int
 start_engine(struct slot *sl)
 {
-    struct command *cmd = sl->open_cmd;
+    struct slot_open *o = sl->opening;
+    struct engine_req *req = &o->req;
     char err[COMMAND_ERR_LEN] = "";
-    void *ctx = NULL;
     int rc;
 
-    sl->open_cmd = NULL;
-    if (sl->vm)
-        ctx = sl->engine == &tail_engine ? (void *)sl->vm->agent
-                                         : (void *)sl->vm->console;
+    sl->opening = NULL;
     /* A process or handle is named by its mount id: the agent gets its
      * own id, resolved now that the agent is up, and only for its owner
      * (SPEC §6.4, §8). */
-    if (sl->engine == &tail_engine && cmd->argc > 2 &&
-        (strncmp(sl->kind, "proc_", 5) == 0 ||
-         strcmp(sl->kind, "fd_stream") == 0)) {
-        uint64_t id, n;
-        rc = procs_resolve(sl->vm, sl->kind[0] == 'p', cmd->argv[2], sl->open_uid,
-                        sl->kind, &id, &n, err);
+    if (req->e->what == ENGINE_WHAT_PROC || req->e->what == ENGINE_WHAT_HANDLE) {
+        uint64_t n;
+        rc = procs_resolve(sl->vm, req->e->what == ENGINE_WHAT_PROC, req->what,
+                           sl->open_uid, req->e->name, &req->id, &n, err);
         if (rc < 0) {
-            command_free(cmd);
-            free(cmd);
+            open_free(o);
             open_failed(sl, rc, err);
             return rc == -EINVAL ? rc : 0;
         }
-        snprintf(sl->agent_id, sizeof(sl->agent_id), "%" PRIu64, id);
-        cmd->argv[2] = (struct word){sl->agent_id, strlen(sl->agent_id)};
     }
     /* The engine may answer before it returns; sl stays valid throughout
      * (the caller holds a reference). */
-    rc = sl->engine->open(sl->s, ctx, cmd, 1, slot_opened, sl,
-                          &sl->engine_state, err);
-    command_free(cmd);
-    free(cmd);
+    rc = engine_open(sl->s, engine_ctx(sl), req, slot_opened, sl,
+                     &sl->engine_state, err);
+    open_free(o);
     if (rc < 0) {
         open_failed(sl, rc, err);
         return rc == -EINVAL ? rc : 0;
     }
+    snprintf(sl->kind, sizeof(sl->kind), "%s",
+             engine_kind(sl->engine, sl->engine_state));
     return 0;
 }
 
@@ -445,9 +456,8 @@ agent_waited(void *arg, int err, const char *msg)
     struct slot *sl = arg;
 
     if (err < 0) {
-        command_free(sl->open_cmd);
-        free(sl->open_cmd);
-        sl->open_cmd = NULL;
+        open_free(sl->opening);
+        sl->opening = NULL;
         open_failed(sl, err, msg);
         return;
     }
@@ -456,167 +466,104 @@ agent_waited(void *arg, int err, const char *msg)
     slot_unref(sl);
 }
 
-/* Remove site=, test= and keep from cmd into the slot. */
+/* The VM an open names, checked for uid: 0, or an error pushed on the
+ * ctl (the write still succeeds: the command was well formed). */
 static int
-take_options(struct slot *sl, struct command *cmd)
+open_vm(struct slot_ctl *sc, const struct engine_req *req, uid_t uid,
+        struct vm **out)
 {
-    int out = 1;
+    struct fs *fs = sc->sl->fs;
+    const struct engine *e = req->e;
+    struct vm *vm = NULL;
+    char why[256], iface[64];
 
-    for (int i = 1; i < cmd->argc; i++) {
-        struct word w = cmd->argv[i], v;
-        if (word_option(w, "site", &v)) {
-            free(sl->site);
-            if (!(sl->site = word_dup(v)))
-                return -ENOMEM;
-        } else if (word_option(w, "test", &v)) {
-            free(sl->test);
-            if (!(sl->test = word_dup(v)))
-                return -ENOMEM;
-        } else if (word_is(w, "keep")) {
-            sl->keep = true;
-        } else {
-            cmd->argv[out++] = w;
+    if (e->ctx != ENGINE_CTX_NONE) {
+        vm = vm_find(fs, req->target.p, req->target.len);
+        if (!vm) {
+            ctl_push_error(&sc->c, "vm `%.*s`: %s",
+                           (int)(req->target.len > 64 ? 64 : req->target.len),
+                           req->target.p, strerror(ENOENT));
+            return -ENOENT;
         }
+    } else if (word_cstr(req->target, iface, sizeof(iface))) {
+        /* A capture on one of a VM's NICs counts as the VM's. */
+        for (vm = fs->vms; vm && !vm_has_nic(vm, iface); vm = vm->next)
+            ;
     }
-    cmd->argc = out;
+    if (access_open(fs, e, vm, uid, why, sizeof(why)) < 0) {
+        if (e->ctx != ENGINE_CTX_NONE)
+            ctl_push_error(&sc->c, "vm `%s`: %s (%s)", vm->name,
+                           strerror(EPERM), why);
+        else
+            ctl_push_error(&sc->c, "%s %.*s: %s (%s)", e->name,
+                           (int)(req->target.len > 63 ? 63 : req->target.len),
+                           req->target.p, strerror(EPERM), why);
+        return -EPERM;
+    }
+    if (e->ctx == ENGINE_CTX_CONSOLE && !vm->console) {
+        ctl_push_error(&sc->c, "console %s: the VM has no console= socket",
+                       vm->name);
+        return -ENODEV;
+    }
+    *out = vm;
     return 0;
 }
 
-/* The detail of SPEC §5.1 for the opened kind. */
-static char *
-open_detail(const char *kind, const struct command *cmd)
-{
-    char buf[64];
-    struct word w = cmd->argv[cmd->argc > 2 ? 2 : 1];
-
-    if (strcmp(kind, "console") == 0 || strcmp(kind, "bridge_capture") == 0 ||
-        strcmp(kind, "nic_capture") == 0)
-        return word_dup(cmd->argv[1]);
-    if (strncmp(kind, "proc_", 5) == 0 && w.len < 32 &&
-        memchr(w.p, '#', w.len) == NULL) {
-        snprintf(buf, sizeof(buf), "proc#%.*s", (int)w.len, w.p);
-        return strdup(buf);
-    }
-    return word_dup(w);
-}
-
+/* The open command (the slot's first command): cmd is taken. */
 static int
 slot_open(struct slot_ctl *sc, fuse_req_t req, struct command *cmd)
 {
     struct slot *sl = sc->sl;
     struct fs *fs = sl->fs;
+    struct slot_open *o = calloc(1, sizeof(*o));
     struct stream_config cfg = {
             .spool_dir = fs->opt->spool_dir,
             .history_limit = fs->opt->history_limit,
-            .noun = "stream",
     };
-    struct word name = cmd->argv[0], v;
+    char err[COMMAND_ERR_LEN];
+    const struct engine *e;
     struct vm *vm = NULL;
-    char why[256];
-    size_t i;
+    size_t dlen;
     int rc;
 
-    for (i = 0; i < N_OPENS; i++)
-        if (word_is(name, open_table[i].name))
-            break;
-    if (i == N_OPENS) {
-        ctl_push_error(&sc->c,
-                       "unknown open command `%.*s` (expected tail_file, "
-                       "file_tail_stream, fd_stream, proc_stdout_stream, "
-                       "proc_stderr_stream, console or capture)",
-                       (int)(name.len > 64 ? 64 : name.len), name.p);
-        rc = -EINVAL;
-        goto fail;
-    }
-    if ((rc = take_options(sl, cmd)) < 0) {
+    if (!o) {
+        command_free(cmd);
+        free(cmd);
         ctl_push_error(&sc->c, "out of memory");
+        return -ENOMEM;
+    }
+    o->cmd = *cmd; /* the words point into cmd->buf, which moves too */
+    free(cmd);
+    if ((rc = engine_parse(&o->cmd, &o->req, err)) < 0) {
+        ctl_push_error(&sc->c, "%s", err);
         goto fail;
     }
-    if (cmd->argc < 2 || (open_table[i].kind == OPEN_TAIL && cmd->argc < 3)) {
-        ctl_push_error(&sc->c, "%s: missing argument (usage: %s)",
-                       open_table[i].name,
-                       open_table[i].kind == OPEN_TAIL      ? "KIND VM WHAT"
-                       : open_table[i].kind == OPEN_CONSOLE ? "console VM"
-                                                            : "capture IFACE");
-        rc = -EINVAL;
-        goto fail;
-    }
-    snprintf(sl->kind, sizeof(sl->kind), "%s", open_table[i].name);
-    switch (open_table[i].kind) {
-    case OPEN_TAIL:
-    case OPEN_CONSOLE:
-        vm = vm_find(fs, cmd->argv[1].p, cmd->argv[1].len);
-        if (!vm) {
-            ctl_push_error(&sc->c, "vm `%.*s`: %s",
-                           (int)(cmd->argv[1].len > 64 ? 64 : cmd->argv[1].len),
-                           cmd->argv[1].p, strerror(ENOENT));
-            rc = 0;
-            goto fail;
-        }
-        if (access_vm(vm, access_uid(req), why, sizeof(why)) < 0) {
-            ctl_push_error(&sc->c, "vm `%s`: %s (%s)", vm->name,
-                           strerror(EPERM), why);
-            rc = 0;
-            goto fail;
-        }
-        if (open_table[i].kind == OPEN_TAIL) {
-            sl->engine = &tail_engine;
-        } else {
-            sl->engine = &console_engine;
-            if (!sl->engine || !vm->console) {
-                ctl_push_error(&sc->c, "console %s: %s", vm->name,
-                               sl->engine ? "the VM has no console= socket"
-                                          : "console not available in this "
-                                            "build");
-                rc = 0;
-                goto fail;
-            }
-            cfg.noun = "console";
-        }
-        break;
-    case OPEN_CAPTURE: {
-        char iface[64];
-        snprintf(iface, sizeof(iface), "%.*s",
-                 (int)(cmd->argv[1].len > 63 ? 63 : cmd->argv[1].len),
-                 cmd->argv[1].p);
-        for (vm = fs->vms; vm && !vm_has_nic(vm, iface); vm = vm->next)
-            ;
-        /* Without kind=: a VM's NIC, else what the interface is (the
-         * capture engine decides the same way, so info agrees). */
-        snprintf(sl->kind, sizeof(sl->kind), "%s_capture",
-                 vm ? "nic" : capture_iface_kind(iface));
-        for (int k = 2; k < cmd->argc; k++) {
-            if (word_option(cmd->argv[k], "kind", &v))
-                snprintf(sl->kind, sizeof(sl->kind), "%s",
-                         word_is(v, "nic") ? "nic_capture" : "bridge_capture");
-        }
-        sl->engine = &capture_engine;
-        if (!sl->engine) {
-            ctl_push_error(&sc->c,
-                           "capture %s: capture not available in "
-                           "this build",
-                           iface);
-            rc = 0;
-            goto fail;
-        }
-        if (!access_privileged(fs, access_uid(req))) {
-            ctl_push_error(&sc->c,
-                           "capture %s: %s (captures need "
-                           "CAP_NET_RAW; only root may capture on a "
-                           "shared mount)",
-                           iface, strerror(EPERM));
-            rc = 0;
-            goto fail;
-        }
-        cfg.noun = "capture";
-        break;
-    }
-    }
-    if (!(sl->detail = open_detail(sl->kind, cmd))) {
+    e = o->req.e;
+    free(sl->site);
+    free(sl->test);
+    sl->site = sl->test = NULL;
+    if ((o->req.has_site && !(sl->site = word_dup(o->req.site))) ||
+        (o->req.has_test && !(sl->test = word_dup(o->req.test)))) {
         ctl_push_error(&sc->c, "out of memory");
         rc = -ENOMEM;
         goto fail;
     }
+    sl->keep = o->req.keep;
+    if (open_vm(sc, &o->req, access_uid(req), &vm) < 0) {
+        rc = 0;
+        goto fail;
+    }
+    o->req.vm_nic = e->ctx == ENGINE_CTX_NONE && vm;
+    sl->engine = e;
+    snprintf(sl->kind, sizeof(sl->kind), "%s", e->name);
+    dlen = engine_detail(&o->req, err, 0) + 1;
+    if (!(sl->detail = malloc(dlen))) {
+        ctl_push_error(&sc->c, "out of memory");
+        rc = -ENOMEM;
+        goto fail;
+    }
+    engine_detail(&o->req, sl->detail, dlen);
+    cfg.noun = e->noun;
     if ((rc = stream_new(fs->r, &cfg, &sl->s)) < 0) {
         ctl_push_error(&sc->c, "cannot create the stream's history in %s: %s",
                        fs->opt->spool_dir, strerror(-rc));
@@ -635,17 +582,16 @@ slot_open(struct slot_ctl *sc, fuse_req_t req, struct command *cmd)
     sl->owner = sc;
     sl->owner_pid = fuse_req_ctx(req)->pid;
     sl->open_uid = access_uid(req);
-    sl->open_cmd = cmd;
+    sl->opening = o;
     reactor_timer_stop(fs->r, &sl->reclaim);
-    if (sl->engine == &tail_engine && !vm_agent_up(vm)) {
+    if (e->ctx == ENGINE_CTX_AGENT && !vm_agent_up(vm)) {
         vm_wait_up(vm, &sl->wait, agent_waited, sl);
         return 0;
     }
     return start_engine(sl);
 fail:
     slot_clear(sl);
-    command_free(cmd);
-    free(cmd);
+    open_free(o);
     return rc;
 }
 

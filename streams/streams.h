@@ -577,9 +577,10 @@ void stream_reader_notify(struct stream_reader *rd, reactor_fn *fn,
 unsigned stream_readers(const struct stream *s);
 
 /* ------------------------------------------------------------------ */
-/* Engines: a source of frames for a stream. Each engine is one file   */
-/* exporting a const ops table (tail.c, console.c, capture.c); the     */
-/* core knows none by name.                                            */
+/* engine.c - the engine registry: every open command (SPEC §5.1) with */
+/* its engine, noun, context and privilege, and the one parser of an   */
+/* open command's words. Each engine is one file exporting a const ops */
+/* table (tail.c, console.c, capture.c); the core knows none by name.  */
 /* ------------------------------------------------------------------ */
 
 /* Called exactly once when an asynchronous open completes: err 0 (the
@@ -587,25 +588,112 @@ unsigned stream_readers(const struct stream *s);
 typedef void engine_opened_fn(struct stream *s, int err, const char *msg,
                               void *arg);
 
+/* What an engine opens in: the caller hands it over as open's ctx. */
+enum engine_ctx {
+    ENGINE_CTX_NONE,    /* nothing (capture: the interface is named) */
+    ENGINE_CTX_AGENT,   /* the VM's struct agent_client, up (wait for it) */
+    ENGINE_CTX_CONSOLE, /* the VM's struct console */
+};
+
+/* Who may open it on a shared mount (the daemon's fs/access.c). */
+enum engine_priv {
+    ENGINE_PRIV_VM,      /* the VM's owners */
+    ENGINE_PRIV_NET_RAW, /* CAP_NET_RAW, which is root's there */
+};
+
+/* What the word after the VM names. */
+enum engine_what {
+    ENGINE_WHAT_NONE,   /* nothing: `console VM`, `capture IFACE` */
+    ENGINE_WHAT_PATH,   /* a path in the guest */
+    ENGINE_WHAT_HANDLE, /* an agent file handle: "N" or "file#N" */
+    ENGINE_WHAT_PROC,   /* a process: "N" or "proc#N" */
+};
+
+struct engine_ops;
+
+/* One open command. */
+struct engine {
+    const char *name;  /* the command, and the stream's kind by default */
+    const char *usage; /* its usage line, for messages */
+    const struct engine_ops *ops;
+    const char *noun; /* "stream", "console", "capture": stream_config */
+    enum engine_ctx ctx;
+    enum engine_priv priv;
+    enum engine_what what;
+    unsigned which; /* ENGINE_WHAT_PROC: 1 stdout, 2 stderr */
+};
+
+extern const struct engine engine_table[]; /* in SPEC §5.1's order */
+extern const size_t engine_count;
+
+/* An open command, parsed: what an engine opens from. Words point into
+ * the parsed command, which must outlive the request. */
+struct engine_req {
+    const struct engine *e;
+    struct word target; /* the VM's name, or the interface (capture) */
+    struct word what;   /* PATH, HANDLE or PROC as written; empty if none */
+    /* HANDLE, PROC: the id as written, which the daemon replaces with
+     * the agent's own id (its ids are the mount's, fs/procs.c). */
+    uint64_t id;
+    /* capture: the interface is a VM's NIC, so its kind is nic unless
+     * kind= says otherwise (the daemon knows the VMs). */
+    bool vm_nic;
+    /* The options every open takes; the daemon's, no engine's. */
+    bool has_site, has_test, keep;
+    struct word site, test;
+    /* The engine's own options (start=, kind=, ...), in order. */
+    int nopts;
+    struct word opts[COMMAND_MAX_WORDS];
+};
+
 struct engine_ops {
     const char *name; /* "tail", "console", "capture" */
+    /* Check req's target and options: 0, or -EINVAL with a message in
+     * err (COMMAND_ERR_LEN). No effect: the engine's option parser. */
+    int (*check)(const struct engine_req *req, char *err);
     /*
-     * Start a source feeding s, described by cmd->argv[argi..] (the open
-     * command's words after its name, options included) and ctx (the
-     * engine's context: the VM's agent client, the console, ...). Returns
-     * -errno with a message in err (COMMAND_ERR_LEN) for a bad request
-     * known at once; otherwise 0, *state set, and opened() is called
-     * exactly once later (or before open returns). On success the engine
-     * calls stream_set_source() itself.
+     * Start a source feeding s for req (checked) in ctx (req->e->ctx).
+     * Returns -errno with a message in err: -EINVAL only for what check
+     * cannot know (a capture filter pcap refuses); otherwise 0, *state
+     * set, and opened() is called exactly once later (or before open
+     * returns). On success the engine calls stream_set_source() itself.
      */
-    int (*open)(struct stream *s, void *ctx, const struct command *cmd,
-                int argi, engine_opened_fn *opened, void *arg, void **state,
-                char *err);
+    int (*open)(struct stream *s, void *ctx, const struct engine_req *req,
+                engine_opened_fn *opened, void *arg, void **state, char *err);
     /* Stop the source and free state; no callback into s afterwards. */
     void (*stop)(void *state);
     /* Append "key: value\n" lines describing the source to buf. */
     void (*info)(void *state, char *buf, size_t len);
+    /* The stream's kind when the engine decides it at open (capture:
+     * bridge_capture or nic_capture); NULL: the open command's name. */
+    const char *(*kind)(const void *state);
 };
+
+/* The open command named name (NULL: none). */
+const struct engine *engine_find(struct word name);
+const struct engine *engine_lookup(const char *name);
+/* Parse an open command's words (the command name first): 0, or -EINVAL
+ * with a message in err (COMMAND_ERR_LEN): an unknown command, a missing
+ * argument (with the usage), a bad id, or what the engine's check says. */
+int engine_parse(const struct command *cmd, struct engine_req *req,
+                 char *err);
+/* The stream's detail of SPEC §5.1 (path, handle, proc#N, VM name or
+ * interface) as snprintf would. */
+size_t engine_detail(const struct engine_req *req, char *buf, size_t len);
+/* req->e's engine opens s (see engine_ops.open). */
+int engine_open(struct stream *s, void *ctx, const struct engine_req *req,
+                engine_opened_fn *opened, void *arg, void **state, char *err);
+/* engine_parse, then engine_open as written: ids are the agent's, no VM
+ * is looked up (ctx is given). For tests, benchmarks and the fuzz
+ * target; the daemon resolves the VM and ids in between. */
+int engine_open_command(struct stream *s, void *ctx, const struct command *cmd,
+                        engine_opened_fn *opened, void *arg, void **state,
+                        char *err);
+/* The stream's kind (SPEC §5.1) once open returned state (NULL before:
+ * the command's name). */
+const char *engine_kind(const struct engine *e, const void *state);
+/* Append e's "key: value" lines about the source in state. */
+void engine_info(const struct engine *e, void *state, char *buf, size_t len);
 
 /* Attach the engine state to the stream: stream_close() (and the last
  * unref) calls ops->stop(state) once. */
@@ -643,8 +731,8 @@ ssize_t console_pread(struct console *c, void *buf, size_t len, uint64_t off);
 void console_info(const struct console *c, char *buf, size_t len);
 unsigned console_streams(const struct console *c);
 
-/* Engine: open command `console VM [start=beginning|end]`; ctx is the
- * VM's struct console. */
+/* Engine of `console VM [start=beginning|end]`; ctx is the VM's struct
+ * console. */
 extern const struct engine_ops console_engine;
 
 /* ------------------------------------------------------------------ */
@@ -653,14 +741,12 @@ extern const struct engine_ops console_engine;
 /* record. Live captures are counted per interface.                    */
 /* ------------------------------------------------------------------ */
 
-/* Engine: open command `capture IFACE [kind=bridge|nic] [snaplen=N]
- * [filter=BPF]`; ctx is unused. */
+/* Engine of `capture IFACE [kind=bridge|nic] [snaplen=N] [filter=BPF]`;
+ * no ctx. Without kind=: nic for a VM's NIC (req->vm_nic), else bridge
+ * when the kernel's driver for IFACE is the bridge, else nic. */
 extern const struct engine_ops capture_engine;
 /* Live captures on iface (0 when none). */
 unsigned capture_count(const char *iface);
-/* "bridge" if the kernel's driver for iface is the bridge, else "nic":
- * the kind of a capture opened without kind=. */
-const char *capture_iface_kind(const char *iface);
 /* Append one "capture: IFACE N" line per interface with live captures. */
 void capture_status(char *buf, size_t len);
 
