@@ -429,7 +429,7 @@ start_engine(struct slot *sl)
     if (req->e->what == ENGINE_WHAT_PROC || req->e->what == ENGINE_WHAT_HANDLE) {
         uint64_t n;
         rc = procs_resolve(sl->vm, req->e->what == ENGINE_WHAT_PROC, req->what,
-                           sl->open_uid, req->e->name, &req->id, &n, err);
+                           sl->open_uid, req->e->c.name, &req->id, &n, err);
         if (rc < 0) {
             open_free(o);
             open_failed(sl, rc, err);
@@ -495,7 +495,7 @@ open_vm(struct slot_ctl *sc, const struct engine_req *req, uid_t uid,
             ctl_push_error(&sc->c, "vm `%s`: %s (%s)", vm->name,
                            strerror(EPERM), why);
         else
-            ctl_push_error(&sc->c, "%s %.*s: %s (%s)", e->name,
+            ctl_push_error(&sc->c, "%s %.*s: %s (%s)", e->c.name,
                            (int)(req->target.len > 63 ? 63 : req->target.len),
                            req->target.p, strerror(EPERM), why);
         return -EPERM;
@@ -555,7 +555,7 @@ slot_open(struct slot_ctl *sc, fuse_req_t req, struct command *cmd)
     }
     o->req.vm_nic = e->ctx == ENGINE_CTX_NONE && vm;
     sl->engine = e;
-    snprintf(sl->kind, sizeof(sl->kind), "%s", e->name);
+    snprintf(sl->kind, sizeof(sl->kind), "%s", e->c.name);
     dlen = engine_detail(&o->req, err, 0) + 1;
     if (!(sl->detail = malloc(dlen))) {
         ctl_push_error(&sc->c, "out of memory");

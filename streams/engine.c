@@ -11,6 +11,8 @@
  * word after the VM names. Adding an open command is one entry here and,
  * when it is a new engine, one file with its ops.
  *
+ * The table is a command table (command.c): unknown commands and
+ * missing arguments are named with the entry's usage line.
  * engine_parse() turns the words into structured arguments (struct
  * engine_req): the VM or interface, the path or id, the options every
  * open takes (site=, test=, keep: the daemon's, taken here once and never
@@ -32,21 +34,26 @@
 #define TAIL_OPTS "[start=end|beginning|start|N|-N] [follow=name|descriptor]"
 
 const struct engine engine_table[] = {
-        {"tail_file", "tail_file VM PATH " TAIL_OPTS, &tail_engine, "stream",
-         ENGINE_CTX_AGENT, ENGINE_PRIV_VM, ENGINE_WHAT_PATH, 0},
-        {"file_tail_stream", "file_tail_stream VM PATH " TAIL_OPTS,
+        {{"tail_file", 2, -1, "tail_file VM PATH " TAIL_OPTS, NULL},
          &tail_engine, "stream", ENGINE_CTX_AGENT, ENGINE_PRIV_VM,
          ENGINE_WHAT_PATH, 0},
-        {"fd_stream", "fd_stream VM HANDLE", &tail_engine, "stream",
-         ENGINE_CTX_AGENT, ENGINE_PRIV_VM, ENGINE_WHAT_HANDLE, 0},
-        {"proc_stdout_stream", "proc_stdout_stream VM PROC", &tail_engine,
-         "stream", ENGINE_CTX_AGENT, ENGINE_PRIV_VM, ENGINE_WHAT_PROC, 1},
-        {"proc_stderr_stream", "proc_stderr_stream VM PROC", &tail_engine,
-         "stream", ENGINE_CTX_AGENT, ENGINE_PRIV_VM, ENGINE_WHAT_PROC, 2},
-        {"console", "console VM [start=beginning|end]", &console_engine,
-         "console", ENGINE_CTX_CONSOLE, ENGINE_PRIV_VM, ENGINE_WHAT_NONE, 0},
-        {"capture",
-         "capture IFACE [kind=bridge|nic] [snaplen=N] [filter=BPF]",
+        {{"file_tail_stream", 2, -1, "file_tail_stream VM PATH " TAIL_OPTS,
+          NULL},
+         &tail_engine, "stream", ENGINE_CTX_AGENT, ENGINE_PRIV_VM,
+         ENGINE_WHAT_PATH, 0},
+        {{"fd_stream", 2, -1, "fd_stream VM HANDLE", NULL}, &tail_engine,
+         "stream", ENGINE_CTX_AGENT, ENGINE_PRIV_VM, ENGINE_WHAT_HANDLE, 0},
+        {{"proc_stdout_stream", 2, -1, "proc_stdout_stream VM PROC", NULL},
+         &tail_engine, "stream", ENGINE_CTX_AGENT, ENGINE_PRIV_VM,
+         ENGINE_WHAT_PROC, 1},
+        {{"proc_stderr_stream", 2, -1, "proc_stderr_stream VM PROC", NULL},
+         &tail_engine, "stream", ENGINE_CTX_AGENT, ENGINE_PRIV_VM,
+         ENGINE_WHAT_PROC, 2},
+        {{"console", 1, -1, "console VM [start=beginning|end]", NULL},
+         &console_engine, "console", ENGINE_CTX_CONSOLE, ENGINE_PRIV_VM,
+         ENGINE_WHAT_NONE, 0},
+        {{"capture", 1, -1,
+          "capture IFACE [kind=bridge|nic] [snaplen=N] [filter=BPF]", NULL},
          &capture_engine, "capture", ENGINE_CTX_NONE, ENGINE_PRIV_NET_RAW,
          ENGINE_WHAT_NONE, 0},
 };
@@ -56,7 +63,7 @@ const struct engine *
 engine_find(struct word name)
 {
     for (size_t i = 0; i < engine_count; i++)
-        if (word_is(name, engine_table[i].name))
+        if (word_is(name, engine_table[i].c.name))
             return &engine_table[i];
     return NULL;
 }
@@ -67,41 +74,22 @@ engine_lookup(const char *name)
     return engine_find((struct word){name, strlen(name)});
 }
 
-/* "tail_file, ..., console or capture": the table's names for a message. */
-static void
-names(char *buf, size_t len)
-{
-    size_t n = 0;
-
-    buf[0] = 0;
-    for (size_t i = 0; i < engine_count && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, "%s%s",
-                              i == 0                 ? ""
-                              : i + 1 == engine_count ? " or "
-                                                      : ", ",
-                              engine_table[i].name);
-}
-
 int
 engine_parse(const struct command *cmd, struct engine_req *req, char *err)
 {
+    const struct command_entry *c;
     const struct engine *e;
-    char list[256];
-    int argc = 0;
+    int argi, argc = 0, rc;
 
     memset(req, 0, sizeof(*req));
-    if (cmd->argc < 1 || !(e = engine_find(cmd->argv[0]))) {
-        struct word w = cmd->argc ? cmd->argv[0] : (struct word){"", 0};
-        names(list, sizeof(list));
-        snprintf(err, COMMAND_ERR_LEN,
-                 "unknown open command `%.*s` (expected %s)",
-                 (int)(w.len > 64 ? 64 : w.len), w.p, list);
+    rc = command_lookup(engine_table, engine_count, sizeof(*engine_table),
+                        cmd, "open", &c, &argi, err);
+    if (rc < 0)
         return -EINVAL;
-    }
-    req->e = e;
+    req->e = e = (const struct engine *)(const void *)c;
     /* Positional words first (wherever the options stand), the options
      * every open takes to the caller, the rest to the engine. */
-    for (int i = 1; i < cmd->argc; i++) {
+    for (int i = argi; i < cmd->argc; i++) {
         struct word w = cmd->argv[i], v;
         if (word_option(w, "site", &v)) {
             req->site = v;
@@ -121,16 +109,15 @@ engine_parse(const struct command *cmd, struct engine_req *req, char *err)
             req->opts[req->nopts++] = w;
         }
     }
-    if (argc < (e->what == ENGINE_WHAT_NONE ? 1 : 2)) {
-        snprintf(err, COMMAND_ERR_LEN, "%s: missing argument (usage: %s)",
-                 e->name, e->usage);
+    if (argc < e->c.min) {
+        command_usage(&e->c, "missing argument", err);
         return -EINVAL;
     }
     if (e->what == ENGINE_WHAT_HANDLE || e->what == ENGINE_WHAT_PROC) {
         bool proc = e->what == ENGINE_WHAT_PROC;
         if (!word_u64(req->what, proc ? "proc" : "file", &req->id) ||
             req->id == 0) {
-            snprintf(err, COMMAND_ERR_LEN, "%s: bad %s id `%.*s`", e->name,
+            snprintf(err, COMMAND_ERR_LEN, "%s: bad %s id `%.*s`", e->c.name,
                      proc ? "process" : "handle",
                      (int)(req->what.len > 32 ? 32 : req->what.len),
                      req->what.p);
@@ -180,7 +167,7 @@ engine_open_command(struct stream *s, void *ctx, const struct command *cmd,
 const char *
 engine_kind(const struct engine *e, const void *state)
 {
-    return e->ops->kind && state ? e->ops->kind(state) : e->name;
+    return e->ops->kind && state ? e->ops->kind(state) : e->c.name;
 }
 
 void

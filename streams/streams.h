@@ -131,6 +131,38 @@ bool word_option(struct word w, const char *key, struct word *value);
 bool word_u64(struct word w, const char *prefix, uint64_t *v);
 
 /*
+ * Command tables (tmux's cmd_entry): each ctl file and the stream ops
+ * list their commands as entries that begin with a struct command_entry,
+ * followed by the owner's own fields (its handler, its flags). The
+ * lookup finds the entry, checks the argument count and names the
+ * problem with the entry's usage line.
+ */
+struct command_entry {
+    const char *name;    /* one word, or two: "vm add" */
+    int min, max;        /* argument words after the name; max -1: any */
+    const char *usage;   /* the usage line, name included */
+    const char *missing; /* a missing argument's message ("missing
+                          * pattern"); NULL: "missing argument" */
+};
+
+/* Find cmd's entry among n entries stride bytes apart: 0 with *out and
+ * *argi (cmd->argv index of the first argument); -EINVAL with *out when
+ * the argument count is wrong ("NAME: missing argument (usage: USAGE)",
+ * "NAME: too many arguments (usage: USAGE)"); -ENOENT when there is no
+ * such command ("unknown WHAT command `X` (expected a, b or c)"). */
+int command_lookup(const void *table, size_t n, size_t stride,
+                   const struct command *cmd, const char *what,
+                   const struct command_entry **out, int *argi, char *err);
+/* "NAME: PROBLEM (usage: USAGE)" into err (COMMAND_ERR_LEN). */
+void command_usage(const struct command_entry *e, const char *problem,
+                   char *err);
+/* The names of the table's entries for a message: "a, b or c". */
+size_t command_names(const void *table, size_t n, size_t stride, char *buf,
+                     size_t len);
+/* At most max bytes of w, C-escaped (\n \r \t \\ \xHH) for a message. */
+size_t command_quote(struct word w, size_t max, char *buf, size_t size);
+
+/*
  * Parse a duration: "1.5" (seconds), "250ms", "2s", "1.5m", "1h".
  * Messages are Provium's:
  *   duration: cannot parse `X` (expected number or `Nms`/`Ns`/`Nm`/`Nh`)
@@ -534,10 +566,14 @@ struct stream_op_spec {
 };
 
 /* Parse a stream op command (next/read_until/expect/drain/eof/close with
- * their arguments and default timeouts). The spec's pattern points into
- * cmd. Returns 0 or -EINVAL with a message in err. */
+ * their arguments and default timeouts) by the ops' command table. The
+ * spec's pattern points into cmd. Returns 0 or -EINVAL with a message in
+ * err. */
 int stream_op_parse(const struct command *cmd, struct stream_op_spec *spec,
                     char *err);
+/* The ops' command table (entries begin with a struct command_entry):
+ * tests check every entry's usage. */
+const void *stream_op_table(size_t *n, size_t *stride);
 
 /* Called exactly once per queued op with its reply; the callee owns rp.
  * rp is NULL only when memory ran out building it: treat as "error".
@@ -611,10 +647,11 @@ enum engine_what {
 
 struct engine_ops;
 
-/* One open command. */
+/* One open command: a command table entry (its name is the stream's
+ * kind by default; min counts the VM or interface and the PATH, HANDLE
+ * or PROC) and what the engine needs. */
 struct engine {
-    const char *name;  /* the command, and the stream's kind by default */
-    const char *usage; /* its usage line, for messages */
+    struct command_entry c;
     const struct engine_ops *ops;
     const char *noun; /* "stream", "console", "capture": stream_config */
     enum engine_ctx ctx;

@@ -157,7 +157,7 @@ tail_parse(const struct engine_req *req, struct agent_open *out, char *path,
         out->start = PROTO_START_END;
         if (!word_cstr(req->what, path, PROTO_MAX_PATH)) {
             snprintf(err, COMMAND_ERR_LEN, "%s: bad or too long path",
-                     e->name);
+                     e->c.name);
             return -EINVAL;
         }
         out->path = path;
@@ -173,7 +173,7 @@ tail_parse(const struct engine_req *req, struct agent_open *out, char *path,
         break;
     default:
         snprintf(err, COMMAND_ERR_LEN, "tail engine: unknown open `%s`",
-                 e->name);
+                 e->c.name);
         return -EINVAL;
     }
     for (int i = 0; i < req->nopts; i++) {
@@ -218,7 +218,7 @@ tail_open(struct stream *s, void *ctx, const struct engine_req *req,
     int rc;
 
     if (!c) {
-        snprintf(err, COMMAND_ERR_LEN, "%s: no agent", req->e->name);
+        snprintf(err, COMMAND_ERR_LEN, "%s: no agent", req->e->c.name);
         return -EINVAL;
     }
     if ((rc = tail_parse(req, &areq, path, err)) < 0)
@@ -230,7 +230,7 @@ tail_open(struct stream *s, void *ctx, const struct engine_req *req,
     t->s = s;
     t->opened = opened;
     t->arg = arg;
-    snprintf(t->kind, sizeof(t->kind), "%s", req->e->name);
+    snprintf(t->kind, sizeof(t->kind), "%s", req->e->c.name);
     if (areq.type == PROTO_OPEN_TAIL)
         snprintf(t->detail, sizeof(t->detail), "%s", path);
     else if (areq.type == PROTO_OPEN_FD)

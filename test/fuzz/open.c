@@ -94,7 +94,7 @@ prefix(unsigned k, char *buf, size_t len)
 {
     const struct engine *e = &engine_table[k];
 
-    snprintf(buf, len, "%s %s ", e->name,
+    snprintf(buf, len, "%s %s ", e->c.name,
              e->ctx == ENGINE_CTX_NONE ? "pvfz-none0" : "vm");
 }
 
