@@ -66,6 +66,16 @@ access_privileged(const struct fs *fs, uid_t uid)
     return !access_shared(fs) || uid == 0 || uid == fs->uid;
 }
 
+int
+access_vm_admin(const struct fs *fs, uid_t uid, char *why, size_t why_len)
+{
+    if (access_privileged(fs, uid))
+        return 0;
+    snprintf(why, why_len,
+             "only root may add or remove VMs on a shared mount");
+    return -EPERM;
+}
+
 /* Is uid one of vm's owners? */
 static bool
 vm_owner(const struct vm *vm, uid_t uid)
@@ -133,6 +143,25 @@ access_open(const struct fs *fs, const struct engine *e, const struct vm *vm,
     snprintf(why, why_len, "captures need CAP_NET_RAW; only root may "
                            "capture on a shared mount");
     return -EPERM;
+}
+
+int
+access_file(const struct fs *fs, enum node n, const struct vm *vm,
+            const struct slot *sl, const struct vmproc *p, uid_t uid)
+{
+    char why[256];
+
+    /* The kernel checked the modes access_attr() gave; the owners a mode
+     * cannot name are checked here. */
+    if (n >= N_PROC && n <= N_PROC_STDERR &&
+        access_proc(vm, p, uid, why, sizeof(why)) < 0)
+        return -EACCES;
+    if ((n == N_VM_CTL || n == N_VM_CONSOLE) &&
+        access_vm(vm, uid, why, sizeof(why)) < 0)
+        return -EACCES;
+    if (n >= N_S && n <= N_S_INFO && !access_slot(sl, uid))
+        return -EACCES;
+    return 0;
 }
 
 bool

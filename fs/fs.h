@@ -212,9 +212,43 @@ void tree_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tree_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 
 /* ------------------------------------------------------------------ */
-/* file.c - open files: one handle per open, dispatching read, write,  */
-/* poll and release to the file's kind.                                */
+/* file.c - open files: one struct file per open, dispatching read,    */
+/* write, poll and release through the ops table of the file's kind.  */
 /* ------------------------------------------------------------------ */
+
+struct ctl;
+struct data;
+struct file;
+
+/* What a kind of open file does (libfuse's lo_oper). Each handler
+ * answers req exactly once (or parks it, park.c). */
+struct file_ops {
+    /* size is at most FS_BUF_SIZE; flags are the file's current flags. */
+    void (*read)(struct file *f, fuse_req_t req, size_t size, off_t off,
+                 int flags);
+    /* The bytes taken (a short count reaches write(2) as it is) or
+     * -errno; the caller answers. NULL: not writable. */
+    ssize_t (*write)(struct file *f, fuse_req_t req, const char *buf,
+                     size_t size);
+    /* NULL: never blocks (always ready). */
+    void (*poll)(struct file *f, fuse_req_t req, struct fuse_pollhandle *ph);
+    /* Free what the kind holds (f itself is file.c's). */
+    void (*release)(struct file *f);
+};
+
+struct file {
+    struct fs *fs;
+    struct file *prev, *next; /* fs->files */
+    const struct file_ops *ops;
+    union { /* the kind's object */
+        struct data *data; /* data.c */
+        struct ctl *ctl;   /* ctl.c, embedded in its owner */
+        struct stream *s;  /* history.c: a stream's history */
+        struct vm *vm;     /* history.c: a VM's console */
+    };
+    char *text; /* generated text */
+    size_t len;
+};
 
 void file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -224,7 +258,7 @@ void file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 void file_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                struct fuse_pollhandle *ph);
 void file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-/* After unmount: free the handles of files the kernel never released. */
+/* After unmount: free the files the kernel never released. */
 void file_free_all(struct fs *fs);
 
 /* Serve [off, off+size) of a text (read at an offset, never blocks). */
@@ -232,32 +266,39 @@ void file_reply_text(fuse_req_t req, const char *text, size_t len, size_t size,
                      off_t off);
 
 /* ------------------------------------------------------------------ */
+/* history.c - regular-file views of a whole history: streams/<id>/log,*/
+/* procs/<n>/stdout|stderr, vms/<name>/console (SPEC §4.2).            */
+/* ------------------------------------------------------------------ */
+
+/* A view of s's history (NULL: a process whose output has no stream). */
+void history_open(struct file *f, struct stream *s);
+/* The VM's console history; writes go to the guest's console. */
+void history_open_console(struct file *f, struct vm *vm);
+
+/* ------------------------------------------------------------------ */
 /* data.c - streams/<id>/data: a reader with its own cursor from byte  */
 /* 0; reads block (parked) until bytes or the end, EAGAIN under        */
 /* O_NONBLOCK; poll.                                                   */
 /* ------------------------------------------------------------------ */
 
-struct data;
-int data_open(struct fs *fs, struct stream *s, struct data **out);
-void data_read(struct data *d, fuse_req_t req, size_t size, int flags);
-void data_poll(struct data *d, fuse_req_t req, struct fuse_pollhandle *ph);
-void data_free(struct data *d);
+int data_open(struct fs *fs, struct stream *s, struct file *f);
 
 /* ------------------------------------------------------------------ */
 /* ctl.c - the command/reply queue behind every ctl file (SPEC §4.3):  */
-/* each write adds an entry, replies are read back in order on the     */
-/* same open, a read waits (parked) for its entry's reply.             */
+/* each write is one command run by the file's owner, replies are read */
+/* back in order on the same open, a read waits (parked) for its       */
+/* entry's reply.                                                      */
 /* ------------------------------------------------------------------ */
 
-struct ctl;
 struct ctl_entry;
 
-/* Withdraw a running command (its ctl file was released). */
-typedef void ctl_cancel_fn(struct ctl_entry *e);
-/* The text a read returns when no command is outstanding (a state line
- * or a status). Writes at most len bytes into buf, returns the length. */
-typedef size_t ctl_text_fn(void *arg, char *buf, size_t len);
+/* The owner's hook, once, when an entry is freed: running says the
+ * command had not completed (its ctl file was released): withdraw it.
+ * Frees what the owner's state holds, not e. */
+typedef void ctl_drop_fn(struct ctl_entry *e, bool running);
 
+/* One command written and its reply. Owners allocate their typed state
+ * around it (ctl_push's size; the entry first). */
 struct ctl_entry {
     struct ctl_entry *next;
     struct ctl *c;
@@ -265,21 +306,27 @@ struct ctl_entry {
     struct reply *rp; /* the reply, once done (NULL: text) */
     char *text;       /* or a plain text (the state line) */
     size_t len;
-    ctl_cancel_fn *cancel; /* while running; NULL once done */
-    /* What the command's owner needs while it runs. */
-    void *owner;
-    struct stream_op *op;
-    struct agent_chan *ch;
-    struct reactor_timer timer;
-    uint64_t id;
-    unsigned kind;
-    char *aux; /* freed with the entry (e.g. exec's command line) */
-    size_t auxlen;
-    uid_t uid;    /* who wrote the command (owner of what it creates) */
-    uint64_t obj; /* the mount id of the process or handle it acts on */
+    ctl_drop_fn *drop;
+};
+
+/* What owns a ctl file (Redis's ConnectionType): the stream's slot, a
+ * VM, the mount. */
+struct ctl_type {
+    /* One command line, parsed (maybe empty): run it, pushing one entry
+     * (a reply, or a running command). Takes cmd (malloc'd). Returns 0,
+     * or -errno for the write (-EINVAL: malformed, with an error reply
+     * pushed saying why). */
+    int (*write)(struct ctl *c, fuse_req_t req, struct command *cmd);
+    /* The text a read returns when no command is outstanding (a state
+     * line, a status): at most len bytes into buf, returns the length. */
+    size_t (*text)(struct ctl *c, char *buf, size_t len);
+    /* The file was released (every entry already dropped): free the
+     * owner's part. */
+    void (*release)(struct ctl *c);
 };
 
 struct ctl {
+    const struct ctl_type *type;
     struct fs *fs;
     struct ctl_entry *head, *tail;
     unsigned n;       /* entries queued: at most FS_CTL_MAX_REPLIES */
@@ -287,19 +334,21 @@ struct ctl {
     bool eof_pending; /* a reply was read to its end: one read returns 0 */
     struct park_queue q;
     struct fuse_pollhandle *ph; /* a poller waiting for a reply */
-    ctl_text_fn *text;
-    void *arg;
 };
 
-void ctl_init(struct ctl *c, struct fs *fs, ctl_text_fn *text, void *arg);
-/* Cancel every running command, free every reply, answer parked reads. */
+/* Every ctl file's read, write, poll and release. */
+extern const struct file_ops ctl_file_ops;
+
+void ctl_init(struct ctl *c, struct fs *fs, const struct ctl_type *type);
+/* Drop every entry (withdrawing what runs), answer parked reads. */
 void ctl_fini(struct ctl *c);
 /* May a command be written? 0, or -EAGAIN when the unread replies are
  * at the cap (SPEC §6.3): the write that reaches it queues, as the last
  * reply, an error saying so; later writes fail until replies are read. */
 int ctl_admit(struct ctl *c);
-/* A command was written: a new entry at the tail, running (NULL: ENOMEM). */
-struct ctl_entry *ctl_push(struct ctl *c);
+/* A command was written: a new running entry of size bytes (the owner's
+ * state, zeroed, the entry first) at the tail; NULL: ENOMEM. */
+struct ctl_entry *ctl_push(struct ctl *c, size_t size, ctl_drop_fn *drop);
 /* The command of e completed with rp (owned by the ctl from now on; NULL
  * means out of memory and reads as an error). */
 void ctl_done(struct ctl_entry *e, struct reply *rp);
@@ -308,9 +357,6 @@ void ctl_push_reply(struct ctl *c, struct reply *rp);
 /* Push an `error` reply with a printf message. */
 void ctl_push_error(struct ctl *c, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
-void ctl_read(struct ctl *c, fuse_req_t req, size_t size, int flags);
-/* Readable when a read would not park; always writable. */
-void ctl_poll(struct ctl *c, fuse_req_t req, struct fuse_pollhandle *ph);
 
 /* vm.c: someone waiting for the VM's agent to be up. fn runs once with 0 (up),
  * or -ENOTCONN with msg (gave up). */
@@ -377,12 +423,8 @@ struct slot *slot_next(struct fs *fs, size_t *bucket, struct slot *prev);
 size_t slot_info(struct slot *sl, char *buf, size_t len);
 size_t slot_describe(struct slot *sl, char *buf, size_t len);
 
-/* The ctl file of a slot. */
-struct slot_ctl;
-int slot_ctl_open(struct slot *sl, struct slot_ctl **out);
-int slot_ctl_write(struct slot_ctl *sc, fuse_req_t req, const char *buf, size_t len);
-struct ctl *slot_ctl_ctl(struct slot_ctl *sc);
-void slot_ctl_free(struct slot_ctl *sc);
+/* streams/<id>/ctl: the open command, then stream ops. */
+int slot_ctl_open(struct slot *sl, struct file *f);
 
 /* ------------------------------------------------------------------ */
 /* vm.c - the VM registry: the built-in host VM, vm add / vm del,      */
@@ -545,21 +587,13 @@ void procs_wait_cancel(struct procs_waiter *w);
 /* vmctl.c - vms/<name>/ctl commands (SPEC §5.4).                      */
 /* ------------------------------------------------------------------ */
 
-struct vmctl;
-int vmctl_open(struct vm *vm, struct vmctl **out);
-int vmctl_write(struct vmctl *vc, fuse_req_t req, const char *buf, size_t len);
-struct ctl *vmctl_ctl(struct vmctl *vc);
-void vmctl_free(struct vmctl *vc);
+int vmctl_open(struct vm *vm, struct file *f);
 
 /* ------------------------------------------------------------------ */
 /* global.c - the top-level ctl file (SPEC §5.3) and daemon status.    */
 /* ------------------------------------------------------------------ */
 
-struct global;
-int global_open(struct fs *fs, struct global **out);
-int global_write(struct global *gc, fuse_req_t req, const char *buf, size_t len);
-struct ctl *global_ctl(struct global *gc);
-void global_free(struct global *gc);
+int global_open(struct fs *fs, struct file *f);
 size_t global_status(struct fs *fs, char *buf, size_t len);
 
 /* ------------------------------------------------------------------ */
@@ -579,6 +613,9 @@ gid_t access_new_gid(struct fs *fs, fuse_req_t req);
 /* May uid do anything (root, the mount owner, or not shared)? */
 bool access_privileged(const struct fs *fs, uid_t uid);
 /* 0, or -EPERM with the reason in why (why_len bytes) for a message:
+ * may uid add and remove VMs (vm add, vm del)? */
+int access_vm_admin(const struct fs *fs, uid_t uid, char *why, size_t why_len);
+/* 0, or -EPERM with the reason in why (why_len bytes) for a message:
  * may uid use vm (open streams on it, its ctl, its console)? */
 int access_vm(const struct vm *vm, uid_t uid, char *why, size_t why_len);
 /* May uid use process p / handle h (besides access_vm)? */
@@ -590,6 +627,10 @@ int access_handle(const struct vm *vm, const struct vmhandle *h, uid_t uid,
  * 0, or -EPERM with the reason in why. */
 int access_open(const struct fs *fs, const struct engine *e,
                 const struct vm *vm, uid_t uid, char *why, size_t why_len);
+/* May uid open node n (of vm, sl, p as it names them)? 0 or -EACCES:
+ * the owners a mode cannot name, checked on every open. */
+int access_file(const struct fs *fs, enum node n, const struct vm *vm,
+                const struct slot *sl, const struct vmproc *p, uid_t uid);
 /* May uid open sl's files or remove it? */
 bool access_slot(const struct slot *sl, uid_t uid);
 /* May uid see the paths, sites and test names of sl (vms/NAME/streams)? */

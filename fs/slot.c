@@ -32,14 +32,24 @@
 
 #define SLOT_BUCKETS 4096
 
+/* streams/<id>/ctl: one per open of it. */
 struct slot_ctl {
-    struct ctl c;
+    struct ctl c; /* first: the ctl is the file's */
     struct slot *sl;
+};
+
+/* A command written to it, while it runs: the open command, or a stream
+ * op (op set). */
+struct slot_call {
+    struct ctl_entry e; /* first: ctl.c's part */
+    struct slot *sl;
+    struct stream_op *op;
+    enum stream_op_kind kind;
 };
 
 static void reclaim_cb(struct reactor *r, void *arg);
 static void open_free(struct slot_open *o);
-static void open_cancel(struct ctl_entry *e);
+static void open_drop(struct ctl_entry *e, bool running);
 
 /* ---- registry ---------------------------------------------------- */
 
@@ -297,9 +307,9 @@ slot_describe(struct slot *sl, char *buf, size_t len)
 
 /* The ctl file's answer when no command is outstanding. */
 static size_t
-state_line(void *arg, char *buf, size_t len)
+state_line(struct ctl *c, char *buf, size_t len)
 {
-    struct slot *sl = ((struct slot_ctl *)arg)->sl;
+    struct slot *sl = ((struct slot_ctl *)(void *)c)->sl;
 
     buf[0] = 0;
     if (!sl->s || sl->state == SLOT_EMPTY)
@@ -569,14 +579,14 @@ slot_open(struct slot_ctl *sc, fuse_req_t req, struct command *cmd)
                        fs->opt->spool_dir, strerror(-rc));
         goto fail;
     }
-    if (!(sl->open_entry = ctl_push(&sc->c))) {
+    if (!(sl->open_entry =
+                  ctl_push(&sc->c, sizeof(struct slot_call), open_drop))) {
         stream_unref(sl->s);
         sl->s = NULL;
         rc = -ENOMEM;
         goto fail;
     }
-    sl->open_entry->owner = sl;
-    sl->open_entry->cancel = open_cancel;
+    ((struct slot_call *)(void *)sl->open_entry)->sl = sl;
     sl->vm = vm;
     sl->state = SLOT_OPENING;
     sl->owner = sc;
@@ -597,12 +607,14 @@ fail:
 
 /* ---- the ctl file ------------------------------------------------ */
 
+/* The open command's entry goes: if it still ran, nobody waits for it. */
 static void
-open_cancel(struct ctl_entry *e)
+open_drop(struct ctl_entry *e, bool running)
 {
-    struct slot *sl = e->owner;
+    struct slot *sl = ((struct slot_call *)(void *)e)->sl;
 
-    sl->open_entry = NULL;
+    if (running)
+        sl->open_entry = NULL;
 }
 
 static void
@@ -617,112 +629,92 @@ close_cb(struct reactor *r, void *arg)
 static void
 op_done(struct stream *s, struct reply *rp, void *arg)
 {
-    struct ctl_entry *e = arg;
-    struct slot *sl = e->owner;
+    struct slot_call *call = arg;
+    struct slot *sl = call->sl;
 
     /* The stream closes itself right after answering `close`; the slot
      * follows on the next turn, outside the stream's own code. */
-    if (e->kind == STREAM_OP_CLOSE && !sl->gone) {
+    if (call->kind == STREAM_OP_CLOSE && !sl->gone) {
         sl->refs++;
         if (reactor_defer(sl->fs->r, close_cb, sl) < 0)
             sl->refs--;
     }
-    ctl_done(e, rp);
+    call->op = NULL;
+    ctl_done(&call->e, rp);
 }
 
 static void
-op_cancel(struct ctl_entry *e)
+op_drop(struct ctl_entry *e, bool running)
 {
-    stream_op_cancel(e->op);
+    struct slot_call *call = (struct slot_call *)(void *)e;
+
+    if (running)
+        stream_op_cancel(call->op);
 }
 
-int
-slot_ctl_open(struct slot *sl, struct slot_ctl **out)
-{
-    struct slot_ctl *sc = calloc(1, sizeof(*sc));
-
-    if (!sc)
-        return -ENOMEM;
-    ctl_init(&sc->c, sl->fs, state_line, sc);
-    sc->sl = sl;
-    sl->refs++;
-    *out = sc;
-    return 0;
-}
-
-struct ctl *
-slot_ctl_ctl(struct slot_ctl *sc)
-{
-    return &sc->c;
-}
-
-int
-slot_ctl_write(struct slot_ctl *sc, fuse_req_t req, const char *buf, size_t len)
+/* A stream op (SPEC §5.2), parsed by the ops' command table (stream.c). */
+static int
+slot_op(struct slot_ctl *sc, struct command *cmd)
 {
     struct slot *sl = sc->sl;
-    struct command *cmd = malloc(sizeof(*cmd));
     struct stream_op_spec spec;
-    struct ctl_entry *e;
+    struct slot_call *call;
     char err[COMMAND_ERR_LEN];
     int rc;
 
-    if (!cmd)
-        return -ENOMEM;
-    if ((rc = command_parse(cmd, buf, len, err)) < 0) {
-        free(cmd);
+    if ((rc = stream_op_parse(cmd, &spec, err)) < 0) {
         ctl_push_error(&sc->c, "%s", err);
         return rc;
     }
+    call = (struct slot_call *)(void *)ctl_push(&sc->c, sizeof(*call),
+                                                op_drop);
+    if (!call)
+        return -ENOMEM;
+    call->sl = sl;
+    call->kind = spec.kind;
+    if ((rc = stream_op_submit(sl->s, &spec, op_done, call, &call->op)) <
+        0) {
+        struct reply *rp = NULL;
+        reply_new_fmt(REPLY_ERROR, &rp, "%s", strerror(-rc));
+        ctl_done(&call->e, rp);
+    }
+    return 0;
+}
+
+static int
+slot_ctl_write(struct ctl *c, fuse_req_t req, struct command *cmd)
+{
+    struct slot_ctl *sc = (struct slot_ctl *)(void *)c;
+    struct slot *sl = sc->sl;
+    int rc;
+
     if (cmd->argc == 0) {
         rc = -EINVAL;
-        ctl_push_error(&sc->c, "empty command");
-        goto out;
-    }
-    if (!sl->s) {
-        if (sl->gone) {
-            struct reply *rp = NULL;
-            reply_new_fmt(REPLY_CLOSED, &rp, "stream closed");
-            ctl_push_reply(&sc->c, rp);
-            rc = 0;
-            goto out;
-        }
+        ctl_push_error(c, "empty command");
+    } else if (!sl->s && sl->gone) {
+        struct reply *rp = NULL;
+        reply_new_fmt(REPLY_CLOSED, &rp, "stream closed");
+        ctl_push_reply(c, rp);
+        rc = 0;
+    } else if (!sl->s) {
         sl->refs++;
         rc = slot_open(sc, req, cmd); /* takes cmd */
         slot_unref(sl);
         return rc;
+    } else {
+        rc = slot_op(sc, cmd);
     }
-    if ((rc = stream_op_parse(cmd, &spec, err)) < 0) {
-        ctl_push_error(&sc->c, "%s", err);
-        goto out;
-    }
-    if (!(e = ctl_push(&sc->c))) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    e->owner = sl;
-    e->kind = spec.kind;
-    e->cancel = op_cancel;
-    if ((rc = stream_op_submit(sl->s, &spec, op_done, e, &e->op)) < 0) {
-        struct reply *rp = NULL;
-        reply_new_fmt(REPLY_ERROR, &rp, "%s", strerror(-rc));
-        ctl_done(e, rp);
-    }
-    rc = 0;
-out:
     command_free(cmd);
     free(cmd);
     return rc;
 }
 
-void
-slot_ctl_free(struct slot_ctl *sc)
+static void
+slot_ctl_release(struct ctl *c)
 {
-    struct slot *sl;
+    struct slot_ctl *sc = (struct slot_ctl *)(void *)c;
+    struct slot *sl = sc->sl;
 
-    if (!sc)
-        return;
-    sl = sc->sl;
-    ctl_fini(&sc->c);
     if (sl->owner == sc) {
         sl->owner = NULL;
         if (!sl->keep)
@@ -730,4 +722,25 @@ slot_ctl_free(struct slot_ctl *sc)
     }
     slot_unref(sl);
     free(sc);
+}
+
+static const struct ctl_type slot_ctl_type = {
+        .write = slot_ctl_write,
+        .text = state_line,
+        .release = slot_ctl_release,
+};
+
+int
+slot_ctl_open(struct slot *sl, struct file *f)
+{
+    struct slot_ctl *sc = calloc(1, sizeof(*sc));
+
+    f->ops = &ctl_file_ops;
+    if (!sc)
+        return -ENOMEM;
+    ctl_init(&sc->c, sl->fs, &slot_ctl_type);
+    sc->sl = sl;
+    sl->refs++;
+    f->ctl = &sc->c;
+    return 0;
 }

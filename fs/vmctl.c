@@ -3,6 +3,14 @@
  * agent client, their replies read back on the same open file (ctl.c).
  * The processes and handles they create are procs.c's.
  *
+ * The commands are a command table (tmux's cmd_table): name, argument
+ * counts, usage line, whether it goes through the agent (then it waits up
+ * to FS_AGENT_WAIT for the agent to come up), what its first argument
+ * names (a process, a handle: resolved to the agent's id, and checked
+ * for its owner, by procs.c), how it starts and how the agent's answer
+ * becomes its reply. Each command written is a struct vmctl_call: the
+ * ctl entry and the state the command needs while it runs.
+ *
  * Each command is one agent request; requests of one open run
  * concurrently in the agent, but their replies are read in the order the
  * commands were written. `wait PROC [T]` has no default timeout (it waits
@@ -12,9 +20,8 @@
  * Replies: exec → the proc id; open → the handle; read → the bytes;
  * write, stdin → bytes written; seek → the new offset; wait → `exit N` or
  * `signal N`; the others an empty `ok`. Ids are plain numbers; `proc#N`
- * and `file#N` are accepted wherever an id is expected.
- *
- * Ids: procs.c.
+ * and `file#N` are accepted wherever an id is expected. Errors name the
+ * command once, then the object: `kill: proc#9: No such process`.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,185 +32,151 @@
 
 #include "fs.h"
 
+/* vms/<name>/ctl: one per open of it. */
 struct vmctl {
-    struct ctl c;
+    struct ctl c; /* first: the ctl is the file's */
     struct vm *vm;
 };
 
-enum cmd_kind {
-    C_EXEC,
-    C_WAIT,
-    C_KILL,
-    C_STDIN,
-    C_STDIN_CLOSE,
-    C_OPEN,
-    C_READ,
-    C_WRITE,
-    C_SEEK,
-    C_CLOSE,
-    C_CONSOLE_WRITE,
-    C_QUIESCE,
+struct vmctl_cmd;
+
+/* One command written, while it runs. */
+struct vmctl_call {
+    struct ctl_entry e; /* first: ctl.c's part */
+    struct vmctl *vc;
+    const struct vmctl_cmd *cmd;
+    uid_t uid;              /* who wrote it (owner of what it creates) */
+    uint64_t obj;           /* the mount id of its process or handle */
+    uint64_t agent_id;      /* the agent's id for it */
+    struct agent_chan *ch;  /* the agent request */
+    struct vm_wait up;      /* waiting for the agent to come up */
+    struct command *words;  /* the command, kept while waiting for it */
+    uint64_t timeout;       /* wait T */
+    struct reactor_timer timer;
+    struct procs_waiter waiter; /* wait on a process started here */
+    char *cmdline;              /* exec: procs/<n>/cmdline, until taken */
+    size_t cmdlen;
 };
 
-/* ---- wait on a remembered process ---------------------------------- */
+/* What a command's first argument names. */
+enum vmctl_id { ID_NONE, ID_PROC, ID_HANDLE };
 
-/* A `wait` on a process started through the mount is answered by
- * procs.c when the process settles; the waiter lives in the entry's aux
- * until then. */
-static void
-pwait_answered(void *arg, enum reply_status st, const char *text)
-{
-    struct ctl_entry *e = arg;
-    struct vmctl *vc = e->owner;
-    struct reply *rp = NULL;
+/* Start call: 0 (the reply is or will be in the entry), or -errno with
+ * err (-EINVAL: malformed). cmd->argv[1] is the first argument. */
+typedef int vmctl_start_fn(struct vmctl_call *call, const struct command *cmd,
+                           char *err);
+/* The agent answered a request (no error): the reply for it. */
+typedef void vmctl_reply_fn(struct vmctl_call *call,
+                            const struct agent_reply *rp, struct reply **out);
 
-    reactor_timer_stop(vc->vm->fs->r, &e->timer);
-    free(e->aux);
-    e->aux = NULL;
-    reply_new_mem(st, text, strlen(text), &rp);
-    ctl_done(e, rp);
-}
-
-static int
-pwait_start(struct ctl_entry *e, struct vmproc *p)
-{
-    struct procs_waiter *w = calloc(1, sizeof(*w));
-
-    if (!w)
-        return -ENOMEM;
-    e->aux = (char *)w;
-    procs_wait(p, w, pwait_answered, e);
-    return 0;
-}
-
-static void
-pwait_drop(struct ctl_entry *e)
-{
-    procs_wait_cancel((struct procs_waiter *)(void *)e->aux);
-    free(e->aux);
-    e->aux = NULL;
-}
-
-/* ---- replies ------------------------------------------------------ */
-
-static const char *const cmd_names[] = {
-        [C_EXEC] = "exec",
-        [C_WAIT] = "wait",
-        [C_KILL] = "kill",
-        [C_STDIN] = "stdin",
-        [C_STDIN_CLOSE] = "stdin_close",
-        [C_OPEN] = "open",
-        [C_READ] = "read",
-        [C_WRITE] = "write",
-        [C_SEEK] = "seek",
-        [C_CLOSE] = "close",
-        [C_CONSOLE_WRITE] = "console_write",
-        [C_QUIESCE] = "quiesce",
+struct vmctl_cmd {
+    struct command_entry c;
+    bool agent;      /* talks to the agent: waits for it to be up */
+    enum vmctl_id id; /* resolved into call->agent_id before start */
+    vmctl_start_fn *start;
+    vmctl_reply_fn *reply; /* NULL: an empty ok */
 };
+
+static const struct vmctl_cmd vmctl_cmds[];
+
+/* ---- the agent's answers ----------------------------------------- */
 
 static void
 request_done(void *arg, const struct agent_reply *rp)
 {
-    struct ctl_entry *e = arg;
-    struct vmctl *vc = e->owner;
-    struct vm *vm = vc->vm;
+    struct vmctl_call *call = arg;
+    const char *name = call->cmd->c.name;
     struct reply *r = NULL;
 
-    e->ch = NULL;
-    reactor_timer_stop(vm->fs->r, &e->timer);
+    call->ch = NULL;
+    reactor_timer_stop(call->vc->vm->fs->r, &call->timer);
     if (rp->err < 0) {
         const char *msg = rp->msg && *rp->msg ? rp->msg : strerror(-rp->err);
-        size_t n = strlen(cmd_names[e->kind]);
+        size_t n = strlen(name);
         /* One "exec: " prefix: an agent that already names the request
          * (older agents did) is not prefixed a second time. */
-        bool named = strncmp(msg, cmd_names[e->kind], n) == 0 &&
-                     msg[n] == ':' && msg[n + 1] == ' ';
-        reply_new_fmt(REPLY_ERROR, &r, "%s%s%s",
-                      named ? "" : cmd_names[e->kind], named ? "" : ": ", msg);
-        ctl_done(e, r);
-        return;
-    }
-    switch (e->kind) {
-    case C_EXEC: {
-        uint64_t n =
-                vm->gone ? 0
-                         : procs_add(vm, rp->value, e->uid, e->aux, e->auxlen);
-        e->aux = NULL; /* procs_add took it */
-        if (n)
-            reply_new_fmt(REPLY_OK, &r, "%" PRIu64, n);
-        else
-            reply_new_fmt(REPLY_ERROR, &r, "exec: %s", strerror(ENOMEM));
-        break;
-    }
-    case C_WAIT: { /* a process the mount does not remember */
-        bool lost = rp->out[0].lost < 0 || rp->out[1].lost < 0;
-        reply_new_fmt(lost ? REPLY_ERROR : REPLY_OK, &r,
-                      "%s %" PRIu64 "%s%s%s%s",
-                      rp->how == PROTO_SIGNALED ? "signal" : "exit", rp->value,
-                      rp->out[0].lost < 0 ? "; " : "",
-                      rp->out[0].lost < 0 ? rp->out[0].msg : "",
-                      rp->out[1].lost < 0 ? "; " : "",
-                      rp->out[1].lost < 0 ? rp->out[1].msg : "");
-        break;
-    }
-    case C_OPEN: {
-        uint64_t n = procs_handle_add(vm, rp->value, e->uid);
-        if (n)
-            reply_new_fmt(REPLY_OK, &r, "%" PRIu64, n);
-        else
-            reply_new_fmt(REPLY_ERROR, &r,
-                          "open: %s (at most %d open handles per VM)",
-                          strerror(EMFILE), 1024);
-        break;
-    }
-    case C_CLOSE:
-        procs_handle_forget(vm, e->obj);
+        bool named = strncmp(msg, name, n) == 0 && msg[n] == ':' &&
+                     msg[n + 1] == ' ';
+        reply_new_fmt(REPLY_ERROR, &r, "%s%s%s", named ? "" : name,
+                      named ? "" : ": ", msg);
+    } else if (call->cmd->reply) {
+        call->cmd->reply(call, rp, &r);
+    } else {
         reply_new_mem(REPLY_OK, "", 0, &r);
-        break;
-    case C_READ:
-        reply_new_mem(REPLY_OK, rp->data, rp->len, &r);
-        break;
-    case C_STDIN:
-    case C_WRITE:
-    case C_SEEK:
-        reply_new_fmt(REPLY_OK, &r, "%" PRIu64, rp->value);
-        break;
-    default:
-        reply_new_mem(REPLY_OK, "", 0, &r);
-        break;
     }
-    ctl_done(e, r);
+    ctl_done(&call->e, r);
 }
 
 static void
-request_cancel(struct ctl_entry *e)
+reply_exec(struct vmctl_call *call, const struct agent_reply *rp,
+           struct reply **out)
 {
-    struct vmctl *vc = e->owner;
+    struct vm *vm = call->vc->vm;
+    uint64_t n = vm->gone ? 0
+                          : procs_add(vm, rp->value, call->uid, call->cmdline,
+                                      call->cmdlen);
 
-    agent_client_close(e->ch);
-    e->ch = NULL;
-    reactor_timer_stop(vc->vm->fs->r, &e->timer);
-    if (e->kind == C_WAIT && e->aux)
-        pwait_drop(e);
+    if (!vm->gone)
+        call->cmdline = NULL; /* procs_add took it */
+    if (n)
+        reply_new_fmt(REPLY_OK, out, "%" PRIu64, n);
+    else
+        reply_new_fmt(REPLY_ERROR, out, "exec: %s", strerror(ENOMEM));
+}
+
+/* wait on a process the mount does not remember: the agent's word. */
+static void
+reply_wait(struct vmctl_call *call, const struct agent_reply *rp,
+           struct reply **out)
+{
+    bool lost = rp->out[0].lost < 0 || rp->out[1].lost < 0;
+
+    reply_new_fmt(lost ? REPLY_ERROR : REPLY_OK, out, "%s %" PRIu64 "%s%s%s%s",
+                  rp->how == PROTO_SIGNALED ? "signal" : "exit", rp->value,
+                  rp->out[0].lost < 0 ? "; " : "",
+                  rp->out[0].lost < 0 ? rp->out[0].msg : "",
+                  rp->out[1].lost < 0 ? "; " : "",
+                  rp->out[1].lost < 0 ? rp->out[1].msg : "");
 }
 
 static void
-wait_timed_out(struct reactor *r, void *arg)
+reply_open(struct vmctl_call *call, const struct agent_reply *rp,
+           struct reply **out)
 {
-    struct ctl_entry *e = arg;
-    struct reply *rp = NULL;
-    char t[32];
+    uint64_t n = procs_handle_add(call->vc->vm, rp->value, call->uid);
 
-    agent_client_close(e->ch);
-    e->ch = NULL;
-    if (e->aux)
-        pwait_drop(e);
-    duration_format(e->id, t, sizeof(t));
-    reply_new_fmt(REPLY_TIMEOUT, &rp, "wait timed out after %s", t);
-    ctl_done(e, rp);
+    if (n)
+        reply_new_fmt(REPLY_OK, out, "%" PRIu64, n);
+    else
+        reply_new_fmt(REPLY_ERROR, out,
+                      "open: %s (at most %d open handles per VM)",
+                      strerror(EMFILE), 1024);
 }
 
-/* ---- parsing ------------------------------------------------------ */
+static void
+reply_close(struct vmctl_call *call, const struct agent_reply *rp,
+            struct reply **out)
+{
+    procs_handle_forget(call->vc->vm, call->obj);
+    reply_new_mem(REPLY_OK, "", 0, out);
+}
+
+static void
+reply_bytes(struct vmctl_call *call, const struct agent_reply *rp,
+           struct reply **out)
+{
+    reply_new_mem(REPLY_OK, rp->data, rp->len, out);
+}
+
+/* stdin, write, seek: the count or the offset. */
+static void
+reply_value(struct vmctl_call *call, const struct agent_reply *rp,
+            struct reply **out)
+{
+    reply_new_fmt(REPLY_OK, out, "%" PRIu64, rp->value);
+}
+
+/* ---- the commands ------------------------------------------------ */
 
 static int
 parse_signal(struct word w, int *sig)
@@ -233,9 +206,26 @@ parse_signal(struct word w, int *sig)
     return -EINVAL;
 }
 
+/* "NAME: bad WHAT `W` (usage: ...)". */
 static int
-do_exec(struct vmctl *vc, struct ctl_entry *e, const struct command *cmd,
-        char *err)
+bad_word(struct vmctl_call *call, const char *what, struct word w, char *err)
+{
+    char problem[128];
+
+    snprintf(problem, sizeof(problem), "bad %s `%.*s`", what,
+             (int)(w.len > 32 ? 32 : w.len), w.p);
+    command_usage(&call->cmd->c, problem, err);
+    return -EINVAL;
+}
+
+static struct agent_client *
+agent(struct vmctl_call *call)
+{
+    return call->vc->vm->agent;
+}
+
+static int
+start_exec(struct vmctl_call *call, const struct command *cmd, char *err)
 {
     char *argv[PROTO_MAX_ARGS + 1] = {0}, *env[PROTO_MAX_ARGS + 1] = {0};
     char *cwd = NULL;
@@ -268,24 +258,23 @@ do_exec(struct vmctl *vc, struct ctl_entry *e, const struct command *cmd,
         argc++;
     }
     if (argc == 0) {
-        snprintf(err, COMMAND_ERR_LEN,
-                 "exec: usage: exec [cwd=DIR] [env=K=V]... -- ARGV...");
+        command_usage(&call->cmd->c, "no command given", err);
         goto out;
     }
     /* procs/<n>/cmdline: the words, escaped (text.c), joined by blanks,
      * one line. */
-    if (!(e->aux = malloc(cl * 4 + 1))) {
+    if (!(call->cmdline = malloc(cl * 4 + 1))) {
         rc = -ENOMEM;
         goto out;
     }
-    e->auxlen = 0;
     for (i = 0; i < argc; i++) {
-        e->auxlen += text_escape(e->aux + e->auxlen, cl * 4 + 1 - e->auxlen,
-                                 argv[i], strlen(argv[i]));
-        e->aux[e->auxlen++] = i + 1 < argc ? ' ' : '\n';
+        call->cmdlen +=
+                text_escape(call->cmdline + call->cmdlen,
+                            cl * 4 + 1 - call->cmdlen, argv[i], strlen(argv[i]));
+        call->cmdline[call->cmdlen++] = i + 1 < argc ? ' ' : '\n';
     }
-    rc = agent_client_exec(vc->vm->agent, cwd ? cwd : "", argv, env,
-                           request_done, e, &e->ch);
+    rc = agent_client_exec(agent(call), cwd ? cwd : "", argv, env,
+                           request_done, call, &call->ch);
     goto out;
 bad:
     snprintf(err, COMMAND_ERR_LEN,
@@ -300,9 +289,89 @@ out:
     return rc;
 }
 
+/* wait PROC [T]: a process started here answers when it settles
+ * (procs.c), with its status. */
+static void
+wait_settled(void *arg, enum reply_status st, const char *text)
+{
+    struct vmctl_call *call = arg;
+    struct reply *rp = NULL;
+
+    reactor_timer_stop(call->vc->vm->fs->r, &call->timer);
+    reply_new_mem(st, text, strlen(text), &rp);
+    ctl_done(&call->e, rp);
+}
+
+static void
+wait_timed_out(struct reactor *r, void *arg)
+{
+    struct vmctl_call *call = arg;
+    struct reply *rp = NULL;
+    char t[32];
+
+    agent_client_close(call->ch);
+    call->ch = NULL;
+    procs_wait_cancel(&call->waiter);
+    duration_format(call->timeout, t, sizeof(t));
+    reply_new_fmt(REPLY_TIMEOUT, &rp, "wait timed out after %s", t);
+    ctl_done(&call->e, rp);
+}
+
 static int
-do_open(struct vmctl *vc, struct ctl_entry *e, const struct command *cmd,
-        char *err)
+start_wait(struct vmctl_call *call, const struct command *cmd, char *err)
+{
+    struct reactor *r = call->vc->vm->fs->r;
+    struct vmproc *p;
+    int rc;
+
+    if (cmd->argc == 3) {
+        if ((rc = duration_parse(cmd->argv[2], &call->timeout, err)) < 0)
+            return rc;
+        if (reactor_timer_start(r, &call->timer, clock_now() + call->timeout,
+                                wait_timed_out, call) < 0)
+            return -ENOMEM;
+    }
+    /* A remembered process answers from its own bookkeeping, unless that
+     * lost track of it (then the agent may still know it). */
+    if ((p = procs_find(call->vc->vm, call->obj)) && !p->wait_failed) {
+        procs_wait(p, &call->waiter, wait_settled, call);
+        return 0;
+    }
+    rc = agent_client_wait(agent(call), call->agent_id, request_done, call,
+                           &call->ch);
+    if (rc < 0)
+        reactor_timer_stop(r, &call->timer);
+    return rc;
+}
+
+static int
+start_kill(struct vmctl_call *call, const struct command *cmd, char *err)
+{
+    int sig = SIGTERM;
+
+    if (cmd->argc == 3 && parse_signal(cmd->argv[2], &sig) < 0)
+        return bad_word(call, "signal", cmd->argv[2], err);
+    return agent_client_kill(agent(call), call->agent_id, sig, request_done,
+                             call, &call->ch);
+}
+
+static int
+start_stdin(struct vmctl_call *call, const struct command *cmd, char *err)
+{
+    return agent_client_stdin(agent(call), call->agent_id, cmd->argv[2].p,
+                              cmd->argv[2].len, request_done, call, &call->ch);
+}
+
+static int
+start_stdin_close(struct vmctl_call *call, const struct command *cmd,
+                  char *err)
+{
+    return agent_client_stdin_close(agent(call), call->agent_id, request_done,
+                                    call, &call->ch);
+}
+
+static int
+start_open(struct vmctl_call *call, const struct command *cmd, char *err)
 {
     static const struct {
         const char *name;
@@ -316,11 +385,9 @@ do_open(struct vmctl *vc, struct ctl_entry *e, const struct command *cmd,
     char *path;
     int rc;
 
-    if (cmd->argc < 2 || !(path = word_strdup(cmd->argv[1])) || !*path) {
-        snprintf(err, COMMAND_ERR_LEN,
-                 "open: usage: open PATH [read] "
-                 "[write] [create] [append] [truncate]");
-        return -EINVAL;
+    if (!(path = word_strdup(cmd->argv[1])) || !*path) {
+        free(path);
+        return bad_word(call, "path", cmd->argv[1], err);
     }
     for (int i = 2; i < cmd->argc; i++) {
         size_t k;
@@ -336,307 +403,255 @@ do_open(struct vmctl *vc, struct ctl_entry *e, const struct command *cmd,
         }
         f |= flags[k].flag;
     }
-    rc = agent_client_fopen(vc->vm->agent, path, f ? f : PROTO_O_READ, 0,
-                            request_done, e, &e->ch);
+    rc = agent_client_fopen(agent(call), path, f ? f : PROTO_O_READ, 0,
+                            request_done, call, &call->ch);
     free(path);
     return rc;
 }
 
-/* Start command cmd as entry e. -EINVAL with err: malformed; other
- * -errno: the agent refused at once. */
 static int
-vmctl_start(struct vmctl *vc, struct ctl_entry *e, const struct command *cmd,
-           char *err)
+start_read(struct vmctl_call *call, const struct command *cmd, char *err)
 {
-    struct agent_client *a = vc->vm->agent;
-    struct word w1 = cmd->argc > 1 ? cmd->argv[1] : (struct word){"", 0};
-    struct word w2 = cmd->argc > 2 ? cmd->argv[2] : (struct word){"", 0};
-    uint64_t id, n;
-    int sig = SIGTERM, rc;
-    char text[FS_TEXT_MAX];
+    uint64_t n;
 
-    switch (e->kind) {
-    case C_EXEC:
-        return do_exec(vc, e, cmd, err);
-    case C_OPEN:
-        return do_open(vc, e, cmd, err);
-    case C_QUIESCE: {
-        struct reply *rp = NULL;
-        size_t len = vm_quiesce_text(vc->vm, text, sizeof(text));
-        if (len)
-            reply_new_mem(REPLY_ERROR, text, len, &rp);
-        else
-            reply_new_mem(REPLY_OK, "", 0, &rp);
-        ctl_done(e, rp);
-        return 0;
+    if (!word_u64(cmd->argv[2], NULL, &n) || n > PROTO_MAX_DATA)
+        return bad_word(call, "count", cmd->argv[2], err);
+    return agent_client_fread(agent(call), call->agent_id, (size_t)n,
+                              request_done, call, &call->ch);
+}
+
+static int
+start_write(struct vmctl_call *call, const struct command *cmd, char *err)
+{
+    return agent_client_fwrite(agent(call), call->agent_id, cmd->argv[2].p,
+                               cmd->argv[2].len, request_done, call,
+                               &call->ch);
+}
+
+static int
+start_seek(struct vmctl_call *call, const struct command *cmd, char *err)
+{
+    unsigned whence = PROTO_SEEK_SET;
+    char num[32], *end;
+    long long off;
+
+    if (!word_cstr(cmd->argv[2], num, sizeof(num)))
+        return bad_word(call, "offset", cmd->argv[2], err);
+    errno = 0;
+    off = strtoll(num, &end, 10);
+    if (*end || errno)
+        return bad_word(call, "offset", cmd->argv[2], err);
+    if (cmd->argc == 4) {
+        if (word_is(cmd->argv[3], "cur"))
+            whence = PROTO_SEEK_CUR;
+        else if (word_is(cmd->argv[3], "end"))
+            whence = PROTO_SEEK_END;
+        else if (!word_is(cmd->argv[3], "set"))
+            return bad_word(call, "whence", cmd->argv[3], err);
     }
-    case C_CONSOLE_WRITE:
-        if (cmd->argc != 2)
-            break;
-        if (vc->vm->console) {
-            struct console *con = vc->vm->console;
-            struct reply *rp = NULL;
-            size_t room = console_write_room(con);
-            /* All or nothing (SPEC §6.3): a command is never cut short
-             * in silence; the caller learns why and may retry. */
-            if (w1.len > CONSOLE_WRITE_QUEUE)
-                reply_new_fmt(REPLY_ERROR, &rp,
-                              "console_write: %s: %zu bytes never fit the "
-                              "console's write queue of %d bytes; split them",
-                              strerror(EMSGSIZE), w1.len, CONSOLE_WRITE_QUEUE);
-            else if (w1.len > room && console_write(con, "", 0) == 0)
-                reply_new_fmt(REPLY_ERROR, &rp,
-                              "console_write: %s: the console's write queue "
-                              "(%d bytes) holds %zu bytes the guest has not "
-                              "taken yet; %zu more do not fit, try again",
-                              strerror(EAGAIN), CONSOLE_WRITE_QUEUE,
-                              CONSOLE_WRITE_QUEUE - room, w1.len);
-            else if ((rc = console_write(con, w1.p, w1.len)) < 0)
-                reply_new_fmt(REPLY_ERROR, &rp, "console_write: %s",
-                              strerror(-rc));
-            else
-                reply_new_mem(REPLY_OK, "", 0, &rp);
-            ctl_done(e, rp);
-            return 0;
-        }
-        snprintf(err, COMMAND_ERR_LEN,
-                 "console_write: vm `%s` has no "
-                 "console",
-                 vc->vm->name);
+    return agent_client_fseek(agent(call), call->agent_id, off, whence,
+                              request_done, call, &call->ch);
+}
+
+static int
+start_close(struct vmctl_call *call, const struct command *cmd, char *err)
+{
+    return agent_client_fclose(agent(call), call->agent_id, request_done, call,
+                               &call->ch);
+}
+
+/* console_write DATA: all or nothing (SPEC §6.3): a command is never cut
+ * short in silence; the caller learns why and may retry. */
+static int
+start_console_write(struct vmctl_call *call, const struct command *cmd,
+                    char *err)
+{
+    struct vm *vm = call->vc->vm;
+    struct console *con = vm->console;
+    struct word w = cmd->argv[1];
+    struct reply *rp = NULL;
+    size_t room;
+    int rc;
+
+    if (!con) {
+        snprintf(err, COMMAND_ERR_LEN, "console_write: vm `%s` has no console",
+                 vm->name);
         return -ENODEV;
-    default:
-        break;
     }
-    if (cmd->argc < 2)
-        goto usage;
-    rc = procs_resolve(vc->vm, e->kind < C_OPEN, w1, e->uid, cmd_names[e->kind],
-                    &id, &e->obj, err);
-    if (rc == -EINVAL)
-        goto usage;
-    if (rc < 0)
-        return rc;
-    switch (e->kind) {
-    case C_WAIT: {
-        struct vmproc *pr;
-        if (cmd->argc > 3)
-            goto usage;
-        if (cmd->argc == 3) {
-            if ((rc = duration_parse(w2, &e->id, err)) < 0)
-                return rc;
-            if (reactor_timer_start(vc->vm->fs->r, &e->timer,
-                                    clock_now() + e->id, wait_timed_out, e) < 0)
-                return -ENOMEM;
-        }
-        /* A remembered process answers from its own bookkeeping, unless
-         * that lost track of it (then the agent may still know it). */
-        if ((pr = procs_find(vc->vm, e->obj)) && !pr->wait_failed)
-            rc = pwait_start(e, pr);
-        else
-            rc = agent_client_wait(a, id, request_done, e, &e->ch);
-        if (rc < 0)
-            reactor_timer_stop(vc->vm->fs->r, &e->timer);
-        return rc;
-    }
-    case C_KILL:
-        if (cmd->argc > 3 || (cmd->argc == 3 && parse_signal(w2, &sig) < 0))
-            goto usage;
-        return agent_client_kill(a, id, sig, request_done, e, &e->ch);
-    case C_STDIN:
-        if (cmd->argc != 3)
-            goto usage;
-        return agent_client_stdin(a, id, w2.p, w2.len, request_done, e, &e->ch);
-    case C_STDIN_CLOSE:
-        if (cmd->argc != 2)
-            goto usage;
-        return agent_client_stdin_close(a, id, request_done, e, &e->ch);
-    case C_READ:
-        if (cmd->argc != 3 || !word_u64(w2, NULL, &n) || n > PROTO_MAX_DATA)
-            goto usage;
-        return agent_client_fread(a, id, (size_t)n, request_done, e, &e->ch);
-    case C_WRITE:
-        if (cmd->argc != 3)
-            goto usage;
-        return agent_client_fwrite(a, id, w2.p, w2.len, request_done, e,
-                                   &e->ch);
-    case C_SEEK: {
-        unsigned whence = PROTO_SEEK_SET;
-        char num[32], *end;
-        long long off;
-        if (cmd->argc < 3 || cmd->argc > 4 || w2.len == 0 ||
-            w2.len >= sizeof(num))
-            goto usage;
-        memcpy(num, w2.p, w2.len);
-        num[w2.len] = 0;
-        errno = 0;
-        off = strtoll(num, &end, 10);
-        if (*end || errno)
-            goto usage;
-        if (cmd->argc == 4) {
-            if (word_is(cmd->argv[3], "cur"))
-                whence = PROTO_SEEK_CUR;
-            else if (word_is(cmd->argv[3], "end"))
-                whence = PROTO_SEEK_END;
-            else if (!word_is(cmd->argv[3], "set"))
-                goto usage;
-        }
-        return agent_client_fseek(a, id, off, whence, request_done, e, &e->ch);
-    }
-    case C_CLOSE:
-        if (cmd->argc != 2)
-            goto usage;
-        return agent_client_fclose(a, id, request_done, e, &e->ch);
-    default:
-        break;
-    }
-usage:
-    snprintf(err, COMMAND_ERR_LEN,
-             "%s: usage: wait PROC [T] | kill PROC [SIG] | stdin PROC DATA | "
-             "stdin_close PROC | read H N | write H DATA | seek H OFF "
-             "[set|cur|end] | close H | console_write DATA",
-             cmd_names[e->kind]);
-    return -EINVAL;
-}
-
-/* ---- the ctl file ------------------------------------------------- */
-
-static size_t
-vmctl_text(void *arg, char *buf, size_t len)
-{
-    struct vmctl *vc = arg;
-
-    return vm_info(vc->vm, buf, len);
-}
-
-int
-vmctl_open(struct vm *vm, struct vmctl **out)
-{
-    struct vmctl *vc = calloc(1, sizeof(*vc));
-
-    if (!vc)
-        return -ENOMEM;
-    ctl_init(&vc->c, vm->fs, vmctl_text, vc);
-    vc->vm = vm;
-    vm->refs++;
-    *out = vc;
+    room = console_write_room(con);
+    if (w.len > CONSOLE_WRITE_QUEUE)
+        reply_new_fmt(REPLY_ERROR, &rp,
+                      "console_write: %s: %zu bytes never fit the "
+                      "console's write queue of %d bytes; split them",
+                      strerror(EMSGSIZE), w.len, CONSOLE_WRITE_QUEUE);
+    else if (w.len > room && console_write(con, "", 0) == 0)
+        reply_new_fmt(REPLY_ERROR, &rp,
+                      "console_write: %s: the console's write queue "
+                      "(%d bytes) holds %zu bytes the guest has not "
+                      "taken yet; %zu more do not fit, try again",
+                      strerror(EAGAIN), CONSOLE_WRITE_QUEUE,
+                      CONSOLE_WRITE_QUEUE - room, w.len);
+    else if ((rc = console_write(con, w.p, w.len)) < 0)
+        reply_new_fmt(REPLY_ERROR, &rp, "console_write: %s", strerror(-rc));
+    else
+        reply_new_mem(REPLY_OK, "", 0, &rp);
+    ctl_done(&call->e, rp);
     return 0;
 }
 
-struct ctl *
-vmctl_ctl(struct vmctl *vc)
+static int
+start_quiesce(struct vmctl_call *call, const struct command *cmd, char *err)
 {
-    return &vc->c;
+    char text[FS_TEXT_MAX];
+    struct reply *rp = NULL;
+    size_t len = vm_quiesce_text(call->vc->vm, text, sizeof(text));
+
+    if (len)
+        reply_new_mem(REPLY_ERROR, text, len, &rp);
+    else
+        reply_new_mem(REPLY_OK, "", 0, &rp);
+    ctl_done(&call->e, rp);
+    return 0;
 }
 
-/* A command waiting for the agent to come up. */
-struct pending {
-    struct vm_wait w;
-    struct vmctl *vc;
-    struct ctl_entry *e;
-    struct command cmd;
+static const struct vmctl_cmd vmctl_cmds[] = {
+        {{"exec", 1, -1, "exec [cwd=DIR] [env=K=V]... -- ARGV...", NULL}, true,
+         ID_NONE, start_exec, reply_exec},
+        {{"wait", 1, 2, "wait PROC [T]", NULL}, true, ID_PROC, start_wait,
+         reply_wait},
+        {{"kill", 1, 2, "kill PROC [SIG]", NULL}, true, ID_PROC, start_kill,
+         NULL},
+        {{"stdin", 2, 2, "stdin PROC DATA", NULL}, true, ID_PROC, start_stdin,
+         reply_value},
+        {{"stdin_close", 1, 1, "stdin_close PROC", NULL}, true, ID_PROC,
+         start_stdin_close, NULL},
+        {{"open", 1, -1, "open PATH [read] [write] [create] [append] [truncate]",
+          NULL},
+         true, ID_NONE, start_open, reply_open},
+        {{"read", 2, 2, "read H N", NULL}, true, ID_HANDLE, start_read,
+         reply_bytes},
+        {{"write", 2, 2, "write H DATA", NULL}, true, ID_HANDLE, start_write,
+         reply_value},
+        {{"seek", 2, 3, "seek H OFF [set|cur|end]", NULL}, true, ID_HANDLE,
+         start_seek, reply_value},
+        {{"close", 1, 1, "close H", NULL}, true, ID_HANDLE, start_close,
+         reply_close},
+        {{"console_write", 1, 1, "console_write DATA", NULL}, false, ID_NONE,
+         start_console_write, NULL},
+        {{"quiesce", 0, 0, "quiesce", NULL}, false, ID_NONE, start_quiesce,
+         NULL},
 };
+#define N_VMCTL_CMDS (sizeof(vmctl_cmds) / sizeof(vmctl_cmds[0]))
 
-static void
-pending_cancel(struct ctl_entry *e)
+/* Resolve the command's process or handle, then start it. */
+static int
+vmctl_start(struct vmctl_call *call, const struct command *cmd, char *err)
 {
-    struct pending *p = (struct pending *)(void *)e->aux;
+    const struct vmctl_cmd *c = call->cmd;
+    int rc;
 
-    vm_wait_cancel(&p->w);
-    command_free(&p->cmd);
-    free(p);
-    e->aux = NULL;
+    if (c->id != ID_NONE) {
+        rc = procs_resolve(call->vc->vm, c->id == ID_PROC, cmd->argv[1],
+                           call->uid, c->c.name, &call->agent_id, &call->obj,
+                           err);
+        if (rc == -EINVAL)
+            return bad_word(call, c->id == ID_PROC ? "process id" : "handle",
+                            cmd->argv[1], err);
+        if (rc < 0)
+            return rc;
+    }
+    return c->start(call, cmd, err);
 }
 
+/* A command that could not start: its reply says why. */
 static void
-pending_go(void *arg, int err, const char *msg)
+vmctl_failed(struct vmctl_call *call, int rc, const char *err)
 {
-    struct pending *p = arg;
-    struct ctl_entry *e = p->e;
+    struct reply *rp = NULL;
+
+    reply_new_fmt(REPLY_ERROR, &rp, "%s",
+                  *err              ? err
+                  : rc == -ENOTCONN ? "the VM's agent is not connected"
+                                    : strerror(-rc));
+    ctl_done(&call->e, rp);
+}
+
+/* The wait for the agent is over: start, or say why not. */
+static void
+agent_waited(void *arg, int err, const char *msg)
+{
+    struct vmctl_call *call = arg;
+    struct command *cmd = call->words;
     char cerr[COMMAND_ERR_LEN] = "";
     struct reply *rp = NULL;
     int rc;
 
-    e->aux = NULL;
-    e->cancel = request_cancel;
+    call->words = NULL;
     if (err < 0) {
-        reply_new_fmt(REPLY_ERROR, &rp, "%s: %s", cmd_names[e->kind], msg);
-        ctl_done(e, rp);
-    } else if ((rc = vmctl_start(p->vc, e, &p->cmd, cerr)) < 0) {
-        reply_new_fmt(REPLY_ERROR, &rp, "%s", *cerr ? cerr : strerror(-rc));
-        ctl_done(e, rp);
+        reply_new_fmt(REPLY_ERROR, &rp, "%s: %s", call->cmd->c.name, msg);
+        ctl_done(&call->e, rp);
+    } else if ((rc = vmctl_start(call, cmd, cerr)) < 0) {
+        vmctl_failed(call, rc, cerr);
     }
-    command_free(&p->cmd);
-    free(p);
+    command_free(cmd);
+    free(cmd);
 }
 
-int
-vmctl_write(struct vmctl *vc, fuse_req_t req, const char *buf, size_t len)
+/* The entry goes: withdraw what still runs, free what the call holds. */
+static void
+vmctl_drop(struct ctl_entry *e, bool running)
 {
-    struct command *cmd = malloc(sizeof(*cmd));
-    char err[COMMAND_ERR_LEN] = "";
-    struct ctl_entry *e;
-    size_t k;
-    int rc;
+    struct vmctl_call *call = (struct vmctl_call *)(void *)e;
 
-    if (!cmd)
-        return -ENOMEM;
-    if ((rc = command_parse(cmd, buf, len, err)) < 0) {
-        free(cmd);
-        ctl_push_error(&vc->c, "%s", err);
-        return rc;
+    agent_client_close(call->ch);
+    reactor_timer_stop(call->vc->vm->fs->r, &call->timer);
+    procs_wait_cancel(&call->waiter);
+    vm_wait_cancel(&call->up);
+    if (call->words) {
+        command_free(call->words);
+        free(call->words);
     }
-    for (k = 0; cmd->argc && k < sizeof(cmd_names) / sizeof(cmd_names[0]); k++)
-        if (word_is(cmd->argv[0], cmd_names[k]))
-            break;
-    if (cmd->argc == 0 || k == sizeof(cmd_names) / sizeof(cmd_names[0])) {
-        ctl_push_error(
-                &vc->c,
-                "unknown VM command `%.*s` (expected exec, wait, "
-                "kill, stdin, stdin_close, open, read, write, seek, "
-                "close, console_write or quiesce)",
-                cmd->argc ? (int)(cmd->argv[0].len > 64 ? 64 : cmd->argv[0].len)
-                          : 0,
-                cmd->argc ? cmd->argv[0].p : "");
+    free(call->cmdline);
+}
+
+/* ---- the ctl file ------------------------------------------------- */
+
+static int
+vmctl_write(struct ctl *c, fuse_req_t req, struct command *cmd)
+{
+    struct vmctl *vc = (struct vmctl *)(void *)c;
+    const struct command_entry *e;
+    struct vmctl_call *call;
+    char err[COMMAND_ERR_LEN] = "";
+    int argi, rc;
+
+    rc = command_lookup(vmctl_cmds, N_VMCTL_CMDS, sizeof(vmctl_cmds[0]), cmd,
+                        "VM", &e, &argi, err);
+    if (rc < 0) {
+        ctl_push_error(c, "%s", err);
         rc = -EINVAL;
         goto out;
     }
     if (vc->vm->gone) {
-        ctl_push_error(&vc->c, "%s: vm `%s` was removed", cmd_names[k],
-                       vc->vm->name);
+        ctl_push_error(c, "%s: vm `%s` was removed", e->name, vc->vm->name);
         rc = 0;
         goto out;
     }
-    if (!(e = ctl_push(&vc->c))) {
+    call = (struct vmctl_call *)(void *)ctl_push(c, sizeof(*call), vmctl_drop);
+    if (!call) {
         rc = -ENOMEM;
         goto out;
     }
-    e->owner = vc;
-    e->kind = (unsigned)k;
-    e->uid = access_uid(req);
-    e->cancel = request_cancel;
-    if (k != C_QUIESCE && k != C_CONSOLE_WRITE && !vm_agent_up(vc->vm)) {
-        struct pending *p = calloc(1, sizeof(*p));
-        if (!p) {
-            ctl_done(e, NULL);
-            rc = 0;
-            goto out;
-        }
-        p->vc = vc;
-        p->e = e;
-        p->cmd = *cmd; /* the words point into cmd->buf, which moves too */
-        free(cmd);
-        e->aux = (char *)p;
-        e->cancel = pending_cancel;
-        vm_wait_up(vc->vm, &p->w, pending_go, p);
+    call->vc = vc;
+    call->cmd = (const struct vmctl_cmd *)(const void *)e;
+    call->uid = access_uid(req);
+    if (call->cmd->agent && !vm_agent_up(vc->vm)) {
+        call->words = cmd; /* kept until the agent is up */
+        vm_wait_up(vc->vm, &call->up, agent_waited, call);
         return 0;
     }
-    rc = vmctl_start(vc, e, cmd, err);
-    if (rc < 0) {
-        struct reply *rp = NULL;
-        reply_new_fmt(REPLY_ERROR, &rp, "%s",
-                      *err              ? err
-                      : rc == -ENOTCONN ? "the VM's agent is not connected"
-                                        : strerror(-rc));
-        ctl_done(e, rp);
+    if ((rc = vmctl_start(call, cmd, err)) < 0) {
+        vmctl_failed(call, rc, err);
         rc = rc == -EINVAL ? rc : 0;
     }
 out:
@@ -645,12 +660,38 @@ out:
     return rc;
 }
 
-void
-vmctl_free(struct vmctl *vc)
+static size_t
+vmctl_text(struct ctl *c, char *buf, size_t len)
 {
-    if (!vc)
-        return;
-    ctl_fini(&vc->c);
+    return vm_info(((struct vmctl *)(void *)c)->vm, buf, len);
+}
+
+static void
+vmctl_release(struct ctl *c)
+{
+    struct vmctl *vc = (struct vmctl *)(void *)c;
+
     vm_unref(vc->vm);
     free(vc);
+}
+
+static const struct ctl_type vmctl_type = {
+        .write = vmctl_write,
+        .text = vmctl_text,
+        .release = vmctl_release,
+};
+
+int
+vmctl_open(struct vm *vm, struct file *f)
+{
+    struct vmctl *vc = calloc(1, sizeof(*vc));
+
+    f->ops = &ctl_file_ops;
+    if (!vc)
+        return -ENOMEM;
+    ctl_init(&vc->c, vm->fs, &vmctl_type);
+    vc->vm = vm;
+    vm->refs++;
+    f->ctl = &vc->c;
+    return 0;
 }
