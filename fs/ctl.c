@@ -308,10 +308,14 @@ ctl_write(struct file *f, fuse_req_t req, const char *buf, size_t size)
 static void
 ctl_release(struct file *f)
 {
-    if (f->ctl) {
-        ctl_fini(f->ctl);
-        f->ctl->type->release(f->ctl);
-    }
+    struct ctl *c = f->ctl;
+
+    if (!c)
+        return;
+    ctl_fini(c);
+    if (c->type->release)
+        c->type->release(c);
+    free(c); /* the owner's block, the ctl first */
 }
 
 const struct file_ops ctl_file_ops = {
@@ -320,3 +324,17 @@ const struct file_ops ctl_file_ops = {
         .poll = ctl_poll,
         .release = ctl_release,
 };
+
+void *
+ctl_open(struct file *f, struct fs *fs, const struct ctl_type *type,
+         size_t size)
+{
+    struct ctl *c = calloc(1, size);
+
+    f->ops = &ctl_file_ops;
+    if (c) {
+        ctl_init(c, fs, type);
+        f->ctl = c;
+    }
+    return c;
+}

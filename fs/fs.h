@@ -320,8 +320,8 @@ struct ctl_type {
     /* The text a read returns when no command is outstanding (a state
      * line, a status): at most len bytes into buf, returns the length. */
     size_t (*text)(struct ctl *c, char *buf, size_t len);
-    /* The file was released (every entry already dropped): free the
-     * owner's part. */
+    /* The file was released (every entry already dropped): drop what
+     * the owner holds (ctl.c frees the block). NULL: nothing. */
     void (*release)(struct ctl *c);
 };
 
@@ -340,6 +340,10 @@ struct ctl {
 extern const struct file_ops ctl_file_ops;
 
 void ctl_init(struct ctl *c, struct fs *fs, const struct ctl_type *type);
+/* Open f as a ctl file of type: a zeroed block of size bytes (the
+ * owner's struct, its struct ctl first), freed at release; NULL: ENOMEM. */
+void *ctl_open(struct file *f, struct fs *fs, const struct ctl_type *type,
+               size_t size);
 /* Drop every entry (withdrawing what runs), answer parked reads. */
 void ctl_fini(struct ctl *c);
 /* May a command be written? 0, or -EAGAIN when the unread replies are

@@ -140,28 +140,18 @@ global_text(struct ctl *c, char *buf, size_t len)
     return global_status(c->fs, buf, len);
 }
 
-static void
-global_release(struct ctl *c)
-{
-    free(c);
-}
-
 static const struct ctl_type global_type = {
         .write = global_write,
         .text = global_text,
-        .release = global_release,
 };
 
 int
 global_open(struct fs *fs, struct file *f)
 {
-    struct global *gc = calloc(1, sizeof(*gc));
+    struct global *gc = ctl_open(f, fs, &global_type, sizeof(*gc));
 
-    f->ops = &ctl_file_ops;
     if (!gc)
         return -ENOMEM;
-    ctl_init(&gc->c, fs, &global_type);
     gc->fs = fs;
-    f->ctl = &gc->c;
     return 0;
 }

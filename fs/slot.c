@@ -721,7 +721,6 @@ slot_ctl_release(struct ctl *c)
             slot_close(sl);
     }
     slot_unref(sl);
-    free(sc);
 }
 
 static const struct ctl_type slot_ctl_type = {
@@ -733,14 +732,11 @@ static const struct ctl_type slot_ctl_type = {
 int
 slot_ctl_open(struct slot *sl, struct file *f)
 {
-    struct slot_ctl *sc = calloc(1, sizeof(*sc));
+    struct slot_ctl *sc = ctl_open(f, sl->fs, &slot_ctl_type, sizeof(*sc));
 
-    f->ops = &ctl_file_ops;
     if (!sc)
         return -ENOMEM;
-    ctl_init(&sc->c, sl->fs, &slot_ctl_type);
     sc->sl = sl;
     sl->refs++;
-    f->ctl = &sc->c;
     return 0;
 }

@@ -669,10 +669,7 @@ vmctl_text(struct ctl *c, char *buf, size_t len)
 static void
 vmctl_release(struct ctl *c)
 {
-    struct vmctl *vc = (struct vmctl *)(void *)c;
-
-    vm_unref(vc->vm);
-    free(vc);
+    vm_unref(((struct vmctl *)(void *)c)->vm);
 }
 
 static const struct ctl_type vmctl_type = {
@@ -684,14 +681,11 @@ static const struct ctl_type vmctl_type = {
 int
 vmctl_open(struct vm *vm, struct file *f)
 {
-    struct vmctl *vc = calloc(1, sizeof(*vc));
+    struct vmctl *vc = ctl_open(f, vm->fs, &vmctl_type, sizeof(*vc));
 
-    f->ops = &ctl_file_ops;
     if (!vc)
         return -ENOMEM;
-    ctl_init(&vc->c, vm->fs, &vmctl_type);
     vc->vm = vm;
     vm->refs++;
-    f->ctl = &vc->c;
     return 0;
 }
