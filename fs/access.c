@@ -71,8 +71,7 @@ access_vm_admin(const struct fs *fs, uid_t uid, char *why, size_t why_len)
 {
     if (access_privileged(fs, uid))
         return 0;
-    snprintf(why, why_len,
-             "only root may add or remove VMs on a shared mount");
+    snprintf(why, why_len, "only root may add or remove VMs on a shared mount");
     return -EPERM;
 }
 
@@ -140,8 +139,9 @@ access_open(const struct fs *fs, const struct engine *e, const struct vm *vm,
         return access_vm(vm, uid, why, why_len);
     if (access_privileged(fs, uid))
         return 0;
-    snprintf(why, why_len, "captures need CAP_NET_RAW; only root may "
-                           "capture on a shared mount");
+    snprintf(why, why_len,
+             "captures need CAP_NET_RAW; only root may "
+             "capture on a shared mount");
     return -EPERM;
 }
 

@@ -66,8 +66,7 @@ data_wake(struct reactor *r, void *arg)
 }
 
 static void
-data_read(struct file *f, fuse_req_t req, size_t size, off_t off,
-          int flags)
+data_read(struct file *f, fuse_req_t req, size_t size, off_t off, int flags)
 {
     struct data *d = f->data;
     ssize_t n;

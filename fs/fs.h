@@ -240,7 +240,8 @@ struct file {
     struct fs *fs;
     struct file *prev, *next; /* fs->files */
     const struct file_ops *ops;
-    union { /* the kind's object */
+    /* The kind's object. */
+    union {
         struct data *data; /* data.c */
         struct ctl *ctl;   /* ctl.c, embedded in its owner */
         struct stream *s;  /* history.c: a stream's history */
@@ -513,8 +514,8 @@ struct vmproc {
     uint64_t n;        /* the mount id: procs/<n>, what commands name */
     uint64_t agent_id; /* the agent's id, in instance */
     uint64_t instance;
-    uid_t uid;      /* who exec'd it (access.c) */
-    char *cmdline;  /* the words, escaped, joined by blanks, one line */
+    uid_t uid;     /* who exec'd it (access.c) */
+    char *cmdline; /* the words, escaped, joined by blanks, one line */
     size_t cmdlen;
     bool exited;      /* the agent's wait answered: status final */
     bool lost;        /* the connection went while it ran: status unknown
@@ -623,8 +624,8 @@ int access_vm_admin(const struct fs *fs, uid_t uid, char *why, size_t why_len);
  * may uid use vm (open streams on it, its ctl, its console)? */
 int access_vm(const struct vm *vm, uid_t uid, char *why, size_t why_len);
 /* May uid use process p / handle h (besides access_vm)? */
-int access_proc(const struct vm *vm, const struct vmproc *p, uid_t uid, char *why,
-                size_t why_len);
+int access_proc(const struct vm *vm, const struct vmproc *p, uid_t uid,
+                char *why, size_t why_len);
 int access_handle(const struct vm *vm, const struct vmhandle *h, uid_t uid,
                   char *why, size_t why_len);
 /* May uid open a stream of e on vm (NULL: a capture on no VM's NIC)?

@@ -36,10 +36,10 @@ stream_view_read(struct file *f, fuse_req_t req, size_t size, off_t off,
         fuse_reply_buf(req, NULL, 0); /* a process without its output */
         return;
     }
-    reply_history(req, f->fs,
-                  off < 0 ? -EINVAL
-                          : stream_pread(f->s, f->fs->buf, size,
-                                         (uint64_t)off));
+    reply_history(
+            req, f->fs,
+            off < 0 ? -EINVAL
+                    : stream_pread(f->s, f->fs->buf, size, (uint64_t)off));
 }
 
 static void
@@ -70,16 +70,15 @@ console_view_read(struct file *f, fuse_req_t req, size_t size, off_t off,
         fuse_reply_buf(req, NULL, 0);
         return;
     }
-    reply_history(req, f->fs,
-                  console_pread(f->vm->console, f->fs->buf, size,
-                                (uint64_t)off));
+    reply_history(
+            req, f->fs,
+            console_pread(f->vm->console, f->fs->buf, size, (uint64_t)off));
 }
 
 /* What was queued, not what was asked (SPEC §6.3): the writer's own loop
  * retries the rest; EAGAIN when nothing fit. */
 static ssize_t
-console_view_write(struct file *f, fuse_req_t req, const char *buf,
-                   size_t size)
+console_view_write(struct file *f, fuse_req_t req, const char *buf, size_t size)
 {
     if (!f->vm->console || f->vm->gone)
         return -ENODEV;

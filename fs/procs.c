@@ -337,8 +337,8 @@ proc_capture(struct vmproc *p, int which)
 
     if (stream_new(fs->r, &cfg, &p->out[which - 1]) < 0)
         return;
-    if (engine_open(p->out[which - 1], p->vm->agent, &req, output_opened,
-                    NULL, &state, err) < 0)
+    if (engine_open(p->out[which - 1], p->vm->agent, &req, output_opened, NULL,
+                    &state, err) < 0)
         stream_end(p->out[which - 1], -EIO, err);
 }
 
@@ -364,7 +364,7 @@ procs_trim(struct vm *vm)
  * 0 when memory ran out. Takes cmdline. */
 uint64_t
 procs_add(struct vm *vm, uint64_t agent_id, uid_t uid, char *cmdline,
-         size_t cmdlen)
+          size_t cmdlen)
 {
     struct vmproc *p = calloc(1, sizeof(*p));
 
@@ -448,8 +448,8 @@ procs_handle_forget(struct vm *vm, uint64_t n)
 }
 
 int
-procs_resolve(struct vm *vm, bool proc, struct word w, uid_t uid, const char *what,
-           uint64_t *agent_id, uint64_t *n, char *err)
+procs_resolve(struct vm *vm, bool proc, struct word w, uid_t uid,
+              const char *what, uint64_t *agent_id, uint64_t *n, char *err)
 {
     const char *noun = proc ? "proc" : "file";
     uint64_t floor = proc ? vm->proc_floor : vm->handle_floor;

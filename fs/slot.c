@@ -259,19 +259,20 @@ slot_info(struct slot *sl, char *buf, size_t len)
     text_appendf(buf, len, "state: %s\n", state_name(sl));
     if (sl->s)
         text_appendf(buf, len,
-                   "bytes: %" PRIu64 "\nframes: %" PRIu64 "\nconsumed: %" PRIu64
-                   "\npending: %" PRIu64 "\nreaders: %u\n",
-                   stream_size(sl->s), stream_frames(sl->s),
-                   stream_consumed(sl->s), stream_pending(sl->s),
-                   stream_readers(sl->s));
+                     "bytes: %" PRIu64 "\nframes: %" PRIu64
+                     "\nconsumed: %" PRIu64 "\npending: %" PRIu64
+                     "\nreaders: %u\n",
+                     stream_size(sl->s), stream_frames(sl->s),
+                     stream_consumed(sl->s), stream_pending(sl->s),
+                     stream_readers(sl->s));
     else
         text_appendf(buf, len,
-                   "bytes: 0\nframes: 0\nconsumed: 0\npending: "
-                   "0\nreaders: 0\n");
+                     "bytes: 0\nframes: 0\nconsumed: 0\npending: "
+                     "0\nreaders: 0\n");
     text_appendf(buf, len,
-               "owner pid: %d\nowner uid: %u\nkeep: %s\ncreated: %s\n",
-               sl->owner ? (int)sl->owner_pid : 0, (unsigned)sl->uid,
-               sl->keep ? "yes" : "no", when);
+                 "owner pid: %d\nowner uid: %u\nkeep: %s\ncreated: %s\n",
+                 sl->owner ? (int)sl->owner_pid : 0, (unsigned)sl->uid,
+                 sl->keep ? "yes" : "no", when);
     if (sl->s && stream_end_error(sl->s, &msg))
         text_keyval(buf, len, "error", msg ? msg : "");
     else if (sl->s && msg && stream_state(sl->s) != STREAM_LIVE)
@@ -314,12 +315,13 @@ state_line(struct ctl *c, char *buf, size_t len)
     buf[0] = 0;
     if (!sl->s || sl->state == SLOT_EMPTY)
         return text_appendf(buf, len, "%s\n", sl->gone ? "closed" : "unopened");
-    return text_appendf(buf, len,
-                      "%s bytes=%" PRIu64 " frames=%" PRIu64
-                      " consumed=%" PRIu64 " pending=%" PRIu64 " readers=%u\n",
-                      sl->gone ? "closed" : state_name(sl), stream_size(sl->s),
-                      stream_frames(sl->s), stream_consumed(sl->s),
-                      stream_pending(sl->s), stream_readers(sl->s));
+    return text_appendf(
+            buf, len,
+            "%s bytes=%" PRIu64 " frames=%" PRIu64 " consumed=%" PRIu64
+            " pending=%" PRIu64 " readers=%u\n",
+            sl->gone ? "closed" : state_name(sl), stream_size(sl->s),
+            stream_frames(sl->s), stream_consumed(sl->s), stream_pending(sl->s),
+            stream_readers(sl->s));
 }
 
 /* ---- opening ----------------------------------------------------- */
@@ -436,7 +438,8 @@ start_engine(struct slot *sl)
     /* A process or handle is named by its mount id: the agent gets its
      * own id, resolved now that the agent is up, and only for its owner
      * (SPEC §6.4, §8). */
-    if (req->e->what == ENGINE_WHAT_PROC || req->e->what == ENGINE_WHAT_HANDLE) {
+    if (req->e->what == ENGINE_WHAT_PROC ||
+        req->e->what == ENGINE_WHAT_HANDLE) {
         uint64_t n;
         rc = procs_resolve(sl->vm, req->e->what == ENGINE_WHAT_PROC, req->what,
                            sl->open_uid, req->e->c.name, &req->id, &n, err);
@@ -666,14 +669,12 @@ slot_op(struct slot_ctl *sc, struct command *cmd)
         ctl_push_error(&sc->c, "%s", err);
         return rc;
     }
-    call = (struct slot_call *)(void *)ctl_push(&sc->c, sizeof(*call),
-                                                op_drop);
+    call = (struct slot_call *)(void *)ctl_push(&sc->c, sizeof(*call), op_drop);
     if (!call)
         return -ENOMEM;
     call->sl = sl;
     call->kind = spec.kind;
-    if ((rc = stream_op_submit(sl->s, &spec, op_done, call, &call->op)) <
-        0) {
+    if ((rc = stream_op_submit(sl->s, &spec, op_done, call, &call->op)) < 0) {
         struct reply *rp = NULL;
         reply_new_fmt(REPLY_ERROR, &rp, "%s", strerror(-rc));
         ctl_done(&call->e, rp);

@@ -144,7 +144,8 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
     st->st_atime = st->st_mtime = st->st_ctime = fs->started;
     if (n.node >= N_VM && n.node <= N_PROC_STDERR && !(vm = vm_by_id(fs, n.a)))
         return -ENOENT;
-    if (n.node >= N_PROC && n.node <= N_PROC_STDERR && !(p = procs_find(vm, n.b)))
+    if (n.node >= N_PROC && n.node <= N_PROC_STDERR &&
+        !(p = procs_find(vm, n.b)))
         return -ENOENT;
     if (n.node >= N_S && n.node <= N_S_INFO) {
         if (!(sl = slot_find(fs, n.b)))

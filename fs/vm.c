@@ -483,9 +483,9 @@ stop_step(struct reactor *r, void *arg)
     if (vm->stop_phase == STOP_TERM && procs) {
         vm->stop_phase = STOP_KILL;
         log_warn("vm `%s`: %zu process(es) still running %llus after SIGTERM: "
-               "SIGKILL",
-               vm->name, procs_running(vm),
-               (unsigned long long)(VM_KILL_GRACE / USEC_PER_SEC));
+                 "SIGKILL",
+                 vm->name, procs_running(vm),
+                 (unsigned long long)(VM_KILL_GRACE / USEC_PER_SEC));
         procs_signal(vm, SIGKILL);
         reactor_timer_start(r, &vm->stop_timer, clock_now() + VM_KILL_WAIT,
                             stop_step, vm);
@@ -545,7 +545,7 @@ vm_stop_now(struct fs *fs)
     while (fs->vms_stopping) {
         struct vm *vm = fs->vms_stopping;
         log_warn("vm `%s`: removal still under way at exit; ending it now",
-               vm->name);
+                 vm->name);
         vm_stopped(vm);
     }
 }
@@ -580,7 +580,7 @@ vm_info(struct vm *vm, char *buf, size_t len)
         text_keyval(buf, len, "console",
                     vm->console_path ? vm->console_path : "none");
         text_appendf(buf, len, "console_state: %s\n",
-                   vm->console_path ? "unavailable" : "none");
+                     vm->console_path ? "unavailable" : "none");
     }
     text_appendf(buf, len, "nics:");
     for (size_t i = 0; i < vm->nnics; i++) {
@@ -591,7 +591,7 @@ vm_info(struct vm *vm, char *buf, size_t len)
     for (size_t i = 0; i < vm->nusers; i++)
         text_appendf(buf, len, "%s%u", i ? "," : " ", (unsigned)vm->users[i]);
     text_appendf(buf, len, "\nstreams: %u\nprocs: %zu\nhandles: %u\n",
-               vm_live_streams(vm), vm->nprocs, vm->handles);
+                 vm_live_streams(vm), vm->nprocs, vm->handles);
     return strnlen(buf, len);
 }
 
@@ -609,7 +609,7 @@ describe_for(struct slot *sl, uid_t uid, bool all, char *buf, size_t len)
         slot_describe(sl, buf + at, len - at - 1);
     else
         text_appendf(buf, len, "%s(<hidden>) of uid %u", sl->kind,
-                   (unsigned)sl->uid);
+                     (unsigned)sl->uid);
     text_appendf(buf, len, "\n");
 }
 
@@ -648,9 +648,9 @@ vm_quiesce_text(struct vm *vm, char *buf, size_t len)
     if (n == 0 && vm->handles == 0)
         return 0;
     text_appendf(buf, len,
-               "vm:snapshot() failed for `%s`: %u open file handle(s), %u "
-               "open stream(s)\n",
-               vm->name, vm->handles, n);
+                 "vm:snapshot() failed for `%s`: %u open file handle(s), %u "
+                 "open stream(s)\n",
+                 vm->name, vm->handles, n);
     streams_text(vm, 0, true, "  - ", buf, len);
     text_appendf(buf, len, "  Close streams before snapshotting.");
     return strnlen(buf, len);

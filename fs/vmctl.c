@@ -45,13 +45,13 @@ struct vmctl_call {
     struct ctl_entry e; /* first: ctl.c's part */
     struct vmctl *vc;
     const struct vmctl_cmd *cmd;
-    uid_t uid;              /* who wrote it (owner of what it creates) */
-    uint64_t obj;           /* the mount id of its process or handle */
-    uint64_t agent_id;      /* the agent's id for it */
-    struct agent_chan *ch;  /* the agent request */
-    struct vm_wait up;      /* waiting for the agent to come up */
-    struct command *words;  /* the command, kept while waiting for it */
-    uint64_t timeout;       /* wait T */
+    uid_t uid;             /* who wrote it (owner of what it creates) */
+    uint64_t obj;          /* the mount id of its process or handle */
+    uint64_t agent_id;     /* the agent's id for it */
+    struct agent_chan *ch; /* the agent request */
+    struct vm_wait up;     /* waiting for the agent to come up */
+    struct command *words; /* the command, kept while waiting for it */
+    uint64_t timeout;      /* wait T */
     struct reactor_timer timer;
     struct procs_waiter waiter; /* wait on a process started here */
     char *cmdline;              /* exec: procs/<n>/cmdline, until taken */
@@ -71,7 +71,7 @@ typedef void vmctl_reply_fn(struct vmctl_call *call,
 
 struct vmctl_cmd {
     struct command_entry c;
-    bool agent;      /* talks to the agent: waits for it to be up */
+    bool agent;       /* talks to the agent: waits for it to be up */
     enum vmctl_id id; /* resolved into call->agent_id before start */
     vmctl_start_fn *start;
     vmctl_reply_fn *reply; /* NULL: an empty ok */
@@ -163,7 +163,7 @@ reply_close(struct vmctl_call *call, const struct agent_reply *rp,
 
 static void
 reply_bytes(struct vmctl_call *call, const struct agent_reply *rp,
-           struct reply **out)
+            struct reply **out)
 {
     reply_new_mem(REPLY_OK, rp->data, rp->len, out);
 }
@@ -268,13 +268,13 @@ start_exec(struct vmctl_call *call, const struct command *cmd, char *err)
         goto out;
     }
     for (i = 0; i < argc; i++) {
-        call->cmdlen +=
-                text_escape(call->cmdline + call->cmdlen,
-                            cl * 4 + 1 - call->cmdlen, argv[i], strlen(argv[i]));
+        call->cmdlen += text_escape(call->cmdline + call->cmdlen,
+                                    cl * 4 + 1 - call->cmdlen, argv[i],
+                                    strlen(argv[i]));
         call->cmdline[call->cmdlen++] = i + 1 < argc ? ' ' : '\n';
     }
-    rc = agent_client_exec(agent(call), cwd ? cwd : "", argv, env,
-                           request_done, call, &call->ch);
+    rc = agent_client_exec(agent(call), cwd ? cwd : "", argv, env, request_done,
+                           call, &call->ch);
     goto out;
 bad:
     snprintf(err, COMMAND_ERR_LEN,
@@ -363,8 +363,7 @@ start_stdin(struct vmctl_call *call, const struct command *cmd, char *err)
 }
 
 static int
-start_stdin_close(struct vmctl_call *call, const struct command *cmd,
-                  char *err)
+start_stdin_close(struct vmctl_call *call, const struct command *cmd, char *err)
 {
     return agent_client_stdin_close(agent(call), call->agent_id, request_done,
                                     call, &call->ch);
@@ -424,8 +423,7 @@ static int
 start_write(struct vmctl_call *call, const struct command *cmd, char *err)
 {
     return agent_client_fwrite(agent(call), call->agent_id, cmd->argv[2].p,
-                               cmd->argv[2].len, request_done, call,
-                               &call->ch);
+                               cmd->argv[2].len, request_done, call, &call->ch);
 }
 
 static int
@@ -515,30 +513,66 @@ start_quiesce(struct vmctl_call *call, const struct command *cmd, char *err)
 }
 
 static const struct vmctl_cmd vmctl_cmds[] = {
-        {{"exec", 1, -1, "exec [cwd=DIR] [env=K=V]... -- ARGV...", NULL}, true,
-         ID_NONE, start_exec, reply_exec},
-        {{"wait", 1, 2, "wait PROC [T]", NULL}, true, ID_PROC, start_wait,
+        {{"exec", 1, -1, "exec [cwd=DIR] [env=K=V]... -- ARGV...", NULL},
+         true,
+         ID_NONE,
+         start_exec,
+         reply_exec},
+        {{"wait", 1, 2, "wait PROC [T]", NULL},
+         true,
+         ID_PROC,
+         start_wait,
          reply_wait},
-        {{"kill", 1, 2, "kill PROC [SIG]", NULL}, true, ID_PROC, start_kill,
+        {{"kill", 1, 2, "kill PROC [SIG]", NULL},
+         true,
+         ID_PROC,
+         start_kill,
          NULL},
-        {{"stdin", 2, 2, "stdin PROC DATA", NULL}, true, ID_PROC, start_stdin,
+        {{"stdin", 2, 2, "stdin PROC DATA", NULL},
+         true,
+         ID_PROC,
+         start_stdin,
          reply_value},
-        {{"stdin_close", 1, 1, "stdin_close PROC", NULL}, true, ID_PROC,
-         start_stdin_close, NULL},
-        {{"open", 1, -1, "open PATH [read] [write] [create] [append] [truncate]",
-          NULL},
-         true, ID_NONE, start_open, reply_open},
-        {{"read", 2, 2, "read H N", NULL}, true, ID_HANDLE, start_read,
+        {{"stdin_close", 1, 1, "stdin_close PROC", NULL},
+         true,
+         ID_PROC,
+         start_stdin_close,
+         NULL},
+        {{"open", 1, -1,
+          "open PATH [read] [write] [create] [append] [truncate]", NULL},
+         true,
+         ID_NONE,
+         start_open,
+         reply_open},
+        {{"read", 2, 2, "read H N", NULL},
+         true,
+         ID_HANDLE,
+         start_read,
          reply_bytes},
-        {{"write", 2, 2, "write H DATA", NULL}, true, ID_HANDLE, start_write,
+        {{"write", 2, 2, "write H DATA", NULL},
+         true,
+         ID_HANDLE,
+         start_write,
          reply_value},
-        {{"seek", 2, 3, "seek H OFF [set|cur|end]", NULL}, true, ID_HANDLE,
-         start_seek, reply_value},
-        {{"close", 1, 1, "close H", NULL}, true, ID_HANDLE, start_close,
+        {{"seek", 2, 3, "seek H OFF [set|cur|end]", NULL},
+         true,
+         ID_HANDLE,
+         start_seek,
+         reply_value},
+        {{"close", 1, 1, "close H", NULL},
+         true,
+         ID_HANDLE,
+         start_close,
          reply_close},
-        {{"console_write", 1, 1, "console_write DATA", NULL}, false, ID_NONE,
-         start_console_write, NULL},
-        {{"quiesce", 0, 0, "quiesce", NULL}, false, ID_NONE, start_quiesce,
+        {{"console_write", 1, 1, "console_write DATA", NULL},
+         false,
+         ID_NONE,
+         start_console_write,
+         NULL},
+        {{"quiesce", 0, 0, "quiesce", NULL},
+         false,
+         ID_NONE,
+         start_quiesce,
          NULL},
 };
 #define N_VMCTL_CMDS (sizeof(vmctl_cmds) / sizeof(vmctl_cmds[0]))

@@ -314,7 +314,7 @@ static const struct command_entry *
 entry_at(const void *table, size_t stride, size_t i)
 {
     return (const struct command_entry *)(const void *)((const char *)table +
-                                                         i * stride);
+                                                        i * stride);
 }
 
 /* How many words of cmd e's name takes (0: e does not match). */
@@ -327,8 +327,8 @@ entry_match(const struct command_entry *e, const struct command *cmd)
         return cmd->argc >= 1 && word_is(cmd->argv[0], e->name) ? 1 : 0;
     /* Two words: "vm add". */
     return cmd->argc >= 2 && (size_t)(sp - e->name) == cmd->argv[0].len &&
-                           memcmp(e->name, cmd->argv[0].p,
-                                  cmd->argv[0].len) == 0 &&
+                           memcmp(e->name, cmd->argv[0].p, cmd->argv[0].len) ==
+                                   0 &&
                            word_is(cmd->argv[1], sp + 1)
                    ? 2
                    : 0;
@@ -342,10 +342,22 @@ command_quote(struct word w, size_t max, char *buf, size_t size)
     for (size_t i = 0; i < n && o + 5 < size; i++) {
         unsigned char c = (unsigned char)w.p[i];
         switch (c) {
-        case '\n': buf[o++] = '\\'; buf[o++] = 'n'; break;
-        case '\r': buf[o++] = '\\'; buf[o++] = 'r'; break;
-        case '\t': buf[o++] = '\\'; buf[o++] = 't'; break;
-        case '\\': buf[o++] = '\\'; buf[o++] = '\\'; break;
+        case '\n':
+            buf[o++] = '\\';
+            buf[o++] = 'n';
+            break;
+        case '\r':
+            buf[o++] = '\\';
+            buf[o++] = 'r';
+            break;
+        case '\t':
+            buf[o++] = '\\';
+            buf[o++] = 't';
+            break;
+        case '\\':
+            buf[o++] = '\\';
+            buf[o++] = '\\';
+            break;
         default:
             if (c >= 0x20 && c < 0x7f)
                 buf[o++] = (char)c;
@@ -359,8 +371,7 @@ command_quote(struct word w, size_t max, char *buf, size_t size)
 }
 
 size_t
-command_names(const void *table, size_t n, size_t stride, char *buf,
-              size_t len)
+command_names(const void *table, size_t n, size_t stride, char *buf, size_t len)
 {
     size_t o = 0;
 
@@ -398,8 +409,7 @@ command_lookup(const void *table, size_t n, size_t stride,
         *out = e;
         *argi = words;
         if (args < e->min) {
-            command_usage(e, e->missing ? e->missing : "missing argument",
-                          err);
+            command_usage(e, e->missing ? e->missing : "missing argument", err);
             return -EINVAL;
         }
         if (e->max >= 0 && args > e->max) {

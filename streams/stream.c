@@ -697,9 +697,9 @@ static int
 args_timeout(const struct op_entry *op, const struct command *cmd, int argi,
              struct stream_op_spec *spec, char *err)
 {
-    return argi < cmd->argc ? duration_parse(cmd->argv[argi], &spec->timeout,
-                                             err)
-                            : 0;
+    return argi < cmd->argc
+                   ? duration_parse(cmd->argv[argi], &spec->timeout, err)
+                   : 0;
 }
 
 /* P [T]: a literal pattern (pointing into cmd), then the timeout. */
@@ -721,16 +721,24 @@ args_pattern(const struct op_entry *op, const struct command *cmd, int argi,
 }
 
 static const struct op_entry op_table[] = {
-    {{"next", 0, 1, "next [T]", NULL}, STREAM_OP_NEXT,
-     STREAM_DEFAULT_NEXT_TIMEOUT, args_timeout},
-    {{"read_until", 1, 2, "read_until P [T]", "missing pattern"},
-     STREAM_OP_READ_UNTIL, STREAM_DEFAULT_UNTIL_TIMEOUT, args_pattern},
-    {{"expect", 1, 2, "expect P [T]", "missing pattern"}, STREAM_OP_EXPECT,
-     STREAM_DEFAULT_UNTIL_TIMEOUT, args_pattern},
-    {{"drain", 0, 1, "drain [T]", NULL}, STREAM_OP_DRAIN,
-     STREAM_DEFAULT_DRAIN_TIMEOUT, args_timeout},
-    {{"eof", 0, 0, "eof", NULL}, STREAM_OP_EOF, 0, NULL},
-    {{"close", 0, 0, "close", NULL}, STREAM_OP_CLOSE, 0, NULL},
+        {{"next", 0, 1, "next [T]", NULL},
+         STREAM_OP_NEXT,
+         STREAM_DEFAULT_NEXT_TIMEOUT,
+         args_timeout},
+        {{"read_until", 1, 2, "read_until P [T]", "missing pattern"},
+         STREAM_OP_READ_UNTIL,
+         STREAM_DEFAULT_UNTIL_TIMEOUT,
+         args_pattern},
+        {{"expect", 1, 2, "expect P [T]", "missing pattern"},
+         STREAM_OP_EXPECT,
+         STREAM_DEFAULT_UNTIL_TIMEOUT,
+         args_pattern},
+        {{"drain", 0, 1, "drain [T]", NULL},
+         STREAM_OP_DRAIN,
+         STREAM_DEFAULT_DRAIN_TIMEOUT,
+         args_timeout},
+        {{"eof", 0, 0, "eof", NULL}, STREAM_OP_EOF, 0, NULL},
+        {{"close", 0, 0, "close", NULL}, STREAM_OP_CLOSE, 0, NULL},
 };
 
 const void *
@@ -754,8 +762,7 @@ stream_op_parse(const struct command *cmd, struct stream_op_spec *spec,
         return -EINVAL;
     }
     if (command_lookup(op_table, sizeof(op_table) / sizeof(op_table[0]),
-                       sizeof(op_table[0]), cmd, "stream", &c, &argi,
-                       err) < 0)
+                       sizeof(op_table[0]), cmd, "stream", &c, &argi, err) < 0)
         return -EINVAL;
     op = (const struct op_entry *)(const void *)c;
     memset(spec, 0, sizeof *spec);

@@ -712,8 +712,7 @@ const struct engine *engine_lookup(const char *name);
 /* Parse an open command's words (the command name first): 0, or -EINVAL
  * with a message in err (COMMAND_ERR_LEN): an unknown command, a missing
  * argument (with the usage), a bad id, or what the engine's check says. */
-int engine_parse(const struct command *cmd, struct engine_req *req,
-                 char *err);
+int engine_parse(const struct command *cmd, struct engine_req *req, char *err);
 /* The stream's detail of SPEC §5.1 (path, handle, proc#N, VM name or
  * interface) as snprintf would. */
 size_t engine_detail(const struct engine_req *req, char *buf, size_t len);

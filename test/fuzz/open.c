@@ -8,8 +8,8 @@
  * (streams/tail.c, console.c, capture.c) as the daemon does.
  *
  * Input: byte 0 picks the open command (engine_table, mod its size); the
- * rest is appended to its fixed prefix as the command's remaining words. The tail engine
- * talks to a fake agent (a socketpair whose far end answered the
+ * rest is appended to its fixed prefix as the command's remaining words. The
+ * tail engine talks to a fake agent (a socketpair whose far end answered the
  * handshake and is drained, never answering opens); the console engine
  * to a console socket that does not exist (it retries, never connects);
  * captures are on an interface that does not exist, so no input can

@@ -15,8 +15,7 @@
 
 /* Parse line into req: engine_parse's verdict, its message in err. */
 static int
-parse(const char *line, struct engine_req *req, struct command *cmd,
-      char *err)
+parse(const char *line, struct engine_req *req, struct command *cmd, char *err)
 {
     cr_assert_eq(command_parse(cmd, line, strlen(line), err), 0, "%s", err);
     return engine_parse(cmd, req, err);
@@ -38,8 +37,8 @@ Test(engine, every_open_name_resolves_to_its_entry)
         cr_assert_str_eq(e->noun, e->ctx == ENGINE_CTX_CONSOLE ? "console"
                                   : e->ctx == ENGINE_CTX_NONE  ? "capture"
                                                                : "stream");
-        cr_assert_eq(e->priv == ENGINE_PRIV_NET_RAW,
-                     e->ctx == ENGINE_CTX_NONE, "%s", e->c.name);
+        cr_assert_eq(e->priv == ENGINE_PRIV_NET_RAW, e->ctx == ENGINE_CTX_NONE,
+                     "%s", e->c.name);
     }
     cr_assert_null(engine_lookup("tail"));
     cr_assert_null(engine_lookup("bridge_capture"));
@@ -117,9 +116,11 @@ Test(engine, ids_and_details)
     static const struct {
         const char *line, *msg;
     } bad[] = {
-            {"proc_stdout_stream host x", "proc_stdout_stream: bad process id `x`"},
+            {"proc_stdout_stream host x",
+             "proc_stdout_stream: bad process id `x`"},
             {"fd_stream host proc#1", "fd_stream: bad handle id `proc#1`"},
-            {"proc_stderr_stream host 0", "proc_stderr_stream: bad process id `0`"},
+            {"proc_stderr_stream host 0",
+             "proc_stderr_stream: bad process id `0`"},
             {"fd_stream host 1 start=end", "unknown option `start=end`"},
             {"tail_file host /x start=sideways", "start: expected end"},
             {"console vm1 start=middle", "start: expected beginning or end"},
@@ -154,8 +155,7 @@ Test(engine, stream_ops_print_their_usage_for_a_bad_count)
 
     cr_assert_eq(n, 6);
     for (size_t i = 0; i < n; i++) {
-        const struct command_entry *e =
-                (const void *)(table + i * stride);
+        const struct command_entry *e = (const void *)(table + i * stride);
         char line[128], err[COMMAND_ERR_LEN], want[COMMAND_ERR_LEN];
         struct stream_op_spec spec;
         struct command cmd;
@@ -194,22 +194,22 @@ Test(engine, two_word_commands)
     int argi;
 
     cr_assert_eq(command_parse(&cmd, "vm del x", 8, err), 0);
-    cr_assert_eq(command_lookup(t, 2, sizeof(t[0]), &cmd, "global", &e, &argi,
-                                err),
-                 0, "%s", err);
+    cr_assert_eq(
+            command_lookup(t, 2, sizeof(t[0]), &cmd, "global", &e, &argi, err),
+            0, "%s", err);
     cr_assert_eq(e, &t[1]);
     cr_assert_eq(argi, 2);
     command_free(&cmd);
     cr_assert_eq(command_parse(&cmd, "vm del x y", 10, err), 0);
-    cr_assert_eq(command_lookup(t, 2, sizeof(t[0]), &cmd, "global", &e, &argi,
-                                err),
-                 -EINVAL);
+    cr_assert_eq(
+            command_lookup(t, 2, sizeof(t[0]), &cmd, "global", &e, &argi, err),
+            -EINVAL);
     cr_assert_str_eq(err, "vm del: too many arguments (usage: vm del NAME)");
     command_free(&cmd);
     cr_assert_eq(command_parse(&cmd, "vm", 2, err), 0);
-    cr_assert_eq(command_lookup(t, 2, sizeof(t[0]), &cmd, "global", &e, &argi,
-                                err),
-                 -ENOENT);
+    cr_assert_eq(
+            command_lookup(t, 2, sizeof(t[0]), &cmd, "global", &e, &argi, err),
+            -ENOENT);
     cr_assert_str_eq(err, "unknown global command `vm` (expected vm add or "
                           "vm del)");
     command_free(&cmd);
