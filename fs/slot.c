@@ -693,9 +693,30 @@ op_done(struct stream *s, struct reply *rp, void *arg)
     ctl_done(e, rp);
 }
 
+/* A `close` whose writer went away: the slot goes when it has run. */
+static void
+close_detached(struct stream *s, struct reply *rp, void *arg)
+{
+    struct slot *sl = arg;
+
+    reply_free(rp);
+    if (reactor_defer(sl->fs->r, close_cb, sl) < 0)
+        slot_unref(sl);
+}
+
 static void
 op_cancel(struct ctl_entry *e)
 {
+    struct slot *sl = e->owner;
+
+    /* `echo close > streams/N/ctl` releases the file right after the
+     * write, usually before the op's turn: a close still happens (in its
+     * turn), only its reply has no reader. Other ops are withdrawn. */
+    if (e->kind == STREAM_OP_CLOSE) {
+        sl->refs++;
+        stream_op_redirect(e->op, close_detached, sl);
+        return;
+    }
     stream_op_cancel(e->op);
 }
 

@@ -211,6 +211,14 @@ fds_back() {
 check "daemon fds back to the start ($FS_FDS0 + 4 x $NPROCS processes)" \
     wait_for 10 fds_back
 log "daemon fds: $FS_FDS"
+if ! fds_back; then
+    ls -l "/proc/$FS_PID/fd" | awk 'NR > 1 { print $NF }' |
+        sed 's/[0-9][0-9]*/N/g' | sort | uniq -c >&2
+    for d in "$MP"/streams/*/; do
+        [ -e "$d" ] && log "left: $d $(tr '\n' ' ' <"$d/info")"
+    done
+    cat "$MP/ctl" >&2
+fi
 
 # And it still works: a new stream sees a new line.
 echo "after the chaos" >>"$T/src0"
