@@ -646,13 +646,33 @@ op_done(struct stream *s, struct reply *rp, void *arg)
     ctl_done(&call->e, rp);
 }
 
+/* A `close` whose writer went away: the slot goes when it has run. */
+static void
+close_detached(struct stream *s, struct reply *rp, void *arg)
+{
+    struct slot *sl = arg;
+
+    reply_free(rp);
+    if (reactor_defer(sl->fs->r, close_cb, sl) < 0)
+        slot_unref(sl);
+}
+
 static void
 op_drop(struct ctl_entry *e, bool running)
 {
     struct slot_call *call = (struct slot_call *)(void *)e;
 
-    if (running)
-        stream_op_cancel(call->op);
+    if (!running)
+        return;
+    /* `echo close > streams/N/ctl` releases the file right after the
+     * write, usually before the op's turn: a close still happens (in its
+     * turn), only its reply has no reader. Other ops are withdrawn. */
+    if (call->kind == STREAM_OP_CLOSE) {
+        call->sl->refs++;
+        stream_op_redirect(call->op, close_detached, call->sl);
+        return;
+    }
+    stream_op_cancel(call->op);
 }
 
 /* A stream op (SPEC §5.2), parsed by the ops' command table (stream.c). */

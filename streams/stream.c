@@ -813,6 +813,13 @@ stream_op_submit(struct stream *s, const struct stream_op_spec *spec,
 }
 
 void
+stream_op_redirect(struct stream_op *op, stream_op_done_fn *done, void *arg)
+{
+    op->done = done;
+    op->arg = arg;
+}
+
+void
 stream_op_cancel(struct stream_op *op)
 {
     struct stream *s = op->s;

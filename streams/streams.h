@@ -589,6 +589,11 @@ int stream_op_submit(struct stream *s, const struct stream_op_spec *spec,
 /* Withdraw an op (its requester went away). done is not called. A running
  * op is stopped without consuming anything. */
 void stream_op_cancel(struct stream_op *op);
+/* Hand a queued or running op to another requester, who gets its reply
+ * instead: for an op that must run although the file that wrote it went
+ * away (`echo close > ctl`). */
+void stream_op_redirect(struct stream_op *op, stream_op_done_fn *done,
+                        void *arg);
 
 /* Readers: independent cursors from byte 0 (the data file). */
 struct stream_reader;

@@ -24,3 +24,31 @@ check "a deleted file: stream EOF; file deleted ($STATUS $PAYLOAD)" \
     test "$STATUS $PAYLOAD" = "eof stream EOF; file deleted"
 check "info says why it ended" grep -qx "end: file deleted" "$MP/streams/$ID/info"
 exec 3>&-
+
+# `echo close > ctl` closes a kept stream, though the file that wrote the
+# close is released before the op's turn (found by chaos.sh): the close
+# runs in its turn, after the ops written before it, and the stream's
+# directory goes.
+: >"$T/g.log"
+for i in 1 2 3 4 5 6 7 8; do
+    ID=$(cat "$MP/clone")
+    echo "tail_file host $T/g.log keep" >"$MP/streams/$ID/ctl"
+    need "kept stream $ID live" wait_for 5 grep -q "^state: live" "$MP/streams/$ID/info"
+    echo close >"$MP/streams/$ID/ctl"
+    check "echo close > ctl: stream $ID is gone" \
+        wait_for 5 eval '[ ! -e "$MP/streams/$ID" ]'
+done
+# Behind a running op of another open: the close waits for its turn.
+ID=$(cat "$MP/clone")
+echo "tail_file host $T/g.log keep" >"$MP/streams/$ID/ctl"
+need "kept stream $ID live" wait_for 5 grep -q "^state: live" "$MP/streams/$ID/info"
+exec 4<>"$MP/streams/$ID/ctl"
+printf 'expect "after" 10s\n' >&4
+echo close >"$MP/streams/$ID/ctl"
+check "the close waits behind the running expect" test -e "$MP/streams/$ID"
+echo after >>"$T/g.log"
+ctl_reply 4
+check "the expect answered first ($STATUS)" test "$STATUS" = ok
+check "then the close ran: stream $ID is gone" \
+    wait_for 5 eval '[ ! -e "$MP/streams/$ID" ]'
+exec 4>&-
