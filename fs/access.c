@@ -66,6 +66,15 @@ access_privileged(const struct fs *fs, uid_t uid)
     return !access_shared(fs) || uid == 0 || uid == fs->uid;
 }
 
+int
+access_vm_admin(const struct fs *fs, uid_t uid, char *why, size_t why_len)
+{
+    if (access_privileged(fs, uid))
+        return 0;
+    snprintf(why, why_len, "only root may add or remove VMs on a shared mount");
+    return -EPERM;
+}
+
 /* Is uid one of vm's owners? */
 static bool
 vm_owner(const struct vm *vm, uid_t uid)
@@ -109,17 +118,50 @@ owned(const struct vm *vm, uid_t owner, uid_t uid, const char *what, char *why,
 }
 
 int
-access_proc(const struct vm *vm, const struct proc *p, uid_t uid, char *why,
+access_proc(const struct vm *vm, const struct vmproc *p, uid_t uid, char *why,
             size_t why_len)
 {
-    return owned(vm, vm_proc_owner(p), uid, "process", why, why_len);
+    return owned(vm, p->uid, uid, "process", why, why_len);
 }
 
 int
-access_handle(const struct vm *vm, const struct fhandle *h, uid_t uid,
+access_handle(const struct vm *vm, const struct vmhandle *h, uid_t uid,
               char *why, size_t why_len)
 {
-    return owned(vm, vm_handle_owner(h), uid, "file handle", why, why_len);
+    return owned(vm, h->uid, uid, "file handle", why, why_len);
+}
+
+int
+access_open(const struct fs *fs, const struct engine *e, const struct vm *vm,
+            uid_t uid, char *why, size_t why_len)
+{
+    if (e->priv == ENGINE_PRIV_VM)
+        return access_vm(vm, uid, why, why_len);
+    if (access_privileged(fs, uid))
+        return 0;
+    snprintf(why, why_len,
+             "captures need CAP_NET_RAW; only root may "
+             "capture on a shared mount");
+    return -EPERM;
+}
+
+int
+access_file(const struct fs *fs, enum node n, const struct vm *vm,
+            const struct slot *sl, const struct vmproc *p, uid_t uid)
+{
+    char why[256];
+
+    /* The kernel checked the modes access_attr() gave; the owners a mode
+     * cannot name are checked here. */
+    if (n >= N_PROC && n <= N_PROC_STDERR &&
+        access_proc(vm, p, uid, why, sizeof(why)) < 0)
+        return -EACCES;
+    if ((n == N_VM_CTL || n == N_VM_CONSOLE) &&
+        access_vm(vm, uid, why, sizeof(why)) < 0)
+        return -EACCES;
+    if (n >= N_S && n <= N_S_INFO && !access_slot(sl, uid))
+        return -EACCES;
+    return 0;
 }
 
 bool
@@ -139,7 +181,7 @@ access_slot_text(const struct slot *sl, uid_t uid)
 
 void
 access_attr(const struct fs *fs, enum node n, const struct vm *vm,
-            const struct slot *sl, const struct proc *p, struct stat *st)
+            const struct slot *sl, const struct vmproc *p, struct stat *st)
 {
     if (!access_shared(fs))
         return;
@@ -173,7 +215,7 @@ access_attr(const struct fs *fs, enum node n, const struct vm *vm,
     case N_PROC_CMDLINE:
     case N_PROC_STDOUT:
     case N_PROC_STDERR:
-        st->st_uid = vm_proc_owner(p);
+        st->st_uid = p->uid;
         break;
     default:
         break;

@@ -8,8 +8,11 @@
  * only parses and starts the command, and the reply is read later on the
  * same open file:
  *
- *  - each write pushes one entry at the tail; the owner (slot.c, vm.c)
- *    completes it with ctl_done() when the command finishes;
+ *  - each write is parsed here into words and handed to the ctl's owner
+ *    (its struct ctl_type: slot.c, vmctl.c, global.c), which looks the
+ *    command up in its command table and pushes one entry at the tail,
+ *    its own state around it; it completes the entry with ctl_done()
+ *    when the command finishes;
  *  - a read serves the head entry's reply "<status> <length>\n<payload>"
  *    from our own offset (the file is FOPEN_STREAM: the kernel's offset
  *    is meaningless), parking while the head is still running;
@@ -21,6 +24,12 @@
  *
  * An interrupted read answers EINTR and the command keeps running: the
  * next read gets its reply. Releasing the file cancels what still runs.
+ *
+ * Every ctl file is opened with ctl_file_ops (file.c dispatches to it);
+ * the owner embeds the struct ctl and is reached through c->type.
+ * Ownership: an entry is the ctl's from ctl_push to the read of its reply
+ * (or ctl_fini); the owner's drop hook runs once when it is freed, told
+ * whether the command was still running (then it must be withdrawn).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,20 +42,20 @@
 #include "fs.h"
 
 void
-ctl_init(struct ctl *c, struct fs *fs, ctl_text_fn *text, void *arg)
+ctl_init(struct ctl *c, struct fs *fs, const struct ctl_type *type)
 {
     memset(c, 0, sizeof(*c));
     c->fs = fs;
-    c->text = text;
-    c->arg = arg;
+    c->type = type;
 }
 
 static void
 entry_free(struct ctl_entry *e)
 {
+    if (e->drop)
+        e->drop(e, !e->done);
     reply_free(e->rp);
     free(e->text);
-    free(e->aux);
     free(e);
 }
 
@@ -60,8 +69,6 @@ ctl_fini(struct ctl *c)
     c->ph = NULL;
     while ((e = c->head)) {
         c->head = e->next;
-        if (!e->done && e->cancel)
-            e->cancel(e);
         entry_free(e);
     }
     c->tail = NULL;
@@ -95,12 +102,14 @@ ctl_admit(struct ctl *c)
 }
 
 struct ctl_entry *
-ctl_push(struct ctl *c)
+ctl_push(struct ctl *c, size_t size, ctl_drop_fn *drop)
 {
-    struct ctl_entry *e = calloc(1, sizeof(*e));
+    struct ctl_entry *e = calloc(1, size);
 
-    if (e)
+    if (e) {
+        e->drop = drop;
         entry_append(c, e);
+    }
     return e;
 }
 
@@ -134,7 +143,7 @@ text_entry(struct ctl *c)
         return NULL;
     }
     e->text[0] = 0;
-    e->len = c->text ? c->text(c->arg, e->text, FS_TEXT_MAX) : 0;
+    e->len = c->type->text(c, e->text, FS_TEXT_MAX);
     e->done = true;
     entry_append(c, e);
     return e;
@@ -195,7 +204,6 @@ ctl_done(struct ctl_entry *e, struct reply *rp)
         reply_new_fmt(REPLY_ERROR, &rp, "out of memory");
     e->rp = rp;
     e->done = true;
-    e->cancel = NULL;
     if (e->c->ph && e == e->c->head) {
         fuse_lowlevel_notify_poll(e->c->ph);
         fuse_pollhandle_destroy(e->c->ph);
@@ -207,7 +215,7 @@ ctl_done(struct ctl_entry *e, struct reply *rp)
 void
 ctl_push_reply(struct ctl *c, struct reply *rp)
 {
-    struct ctl_entry *e = ctl_push(c);
+    struct ctl_entry *e = ctl_push(c, sizeof(*e), NULL);
 
     if (!e) {
         reply_free(rp);
@@ -230,9 +238,10 @@ ctl_push_error(struct ctl *c, const char *fmt, ...)
     ctl_push_reply(c, rp);
 }
 
-void
-ctl_read(struct ctl *c, fuse_req_t req, size_t size, int flags)
+static void
+ctl_read(struct file *f, fuse_req_t req, size_t size, off_t off, int flags)
 {
+    struct ctl *c = f->ctl;
     bool waiting =
             park_empty(&c->q) && c->head && !c->head->done && !c->eof_pending;
     int rc;
@@ -253,9 +262,10 @@ ctl_read(struct ctl *c, fuse_req_t req, size_t size, int flags)
     ctl_serve(c);
 }
 
-void
-ctl_poll(struct ctl *c, fuse_req_t req, struct fuse_pollhandle *ph)
+static void
+ctl_poll(struct file *f, fuse_req_t req, struct fuse_pollhandle *ph)
 {
+    struct ctl *c = f->ctl;
     bool ready = !c->head || c->head->done || c->eof_pending;
 
     if (ph) {
@@ -270,4 +280,61 @@ ctl_poll(struct ctl *c, fuse_req_t req, struct fuse_pollhandle *ph)
     }
     fuse_reply_poll(req,
                     POLLOUT | POLLWRNORM | (ready ? POLLIN | POLLRDNORM : 0));
+}
+
+/* A write is one command: parsed here, run by the owner. */
+static ssize_t
+ctl_write(struct file *f, fuse_req_t req, const char *buf, size_t size)
+{
+    struct ctl *c = f->ctl;
+    struct command *cmd;
+    char err[COMMAND_ERR_LEN];
+    int rc;
+
+    /* Every command queues a reply: none beyond the cap (SPEC §6.3). */
+    if ((rc = ctl_admit(c)) < 0)
+        return rc;
+    if (!(cmd = malloc(sizeof(*cmd))))
+        return -ENOMEM;
+    if ((rc = command_parse(cmd, buf, size, err)) < 0) {
+        free(cmd);
+        ctl_push_error(c, "%s", err);
+        return rc;
+    }
+    rc = c->type->write(c, req, cmd);
+    return rc < 0 ? rc : (ssize_t)size;
+}
+
+static void
+ctl_release(struct file *f)
+{
+    struct ctl *c = f->ctl;
+
+    if (!c)
+        return;
+    ctl_fini(c);
+    if (c->type->release)
+        c->type->release(c);
+    free(c); /* the owner's block, the ctl first */
+}
+
+const struct file_ops ctl_file_ops = {
+        .read = ctl_read,
+        .write = ctl_write,
+        .poll = ctl_poll,
+        .release = ctl_release,
+};
+
+void *
+ctl_open(struct file *f, struct fs *fs, const struct ctl_type *type,
+         size_t size)
+{
+    struct ctl *c = calloc(1, size);
+
+    f->ops = &ctl_file_ops;
+    if (c) {
+        ctl_init(c, fs, type);
+        f->ctl = c;
+    }
+    return c;
 }

@@ -65,26 +65,10 @@ data_wake(struct reactor *r, void *arg)
     data_serve(d);
 }
 
-int
-data_open(struct fs *fs, struct stream *s, struct data **out)
+static void
+data_read(struct file *f, fuse_req_t req, size_t size, off_t off, int flags)
 {
-    struct data *d = calloc(1, sizeof(*d));
-    int rc;
-
-    if (!d)
-        return -ENOMEM;
-    d->fs = fs;
-    if ((rc = stream_reader_new(s, &d->rd)) < 0) {
-        free(d);
-        return rc;
-    }
-    *out = d;
-    return 0;
-}
-
-void
-data_read(struct data *d, fuse_req_t req, size_t size, int flags)
-{
+    struct data *d = f->data;
     ssize_t n;
 
     /* Earlier reads of this open wait: keep the order. */
@@ -111,9 +95,10 @@ data_read(struct data *d, fuse_req_t req, size_t size, int flags)
     stream_reader_notify(d->rd, data_wake, d);
 }
 
-void
-data_poll(struct data *d, fuse_req_t req, struct fuse_pollhandle *ph)
+static void
+data_poll(struct file *f, fuse_req_t req, struct fuse_pollhandle *ph)
 {
+    struct data *d = f->data;
     bool ready = stream_reader_ready(d->rd);
 
     if (ph) {
@@ -131,9 +116,11 @@ data_poll(struct data *d, fuse_req_t req, struct fuse_pollhandle *ph)
     fuse_reply_poll(req, ready ? POLLIN | POLLRDNORM : 0);
 }
 
-void
-data_free(struct data *d)
+static void
+data_release(struct file *f)
 {
+    struct data *d = f->data;
+
     if (!d)
         return;
     /* The kernel releases a file only when no read of it is in flight,
@@ -142,4 +129,28 @@ data_free(struct data *d)
     fuse_pollhandle_destroy(d->ph);
     stream_reader_free(d->rd);
     free(d);
+}
+
+static const struct file_ops data_file_ops = {
+        .read = data_read,
+        .poll = data_poll,
+        .release = data_release,
+};
+
+int
+data_open(struct fs *fs, struct stream *s, struct file *f)
+{
+    struct data *d = calloc(1, sizeof(*d));
+    int rc;
+
+    f->ops = &data_file_ops;
+    if (!d)
+        return -ENOMEM;
+    d->fs = fs;
+    if ((rc = stream_reader_new(s, &d->rd)) < 0) {
+        free(d);
+        return rc;
+    }
+    f->data = d;
+    return 0;
 }

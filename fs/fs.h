@@ -4,7 +4,7 @@
  * proviumfs serves SPEC §3 over the libfuse3 (3.14) low-level API from the
  * project's single-threaded reactor. Conventions as in streams.h: 0 /
  * -errno, time in CLOCK_MONOTONIC microseconds, destructors accept NULL,
- * nothing here logs except main.c.
+ * nothing here logs except log.c.
  *
  * Every FUSE request is answered exactly once: at once by its handler, or
  * later from the loop when it was parked (park.c).
@@ -15,6 +15,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -34,19 +35,14 @@
 #define VM_MAX_USERS 64        /* users= of one VM */
 #define FS_MAX_UNOPENED 1024   /* clone slots per uid not opened yet */
 
-struct fhandle;
-struct handle;
 struct park;
-struct proc;
 struct slot;
+struct slot_open;
 struct vm;
 
 /* ------------------------------------------------------------------ */
-/* main.c - options, the daemon-wide state, logging.                   */
+/* main.c - options, start-up checks, the daemon-wide state.           */
 /* ------------------------------------------------------------------ */
-
-/* A line for the operator: stderr in the foreground, syslog otherwise. */
-void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 struct fs_options {
     char *mountpoint;
@@ -85,30 +81,44 @@ struct fs {
     struct vm *vms_stopping; /* removed, ending their processes */
     struct reactor_timer stop_timer;
 
-    struct handle *handles; /* file.c: every open file */
+    struct file *files; /* file.c: every open file */
 
     bool stopping;
 };
 
 /* ------------------------------------------------------------------ */
-/* session.c - the FUSE session on the reactor: mount, the request     */
-/* loop, signals, clean unmount.                                       */
+/* log.c - messages for the operator: stderr in the foreground, syslog */
+/* once detached (libfuse's too). The only file that logs.             */
+/* ------------------------------------------------------------------ */
+
+void log_vmsg(int prio, const char *fmt, va_list ap)
+        __attribute__((format(printf, 2, 0)));
+void log_msg(int prio, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+/* A warning with context (agent crashes, protocol violations, teardown
+ * trouble). */
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Route libfuse's messages here too. */
+void log_init(void);
+/* From now on to syslog (ident proviumfs, facility daemon, with the pid). */
+void log_detach(void);
+void log_close(void);
+
+/* ------------------------------------------------------------------ */
+/* mount.c - the FUSE session on the reactor: mount, the request loop, */
+/* signals, clean unmount.                                             */
 /* ------------------------------------------------------------------ */
 
 /* Create the session from args and mount it at fs->opt->mountpoint. */
-int session_mount(struct fs *fs, struct fuse_args *args);
+int mount_new(struct fs *fs, struct fuse_args *args);
 /* Watch the session fd and SIGINT/SIGTERM on fs->r. */
-int session_start(struct fs *fs);
+int mount_start(struct fs *fs);
 /* Begin the end (from any callback): close every stream and VM, stop
  * the reactor. Idempotent. */
-void session_shutdown(struct fs *fs);
+void mount_shutdown(struct fs *fs);
 /* After the reactor stopped: answer every parked request, unmount. */
-void session_finish(struct fs *fs);
-void session_free(struct fs *fs);
-/* Reply to an open with FOPEN_DIRECT_IO|FOPEN_STREAM (libfuse 3.14 has no
- * fuse_file_info bit for FOPEN_STREAM). -ENOENT: the open was interrupted
- * and no release will come. */
-int session_reply_stream_open(fuse_req_t req, uint64_t fh);
+void mount_finish(struct fs *fs);
+void mount_free(struct fs *fs);
 
 /* ------------------------------------------------------------------ */
 /* park.c - parked requests: a read that must wait, answered exactly   */
@@ -202,9 +212,44 @@ void tree_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tree_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 
 /* ------------------------------------------------------------------ */
-/* file.c - open files: one handle per open, dispatching read, write,  */
-/* poll and release to the file's kind.                                */
+/* file.c - open files: one struct file per open, dispatching read,    */
+/* write, poll and release through the ops table of the file's kind.  */
 /* ------------------------------------------------------------------ */
+
+struct ctl;
+struct data;
+struct file;
+
+/* What a kind of open file does (libfuse's lo_oper). Each handler
+ * answers req exactly once (or parks it, park.c). */
+struct file_ops {
+    /* size is at most FS_BUF_SIZE; flags are the file's current flags. */
+    void (*read)(struct file *f, fuse_req_t req, size_t size, off_t off,
+                 int flags);
+    /* The bytes taken (a short count reaches write(2) as it is) or
+     * -errno; the caller answers. NULL: not writable. */
+    ssize_t (*write)(struct file *f, fuse_req_t req, const char *buf,
+                     size_t size);
+    /* NULL: never blocks (always ready). */
+    void (*poll)(struct file *f, fuse_req_t req, struct fuse_pollhandle *ph);
+    /* Free what the kind holds (f itself is file.c's). */
+    void (*release)(struct file *f);
+};
+
+struct file {
+    struct fs *fs;
+    struct file *prev, *next; /* fs->files */
+    const struct file_ops *ops;
+    /* The kind's object. */
+    union {
+        struct data *data; /* data.c */
+        struct ctl *ctl;   /* ctl.c, embedded in its owner */
+        struct stream *s;  /* history.c: a stream's history */
+        struct vm *vm;     /* history.c: a VM's console */
+    };
+    char *text; /* generated text */
+    size_t len;
+};
 
 void file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -214,7 +259,7 @@ void file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 void file_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                struct fuse_pollhandle *ph);
 void file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-/* After unmount: free the handles of files the kernel never released. */
+/* After unmount: free the files the kernel never released. */
 void file_free_all(struct fs *fs);
 
 /* Serve [off, off+size) of a text (read at an offset, never blocks). */
@@ -222,32 +267,39 @@ void file_reply_text(fuse_req_t req, const char *text, size_t len, size_t size,
                      off_t off);
 
 /* ------------------------------------------------------------------ */
+/* history.c - regular-file views of a whole history: streams/<id>/log,*/
+/* procs/<n>/stdout|stderr, vms/<name>/console (SPEC §4.2).            */
+/* ------------------------------------------------------------------ */
+
+/* A view of s's history (NULL: a process whose output has no stream). */
+void history_open(struct file *f, struct stream *s);
+/* The VM's console history; writes go to the guest's console. */
+void history_open_console(struct file *f, struct vm *vm);
+
+/* ------------------------------------------------------------------ */
 /* data.c - streams/<id>/data: a reader with its own cursor from byte  */
 /* 0; reads block (parked) until bytes or the end, EAGAIN under        */
 /* O_NONBLOCK; poll.                                                   */
 /* ------------------------------------------------------------------ */
 
-struct data;
-int data_open(struct fs *fs, struct stream *s, struct data **out);
-void data_read(struct data *d, fuse_req_t req, size_t size, int flags);
-void data_poll(struct data *d, fuse_req_t req, struct fuse_pollhandle *ph);
-void data_free(struct data *d);
+int data_open(struct fs *fs, struct stream *s, struct file *f);
 
 /* ------------------------------------------------------------------ */
 /* ctl.c - the command/reply queue behind every ctl file (SPEC §4.3):  */
-/* each write adds an entry, replies are read back in order on the     */
-/* same open, a read waits (parked) for its entry's reply.             */
+/* each write is one command run by the file's owner, replies are read */
+/* back in order on the same open, a read waits (parked) for its       */
+/* entry's reply.                                                      */
 /* ------------------------------------------------------------------ */
 
-struct ctl;
 struct ctl_entry;
 
-/* Withdraw a running command (its ctl file was released). */
-typedef void ctl_cancel_fn(struct ctl_entry *e);
-/* The text a read returns when no command is outstanding (a state line
- * or a status). Writes at most len bytes into buf, returns the length. */
-typedef size_t ctl_text_fn(void *arg, char *buf, size_t len);
+/* The owner's hook, once, when an entry is freed: running says the
+ * command had not completed (its ctl file was released): withdraw it.
+ * Frees what the owner's state holds, not e. */
+typedef void ctl_drop_fn(struct ctl_entry *e, bool running);
 
+/* One command written and its reply. Owners allocate their typed state
+ * around it (ctl_push's size; the entry first). */
 struct ctl_entry {
     struct ctl_entry *next;
     struct ctl *c;
@@ -255,21 +307,27 @@ struct ctl_entry {
     struct reply *rp; /* the reply, once done (NULL: text) */
     char *text;       /* or a plain text (the state line) */
     size_t len;
-    ctl_cancel_fn *cancel; /* while running; NULL once done */
-    /* What the command's owner needs while it runs. */
-    void *owner;
-    struct stream_op *op;
-    struct agent_chan *ch;
-    struct reactor_timer timer;
-    uint64_t id;
-    unsigned kind;
-    char *aux; /* freed with the entry (e.g. exec's command line) */
-    size_t auxlen;
-    uid_t uid;    /* who wrote the command (owner of what it creates) */
-    uint64_t obj; /* the mount id of the process or handle it acts on */
+    ctl_drop_fn *drop;
+};
+
+/* What owns a ctl file (Redis's ConnectionType): the stream's slot, a
+ * VM, the mount. */
+struct ctl_type {
+    /* One command line, parsed (maybe empty): run it, pushing one entry
+     * (a reply, or a running command). Takes cmd (malloc'd). Returns 0,
+     * or -errno for the write (-EINVAL: malformed, with an error reply
+     * pushed saying why). */
+    int (*write)(struct ctl *c, fuse_req_t req, struct command *cmd);
+    /* The text a read returns when no command is outstanding (a state
+     * line, a status): at most len bytes into buf, returns the length. */
+    size_t (*text)(struct ctl *c, char *buf, size_t len);
+    /* The file was released (every entry already dropped): drop what
+     * the owner holds (ctl.c frees the block). NULL: nothing. */
+    void (*release)(struct ctl *c);
 };
 
 struct ctl {
+    const struct ctl_type *type;
     struct fs *fs;
     struct ctl_entry *head, *tail;
     unsigned n;       /* entries queued: at most FS_CTL_MAX_REPLIES */
@@ -277,19 +335,25 @@ struct ctl {
     bool eof_pending; /* a reply was read to its end: one read returns 0 */
     struct park_queue q;
     struct fuse_pollhandle *ph; /* a poller waiting for a reply */
-    ctl_text_fn *text;
-    void *arg;
 };
 
-void ctl_init(struct ctl *c, struct fs *fs, ctl_text_fn *text, void *arg);
-/* Cancel every running command, free every reply, answer parked reads. */
+/* Every ctl file's read, write, poll and release. */
+extern const struct file_ops ctl_file_ops;
+
+void ctl_init(struct ctl *c, struct fs *fs, const struct ctl_type *type);
+/* Open f as a ctl file of type: a zeroed block of size bytes (the
+ * owner's struct, its struct ctl first), freed at release; NULL: ENOMEM. */
+void *ctl_open(struct file *f, struct fs *fs, const struct ctl_type *type,
+               size_t size);
+/* Drop every entry (withdrawing what runs), answer parked reads. */
 void ctl_fini(struct ctl *c);
 /* May a command be written? 0, or -EAGAIN when the unread replies are
  * at the cap (SPEC §6.3): the write that reaches it queues, as the last
  * reply, an error saying so; later writes fail until replies are read. */
 int ctl_admit(struct ctl *c);
-/* A command was written: a new entry at the tail, running (NULL: ENOMEM). */
-struct ctl_entry *ctl_push(struct ctl *c);
+/* A command was written: a new running entry of size bytes (the owner's
+ * state, zeroed, the entry first) at the tail; NULL: ENOMEM. */
+struct ctl_entry *ctl_push(struct ctl *c, size_t size, ctl_drop_fn *drop);
 /* The command of e completed with rp (owned by the ctl from now on; NULL
  * means out of memory and reads as an error). */
 void ctl_done(struct ctl_entry *e, struct reply *rp);
@@ -298,9 +362,6 @@ void ctl_push_reply(struct ctl *c, struct reply *rp);
 /* Push an `error` reply with a printf message. */
 void ctl_push_error(struct ctl *c, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
-void ctl_read(struct ctl *c, fuse_req_t req, size_t size, int flags);
-/* Readable when a read would not park; always writable. */
-void ctl_poll(struct ctl *c, fuse_req_t req, struct fuse_pollhandle *ph);
 
 /* vm.c: someone waiting for the VM's agent to be up. fn runs once with 0 (up),
  * or -ENOTCONN with msg (gave up). */
@@ -333,21 +394,20 @@ struct slot {
     struct slot *hnext;
     struct vm *vm; /* NULL for captures and unopened slots */
     struct stream *s;
-    const struct engine_ops *engine;
+    const struct engine *engine; /* the open command (streams/engine.c) */
     void *engine_state;
     char kind[24];
     char *detail, *site, *test;
     bool keep;
-    struct sctl *owner; /* the open that wrote the open command */
+    struct slot_ctl *owner; /* the open that wrote the open command */
     pid_t owner_pid;
     uid_t uid; /* who cloned it: owns its files under allow_other */
     gid_t gid;
-    uid_t open_uid;    /* who wrote the open command (access.c) */
-    char agent_id[24]; /* fd_stream/proc_*: the agent's id, as a word */
+    uid_t open_uid; /* who wrote the open command (access.c) */
     time_t created;
     struct reactor_timer reclaim;
     struct ctl_entry *open_entry; /* the open command's reply, pending */
-    struct command *open_cmd;     /* kept while waiting for the agent */
+    struct slot_open *opening;    /* kept while waiting for the agent */
     struct vm_wait wait;
 };
 
@@ -368,12 +428,8 @@ struct slot *slot_next(struct fs *fs, size_t *bucket, struct slot *prev);
 size_t slot_info(struct slot *sl, char *buf, size_t len);
 size_t slot_describe(struct slot *sl, char *buf, size_t len);
 
-/* The ctl file of a slot. */
-struct sctl;
-int sctl_open(struct slot *sl, struct sctl **out);
-int sctl_write(struct sctl *sc, fuse_req_t req, const char *buf, size_t len);
-struct ctl *sctl_ctl(struct sctl *sc);
-void sctl_free(struct sctl *sc);
+/* streams/<id>/ctl: the open command, then stream ops. */
+int slot_ctl_open(struct slot *sl, struct file *f);
 
 /* ------------------------------------------------------------------ */
 /* vm.c - the VM registry: the built-in host VM, vm add / vm del,      */
@@ -396,15 +452,15 @@ struct vm {
     size_t nusers;
     struct agent_client *agent;
     struct console *console;
-    struct proc *procs;
+    struct vmproc *procs; /* procs.c */
     size_t nprocs;
-    /* Ids on the mount (vmctl.c, SPEC §6.4): mount ids are given in
+    /* Ids on the mount (procs.c, SPEC §6.4): mount ids are given in
      * order per VM and never reused; each stands for an agent id of the
      * agent instance that was current when it was given. */
     uint64_t instance;                 /* the current agent's (0: none yet) */
     uint64_t last_proc, last_handle;   /* the last mount ids given */
     uint64_t proc_floor, handle_floor; /* ids <= these: earlier sessions */
-    struct fhandle *fhandles;          /* this session's open handles */
+    struct vmhandle *vmhandles;        /* this session's open handles */
     unsigned handles;                  /* how many */
     struct vm_wait *waiters;
     /* Removal (vm_del): its processes end, then its agent. */
@@ -426,7 +482,7 @@ void vm_unref(struct vm *vm);
 bool vm_del_all(struct fs *fs);
 /* Shutdown past its bound: finish every removal at once. */
 void vm_stop_now(struct fs *fs);
-/* vmctl.c: a removed VM's process was reaped. */
+/* procs.c: a removed VM's process was reaped. */
 void vm_proc_exited(struct vm *vm);
 /* SPEC §7's snapshot refusal text, or 0 when the VM is quiescent. */
 size_t vm_quiesce_text(struct vm *vm, char *buf, size_t len);
@@ -444,65 +500,106 @@ size_t vm_streams(struct vm *vm, uid_t uid, char *buf, size_t len);
 bool vm_has_nic(struct vm *vm, const char *iface);
 
 /* ------------------------------------------------------------------ */
-/* vmctl.c - vms/<name>/ctl commands (SPEC §5.4) and the processes     */
-/* they start (vms/<name>/procs/).                                     */
+/* procs.c - the processes started through the mount and the agent     */
+/* file handles opened through it: mount ids mapped to the agent's,    */
+/* owners, a process's output recorded and settled (SPEC §5.4, §6.4).  */
 /* ------------------------------------------------------------------ */
 
-struct vctl;
+struct procs_waiter;
+
+/* A process started by `exec` (vms/<name>/procs/<n>). */
+struct vmproc {
+    struct vmproc *next;
+    struct vm *vm;
+    uint64_t n;        /* the mount id: procs/<n>, what commands name */
+    uint64_t agent_id; /* the agent's id, in instance */
+    uint64_t instance;
+    uid_t uid;     /* who exec'd it (access.c) */
+    char *cmdline; /* the words, escaped, joined by blanks, one line */
+    size_t cmdlen;
+    bool exited;      /* the agent's wait answered: status final */
+    bool lost;        /* the connection went while it ran: status unknown
+                       * until the agent is back (procs_session) */
+    bool settled;     /* exited, and the output recorded by then arrived */
+    bool lossy;       /* the status tells of output not recorded */
+    bool wait_failed; /* the agent's wait failed for good */
+    char *status;     /* once exited: "exit N" ... */
+    uint64_t recorded[2];
+    char *agent_lost[2]; /* the agent's word on output it did not record */
+    struct agent_chan *wait_ch;
+    struct stream *out[2]; /* stdout, stderr (NULL: not recorded) */
+    struct stream_reader *catchup[2];
+    struct procs_waiter *waiters; /* answered when settled */
+};
+
+/* An agent file handle opened through ctl in the current session. */
+struct vmhandle {
+    struct vmhandle *next;
+    uint64_t n;        /* the mount id */
+    uint64_t agent_id; /* the agent's handle */
+    uid_t uid;         /* who opened it (access.c) */
+};
+
 /* A process by its mount id (procs/<n>), NULL when unknown. */
-struct proc *vm_proc(struct vm *vm, uint64_t n);
-/* Iterate the VM's processes. */
-struct proc *vm_proc_next(struct vm *vm, struct proc *prev);
-uint64_t vm_proc_id(const struct proc *p);
-uid_t vm_proc_owner(const struct proc *p);
-uid_t vm_handle_owner(const struct fhandle *h);
+struct vmproc *procs_find(struct vm *vm, uint64_t n);
+/* Iterate the VM's processes, newest first. */
+struct vmproc *procs_next(struct vm *vm, struct vmproc *prev);
+/* procs/<n>/status: "running", "exit N", "signal N", "unknown: why". */
+size_t procs_status(struct vmproc *p, char *buf, size_t len);
+/* Remember the process the agent started as agent_id for uid, and record
+ * its output from the first byte: its mount id, or 0 when memory ran
+ * out. Takes cmdline (malloc'd). */
+uint64_t procs_add(struct vm *vm, uint64_t agent_id, uid_t uid, char *cmdline,
+                   size_t cmdlen);
+/* Remember a handle the agent opened: its mount id, or 0 at the cap
+ * (then the agent's handle is closed again). */
+uint64_t procs_handle_add(struct vm *vm, uint64_t agent_id, uid_t uid);
+void procs_handle_forget(struct vm *vm, uint64_t n);
 /* The agent came up (vm.c): a new agent instance starts a new session
  * (every earlier id is stale from now on); the same instance after a
  * reconnect keeps its ids and waits again for its running processes. */
-void vm_session(struct vm *vm);
+void procs_session(struct vm *vm);
 /* Resolve a process (proc = true) or handle id word ("N", "proc#N",
  * "file#N") written by uid to the agent's id. what names the command for
  * the message in err (COMMAND_ERR_LEN). -EINVAL: not an id; -ESTALE: from
  * an earlier agent session; -EPERM: not uid's (access.c); -ESRCH /
  * -EBADF: no such process / handle. */
-int vm_resolve(struct vm *vm, bool proc, struct word w, uid_t uid,
-               const char *what, uint64_t *agent_id, uint64_t *n, char *err);
-size_t vm_proc_status(struct proc *p, char *buf, size_t len);
-const char *vm_proc_cmdline(struct proc *p, size_t *len);
-/* which: 1 stdout, 2 stderr. NULL when not captured. */
-struct stream *vm_proc_output(struct proc *p, int which);
-/* Forget the VM's processes (their output streams end). */
-void vm_procs_free(struct vm *vm);
-/* Processes remembered and not yet reaped; signal them (their groups). */
-size_t vm_procs_running(struct vm *vm);
-void vm_procs_signal(struct vm *vm, int sig);
-int vctl_open(struct vm *vm, struct vctl **out);
-int vctl_write(struct vctl *vc, fuse_req_t req, const char *buf, size_t len);
-struct ctl *vctl_ctl(struct vctl *vc);
-void vctl_free(struct vctl *vc);
+int procs_resolve(struct vm *vm, bool proc, struct word w, uid_t uid,
+                  const char *what, uint64_t *agent_id, uint64_t *n, char *err);
+/* Forget the VM's processes (their output streams end, their waiters
+ * are answered) and handles. */
+void procs_free_all(struct vm *vm);
+/* Processes of the current agent session not yet reaped; signal them
+ * (their groups). */
+size_t procs_running(struct vm *vm);
+void procs_signal(struct vm *vm, int sig);
+
+/* Waiting for a process to settle: fn runs once with the status (ok, or
+ * error when output was lost) and its text, or error when the process is
+ * forgotten first. At once when it is settled already. */
+typedef void procs_wait_fn(void *arg, enum reply_status st, const char *text);
+struct procs_waiter {
+    struct procs_waiter *next;
+    struct vmproc *p; /* NULL once answered or cancelled */
+    procs_wait_fn *fn;
+    void *arg;
+};
+void procs_wait(struct vmproc *p, struct procs_waiter *w, procs_wait_fn *fn,
+                void *arg);
+void procs_wait_cancel(struct procs_waiter *w);
+
+/* ------------------------------------------------------------------ */
+/* vmctl.c - vms/<name>/ctl commands (SPEC §5.4).                      */
+/* ------------------------------------------------------------------ */
+
+int vmctl_open(struct vm *vm, struct file *f);
 
 /* ------------------------------------------------------------------ */
 /* global.c - the top-level ctl file (SPEC §5.3) and daemon status.    */
 /* ------------------------------------------------------------------ */
 
-struct gctl;
-int gctl_open(struct fs *fs, struct gctl **out);
-int gctl_write(struct gctl *gc, fuse_req_t req, const char *buf, size_t len);
-struct ctl *gctl_ctl(struct gctl *gc);
-void gctl_free(struct gctl *gc);
-size_t gctl_status(struct fs *fs, char *buf, size_t len);
-
-/* ------------------------------------------------------------------ */
-/* Optional engines: console.c and capture.c of the stream core may    */
-/* not be in the build yet (CMake defines these when they are).        */
-/* ------------------------------------------------------------------ */
-
-#ifndef PROVIUM_HAVE_CONSOLE
-#define PROVIUM_HAVE_CONSOLE 0
-#endif
-#ifndef PROVIUM_HAVE_CAPTURE
-#define PROVIUM_HAVE_CAPTURE 0
-#endif
+int global_open(struct fs *fs, struct file *f);
+size_t global_status(struct fs *fs, char *buf, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* access.c - who may do what (SPEC §8), in one place: owners of VMs,  */
@@ -521,13 +618,24 @@ gid_t access_new_gid(struct fs *fs, fuse_req_t req);
 /* May uid do anything (root, the mount owner, or not shared)? */
 bool access_privileged(const struct fs *fs, uid_t uid);
 /* 0, or -EPERM with the reason in why (why_len bytes) for a message:
+ * may uid add and remove VMs (vm add, vm del)? */
+int access_vm_admin(const struct fs *fs, uid_t uid, char *why, size_t why_len);
+/* 0, or -EPERM with the reason in why (why_len bytes) for a message:
  * may uid use vm (open streams on it, its ctl, its console)? */
 int access_vm(const struct vm *vm, uid_t uid, char *why, size_t why_len);
 /* May uid use process p / handle h (besides access_vm)? */
-int access_proc(const struct vm *vm, const struct proc *p, uid_t uid, char *why,
-                size_t why_len);
-int access_handle(const struct vm *vm, const struct fhandle *h, uid_t uid,
+int access_proc(const struct vm *vm, const struct vmproc *p, uid_t uid,
+                char *why, size_t why_len);
+int access_handle(const struct vm *vm, const struct vmhandle *h, uid_t uid,
                   char *why, size_t why_len);
+/* May uid open a stream of e on vm (NULL: a capture on no VM's NIC)?
+ * 0, or -EPERM with the reason in why. */
+int access_open(const struct fs *fs, const struct engine *e,
+                const struct vm *vm, uid_t uid, char *why, size_t why_len);
+/* May uid open node n (of vm, sl, p as it names them)? 0 or -EACCES:
+ * the owners a mode cannot name, checked on every open. */
+int access_file(const struct fs *fs, enum node n, const struct vm *vm,
+                const struct slot *sl, const struct vmproc *p, uid_t uid);
 /* May uid open sl's files or remove it? */
 bool access_slot(const struct slot *sl, uid_t uid);
 /* May uid see the paths, sites and test names of sl (vms/NAME/streams)? */
@@ -535,11 +643,7 @@ bool access_slot_text(const struct slot *sl, uid_t uid);
 /* Owners and modes of node n for the kernel's default_permissions
  * (st has the defaults of tree.c: the mount owner's). */
 void access_attr(const struct fs *fs, enum node n, const struct vm *vm,
-                 const struct slot *sl, const struct proc *p, struct stat *st);
-
-/* Helpers shared by the files above. */
-/* Append printf output at strlen(buf), bounded by len. */
-size_t fs_appendf(char *buf, size_t len, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+                 const struct slot *sl, const struct vmproc *p,
+                 struct stat *st);
 
 #endif

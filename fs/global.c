@@ -3,8 +3,10 @@
  * `vm del`, and, read with no command outstanding, the daemon's status
  * (VMs, streams, parked requests, live captures per interface).
  *
- * With allow_other only privileged users may add or remove VMs (a VM is
- * a way into a machine, and the host VM runs as the daemon): access.c.
+ * The commands are a command table (command.c): name, argument counts,
+ * usage line, handler. With allow_other only privileged users may add or
+ * remove VMs (a VM is a way into a machine, and the host VM runs as the
+ * daemon): access.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -15,124 +17,131 @@
 
 #include "fs.h"
 
-struct gctl {
-    struct ctl c;
-    struct fs *fs;
-};
-
 size_t
-gctl_status(struct fs *fs, char *buf, size_t len)
+global_status(struct fs *fs, char *buf, size_t len)
 {
     buf[0] = 0;
-    fs_appendf(buf, len, "proviumfs %s\npid: %d\n", FS_VERSION, (int)getpid());
+    text_appendf(buf, len, "proviumfs %s\npid: %d\n", FS_VERSION,
+                 (int)getpid());
     text_keyval(buf, len, "mount", fs->opt->mountpoint);
-    fs_appendf(buf, len, "uptime: %llds\n",
-               (long long)(time(NULL) - fs->started));
+    text_appendf(buf, len, "uptime: %llds\n",
+                 (long long)(time(NULL) - fs->started));
     text_keyval(buf, len, "spool_dir", fs->opt->spool_dir);
-    fs_appendf(buf, len, "history_limit: %" PRIu64 "\nshared: %s\n",
-               fs->opt->history_limit, access_shared(fs) ? "yes" : "no");
-    fs_appendf(buf, len, "vms:");
+    text_appendf(buf, len, "history_limit: %" PRIu64 "\nshared: %s\n",
+                 fs->opt->history_limit, access_shared(fs) ? "yes" : "no");
+    text_appendf(buf, len, "vms:");
     for (struct vm *vm = fs->vms; vm; vm = vm->next)
-        fs_appendf(buf, len, " %s(%s)", vm->name,
-                   agent_state_name(agent_client_state(vm->agent)));
-    fs_appendf(buf, len, "\nstreams: %zu\nparked: %u\n", fs->nslots,
-               fs->nparked);
-#if PROVIUM_HAVE_CAPTURE
+        text_appendf(buf, len, " %s(%s)", vm->name,
+                     agent_state_name(agent_client_state(vm->agent)));
+    text_appendf(buf, len, "\nstreams: %zu\nparked: %u\n", fs->nslots,
+                 fs->nparked);
     capture_status(buf, len);
-#endif
     return strnlen(buf, len);
 }
 
-static size_t
-gctl_text(void *arg, char *buf, size_t len)
-{
-    return gctl_status(((struct gctl *)arg)->fs, buf, len);
-}
+/* ---- the commands ---------------------------------------------- */
 
-int
-gctl_open(struct fs *fs, struct gctl **out)
-{
-    struct gctl *gc = calloc(1, sizeof(*gc));
+typedef int global_fn(struct ctl *c, fuse_req_t req, const struct command *cmd,
+                      int argi, char *err);
 
-    if (!gc)
-        return -ENOMEM;
-    gc->fs = fs;
-    ctl_init(&gc->c, fs, gctl_text, gc);
-    *out = gc;
-    return 0;
-}
+/* One command of the top-level ctl (a command table, command.c). */
+struct global_cmd {
+    struct command_entry c;
+    global_fn *run;
+};
 
-struct ctl *
-gctl_ctl(struct gctl *gc)
+static int
+global_vm_add(struct ctl *c, fuse_req_t req, const struct command *cmd,
+              int argi, char *err)
 {
-    return &gc->c;
-}
-
-int
-gctl_write(struct gctl *gc, fuse_req_t req, const char *buf, size_t len)
-{
-    struct command cmd;
-    char err[COMMAND_ERR_LEN];
     struct reply *rp = NULL;
-    struct vm *vm;
-    int rc;
+    int rc = vm_add(c->fs, cmd, argi, access_uid(req), err);
 
-    if ((rc = command_parse(&cmd, buf, len, err)) < 0) {
-        ctl_push_error(&gc->c, "%s", err);
-        return rc;
-    }
-    if (cmd.argc < 3 || !word_is(cmd.argv[0], "vm") ||
-        !(word_is(cmd.argv[1], "add") || word_is(cmd.argv[1], "del"))) {
-        ctl_push_error(&gc->c, "usage: vm add NAME agent=ENDPOINT "
-                               "[console=SOCKETPATH] [nic=IFACE]... "
-                               "[users=UID,...] | vm del NAME");
-        rc = -EINVAL;
-        goto out;
-    }
-    if (!access_privileged(gc->fs, access_uid(req))) {
-        ctl_push_error(&gc->c,
-                       "vm %s: %s (only root may add or remove VMs "
-                       "on a shared mount)",
-                       word_is(cmd.argv[1], "add") ? "add" : "del",
-                       strerror(EPERM));
-        rc = 0;
-        goto out;
-    }
-    if (word_is(cmd.argv[1], "add")) {
-        rc = vm_add(gc->fs, &cmd, 2, access_uid(req), err);
-        if (rc < 0)
-            ctl_push_error(&gc->c, "%s", err);
-        else
-            ctl_push_reply(&gc->c, (reply_new_mem(REPLY_OK, "", 0, &rp), rp));
-        rc = rc == -EINVAL ? rc : 0;
-        goto out;
-    }
-    if (cmd.argc != 3) {
-        ctl_push_error(&gc->c, "usage: vm del NAME");
-        rc = -EINVAL;
-        goto out;
-    }
-    if (!(vm = vm_find(gc->fs, cmd.argv[2].p, cmd.argv[2].len))) {
-        ctl_push_error(&gc->c, "vm del: `%.*s`: %s",
-                       (int)(cmd.argv[2].len > 64 ? 64 : cmd.argv[2].len),
-                       cmd.argv[2].p, strerror(ENOENT));
-        rc = 0;
-        goto out;
+    if (rc < 0)
+        ctl_push_error(c, "%s", err);
+    else
+        ctl_push_reply(c, (reply_new_mem(REPLY_OK, "", 0, &rp), rp));
+    return rc == -EINVAL ? rc : 0;
+}
+
+static int
+global_vm_del(struct ctl *c, fuse_req_t req, const struct command *cmd,
+              int argi, char *err)
+{
+    struct word name = cmd->argv[argi];
+    struct reply *rp = NULL;
+    struct vm *vm = vm_find(c->fs, name.p, name.len);
+
+    if (!vm) {
+        ctl_push_error(c, "vm del: `%.*s`: %s",
+                       (int)(name.len > 64 ? 64 : name.len), name.p,
+                       strerror(ENOENT));
+        return 0;
     }
     vm_del(vm);
     reply_new_mem(REPLY_OK, "", 0, &rp);
-    ctl_push_reply(&gc->c, rp);
-    rc = 0;
-out:
-    command_free(&cmd);
+    ctl_push_reply(c, rp);
+    return 0;
+}
+
+static const struct global_cmd global_cmds[] = {
+        {{"vm add", 1, -1,
+          "vm add NAME agent=ENDPOINT [console=SOCKETPATH] [nic=IFACE]... "
+          "[users=UID,...]",
+          NULL},
+         global_vm_add},
+        {{"vm del", 1, 1, "vm del NAME", NULL}, global_vm_del},
+};
+#define N_GLOBAL_CMDS (sizeof(global_cmds) / sizeof(global_cmds[0]))
+
+/* ---- the ctl file ------------------------------------------------ */
+
+static int
+global_write(struct ctl *c, fuse_req_t req, struct command *cmd)
+{
+    const struct command_entry *e;
+    char err[COMMAND_ERR_LEN];
+    int argi, rc;
+
+    rc = command_lookup(global_cmds, N_GLOBAL_CMDS, sizeof(global_cmds[0]), cmd,
+                        "global", &e, &argi, err);
+    if (rc == -ENOENT) {
+        /* Not a command: every usage line. */
+        size_t n = 0;
+        for (size_t i = 0; i < N_GLOBAL_CMDS && n < sizeof(err); i++)
+            n += (size_t)snprintf(
+                    err + n, sizeof(err) - n, "%s%s",
+                    i ? " | " : "usage: ", global_cmds[i].c.usage);
+    }
+    if (rc < 0) {
+        ctl_push_error(c, "%s", err);
+        rc = -EINVAL;
+    } else if (access_vm_admin(c->fs, access_uid(req), err, sizeof(err)) < 0) {
+        ctl_push_error(c, "%s: %s (%s)", e->name, strerror(EPERM), err);
+        rc = 0;
+    } else {
+        rc = ((const struct global_cmd *)(const void *)e)
+                     ->run(c, req, cmd, argi, err);
+    }
+    command_free(cmd);
+    free(cmd);
     return rc;
 }
 
-void
-gctl_free(struct gctl *gc)
+static size_t
+global_text(struct ctl *c, char *buf, size_t len)
 {
-    if (!gc)
-        return;
-    ctl_fini(&gc->c);
-    free(gc);
+    return global_status(c->fs, buf, len);
+}
+
+static const struct ctl_type global_type = {
+        .write = global_write,
+        .text = global_text,
+};
+
+int
+global_open(struct fs *fs, struct file *f)
+{
+    /* The mount is all it needs: a bare ctl. */
+    return ctl_open(f, fs, &global_type, sizeof(struct ctl)) ? 0 : -ENOMEM;
 }

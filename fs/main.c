@@ -1,6 +1,6 @@
 /*
- * main.c - proviumfs: options, start-up checks, the daemon-wide state,
- * and logging (the only file that logs).
+ * main.c - proviumfs: options, start-up checks, and the daemon's life
+ * from mount to exit.
  *
  *   proviumfs [-f] [-d] [-o opt,...] [--spool-dir DIR]
  *             [--history-limit BYTES] [--slot-timeout DURATION]
@@ -14,7 +14,7 @@
  * the mount point holds no live provium mount), and only then mount.
  * VMs given with --vm are registered before the mount too, so a bad one
  * is refused with nothing mounted. Until the daemon detaches, messages go
- * to stderr; after, to syslog (the journal on a systemd machine).
+ * to stderr; after, to syslog (the journal on a systemd machine; log.c).
  *
  * One thread, one reactor (streams/reactor.c) serving the FUSE session,
  * the agents, the engines and the timers.
@@ -84,35 +84,6 @@ static const char usage[] =
         "  -h, --help             this text\n"
         "  -V, --version          version\n";
 
-/* ---- logging ------------------------------------------------------ */
-
-/* stderr until fuse_daemonize() points fds 0-2 at /dev/null; syslog
- * after that (journald serves /dev/log on a systemd machine; the unit
- * runs -f, so there stderr is the journal already). */
-static bool log_to_syslog;
-
-static void __attribute__((format(printf, 2, 0)))
-log_v(int prio, const char *fmt, va_list ap)
-{
-    if (log_to_syslog) {
-        vsyslog(prio, fmt, ap);
-        return;
-    }
-    fputs("proviumfs: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-}
-
-static void __attribute__((format(printf, 2, 3)))
-log_msg(int prio, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    log_v(prio, fmt, ap);
-    va_end(ap);
-}
-
 /* Only before the mount: after it, errors unwind through main's ladder
  * so that the mount is taken down. */
 static void __attribute__((format(printf, 1, 2), noreturn))
@@ -121,53 +92,9 @@ die(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    log_v(LOG_ERR, fmt, ap);
+    log_vmsg(LOG_ERR, fmt, ap);
     va_end(ap);
     exit(1);
-}
-
-/* libfuse's own messages (a bad -o option, a failed mount) go where
- * ours go; its levels are syslog's. They end with a newline already. */
-static void __attribute__((format(printf, 2, 0)))
-log_fuse(enum fuse_log_level level, const char *fmt, va_list ap)
-{
-    if (log_to_syslog)
-        vsyslog((int)level, fmt, ap);
-    else
-        vfprintf(stderr, fmt, ap);
-}
-
-static void
-log_detached(void)
-{
-    openlog("proviumfs", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-    log_to_syslog = true;
-}
-
-/* What the rest of the daemon logs (agent crashes, protocol violations,
- * teardown trouble): a warning, to stderr or syslog as above. */
-void
-fs_log(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    log_v(LOG_WARNING, fmt, ap);
-    va_end(ap);
-}
-
-size_t
-fs_appendf(char *buf, size_t len, const char *fmt, ...)
-{
-    size_t n = strnlen(buf, len);
-    va_list ap;
-
-    if (n + 1 >= len)
-        return n;
-    va_start(ap, fmt);
-    vsnprintf(buf + n, len - n, fmt, ap);
-    va_end(ap);
-    return strnlen(buf, len);
 }
 
 /* ---- parsing the options ------------------------------------------ */
@@ -658,9 +585,9 @@ append_path(char *line, size_t len, const char *key, const char *p)
     char cwd[PATH_MAX];
 
     if (*p == '/' || !*p || !getcwd(cwd, sizeof(cwd)))
-        fs_appendf(line, len, " %s%s", key, p);
+        text_appendf(line, len, " %s%s", key, p);
     else
-        fs_appendf(line, len, " %s%s/%s", key, cwd, p);
+        text_appendf(line, len, " %s%s/%s", key, cwd, p);
 }
 
 /* "NAME=ENDPOINT[,console=PATH][,nic=IF]..." registered as `vm add`
@@ -675,17 +602,17 @@ add_vm_option(struct fs *fs, const char *spec, char *err)
 
     if (!(copy = strdup(eq + 1)))
         return -ENOMEM;
-    fs_appendf(line, sizeof(line), "%.*s", (int)(eq - spec), spec);
+    text_appendf(line, sizeof(line), "%.*s", (int)(eq - spec), spec);
     for (tok = strtok_r(copy, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
         if (tok == copy && strncmp(tok, "unix:", 5) == 0)
             append_path(line, sizeof(line), "agent=unix:", tok + 5);
         else if (tok == copy)
-            fs_appendf(line, sizeof(line), " agent=%s", tok);
+            text_appendf(line, sizeof(line), " agent=%s", tok);
         else if (strncmp(tok, "console=", 8) == 0)
             append_path(line, sizeof(line), "console=", tok + 8);
         else
-            fs_appendf(line, sizeof(line), " %s", tok);
+            text_appendf(line, sizeof(line), " %s", tok);
     }
     free(copy);
     if ((rc = command_parse(&cmd, line, strlen(line), err)) < 0)
@@ -705,7 +632,7 @@ main(int argc, char **argv)
     char err[COMMAND_ERR_LEN];
     int rc, status = 1;
 
-    fuse_set_log_func(log_fuse);
+    log_init();
     parse_options(argc, argv, &opt, &args, &mountpoint);
     check_options(&opt);
     prepare_mountpoint(mountpoint);
@@ -727,7 +654,7 @@ main(int argc, char **argv)
             goto out_vms;
         }
     }
-    if (session_mount(&fs, &args) < 0) {
+    if (mount_new(&fs, &args) < 0) {
         log_msg(LOG_ERR, "cannot mount %s (see the message above)",
                 opt.mountpoint);
         goto out_vms;
@@ -737,8 +664,8 @@ main(int argc, char **argv)
     if (fuse_daemonize(opt.foreground) != 0)
         goto out_session;
     if (!opt.foreground)
-        log_detached();
-    if ((rc = session_start(&fs)) < 0) {
+        log_detach();
+    if ((rc = mount_start(&fs)) < 0) {
         log_msg(LOG_ERR, "session: %s", strerror(-rc));
         goto out_session;
     }
@@ -755,8 +682,8 @@ main(int argc, char **argv)
         status = 0;
     log_msg(LOG_INFO, "unmounting %s", opt.mountpoint);
 out_session:
-    session_shutdown(&fs);
-    session_finish(&fs);
+    mount_shutdown(&fs);
+    mount_finish(&fs);
     file_free_all(&fs);
 out_vms:
     /* A start that failed before the mount: the VMs it registered go,
@@ -765,7 +692,7 @@ out_vms:
     for (int i = 0; i < 8; i++)
         reactor_run_once(fs.r, 0);
     reactor_free(fs.r);
-    session_free(&fs);
+    mount_free(&fs);
     free(fs.buf);
     free(fs.slots);
     fuse_opt_free_args(&args);
@@ -775,8 +702,7 @@ out_vms:
     for (size_t i = 0; i < opt.nvms; i++)
         free(opt.vms[i]);
     free(opt.vms);
-    if (log_to_syslog)
-        closelog();
+    log_close();
     return status;
 }
 

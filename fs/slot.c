@@ -14,10 +14,13 @@
  * EOF, running ops answer `closed`) and drops the registry's reference;
  * open files keep theirs, so nothing they point at is freed under them.
  *
- * Engines are chosen by the open command's name. The words handed to an
- * engine are the command without site=, test= and keep, which are the
- * file system's business; the engine sees argv[1..] (argi = 1): the VM
- * name first for tail and console, the interface for capture.
+ * Opening. The open command is parsed by the engine registry
+ * (streams/engine.c) into a request: the engine, its context kind (a
+ * VM's agent, a VM's console, none), the VM or interface, the path or id,
+ * and the options every open takes (site=, test=, keep: the slot's). This
+ * file resolves the VM, checks who may open it (access.c), maps a process
+ * or handle id to the agent's (procs.c) and hands the request to the
+ * engine; it names no engine.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -29,26 +32,24 @@
 
 #define SLOT_BUCKETS 4096
 
-struct sctl {
-    struct ctl c;
+/* streams/<id>/ctl: one per open of it. */
+struct slot_ctl {
+    struct ctl c; /* first: the ctl is the file's */
     struct slot *sl;
 };
 
-enum open_kind { OPEN_TAIL, OPEN_CONSOLE, OPEN_CAPTURE };
-
-static const struct {
-    const char *name;
-    enum open_kind kind;
-} open_table[] = {
-        {"tail_file", OPEN_TAIL},          {"file_tail_stream", OPEN_TAIL},
-        {"fd_stream", OPEN_TAIL},          {"proc_stdout_stream", OPEN_TAIL},
-        {"proc_stderr_stream", OPEN_TAIL}, {"console", OPEN_CONSOLE},
-        {"capture", OPEN_CAPTURE},
+/* A command written to it, while it runs: the open command, or a stream
+ * op (op set). */
+struct slot_call {
+    struct ctl_entry e; /* first: ctl.c's part */
+    struct slot *sl;
+    struct stream_op *op;
+    enum stream_op_kind kind;
 };
-#define N_OPENS (sizeof(open_table) / sizeof(open_table[0]))
 
 static void reclaim_cb(struct reactor *r, void *arg);
-static void open_cancel(struct ctl_entry *e);
+static void open_free(struct slot_open *o);
+static void open_drop(struct ctl_entry *e, bool running);
 
 /* ---- registry ---------------------------------------------------- */
 
@@ -172,11 +173,8 @@ slot_close(struct slot *sl)
     sl->fs->nslots--;
     reactor_timer_stop(sl->fs->r, &sl->reclaim);
     vm_wait_cancel(&sl->wait);
-    if (sl->open_cmd) {
-        command_free(sl->open_cmd);
-        free(sl->open_cmd);
-        sl->open_cmd = NULL;
-    }
+    open_free(sl->opening);
+    sl->opening = NULL;
     if (sl->open_entry) {
         struct ctl_entry *e = sl->open_entry;
         struct reply *rp = NULL;
@@ -252,35 +250,36 @@ slot_info(struct slot *sl, char *buf, size_t len)
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
              gmtime_r(&sl->created, &tm));
     buf[0] = 0;
-    fs_appendf(buf, len, "id: %" PRIu64 "\n", sl->id);
+    text_appendf(buf, len, "id: %" PRIu64 "\n", sl->id);
     text_keyval(buf, len, "kind", sl->kind);
     text_keyval(buf, len, "detail", sl->detail ? sl->detail : "");
     text_keyval(buf, len, "vm", sl->vm ? sl->vm->name : "");
     text_keyval(buf, len, "test", sl->test ? sl->test : "");
     text_keyval(buf, len, "site", sl->site ? sl->site : "");
-    fs_appendf(buf, len, "state: %s\n", state_name(sl));
+    text_appendf(buf, len, "state: %s\n", state_name(sl));
     if (sl->s)
-        fs_appendf(buf, len,
-                   "bytes: %" PRIu64 "\nframes: %" PRIu64 "\nconsumed: %" PRIu64
-                   "\npending: %" PRIu64 "\nreaders: %u\n",
-                   stream_size(sl->s), stream_frames(sl->s),
-                   stream_consumed(sl->s), stream_pending(sl->s),
-                   stream_readers(sl->s));
+        text_appendf(buf, len,
+                     "bytes: %" PRIu64 "\nframes: %" PRIu64
+                     "\nconsumed: %" PRIu64 "\npending: %" PRIu64
+                     "\nreaders: %u\n",
+                     stream_size(sl->s), stream_frames(sl->s),
+                     stream_consumed(sl->s), stream_pending(sl->s),
+                     stream_readers(sl->s));
     else
-        fs_appendf(buf, len,
-                   "bytes: 0\nframes: 0\nconsumed: 0\npending: "
-                   "0\nreaders: 0\n");
-    fs_appendf(buf, len,
-               "owner pid: %d\nowner uid: %u\nkeep: %s\ncreated: %s\n",
-               sl->owner ? (int)sl->owner_pid : 0, (unsigned)sl->uid,
-               sl->keep ? "yes" : "no", when);
+        text_appendf(buf, len,
+                     "bytes: 0\nframes: 0\nconsumed: 0\npending: "
+                     "0\nreaders: 0\n");
+    text_appendf(buf, len,
+                 "owner pid: %d\nowner uid: %u\nkeep: %s\ncreated: %s\n",
+                 sl->owner ? (int)sl->owner_pid : 0, (unsigned)sl->uid,
+                 sl->keep ? "yes" : "no", when);
     if (sl->s && stream_end_error(sl->s, &msg))
         text_keyval(buf, len, "error", msg ? msg : "");
     else if (sl->s && msg && stream_state(sl->s) != STREAM_LIVE)
         text_keyval(buf, len, "end", msg);
     if (sl->engine && sl->engine_state && sl->state == SLOT_OPEN &&
         stream_state(sl->s) != STREAM_CLOSED)
-        sl->engine->info(sl->engine_state, buf, len);
+        engine_info(sl->engine, sl->engine_state, buf, len);
     return strnlen(buf, len);
 }
 
@@ -289,43 +288,60 @@ slot_info(struct slot *sl, char *buf, size_t len)
 size_t
 slot_describe(struct slot *sl, char *buf, size_t len)
 {
-    bool quote = strcmp(sl->kind, "tail_file") == 0 ||
-                 strcmp(sl->kind, "file_tail_stream") == 0;
+    bool quote = sl->engine && sl->engine->what == ENGINE_WHAT_PATH;
 
     buf[0] = 0;
-    fs_appendf(buf, len, "%s(%s", sl->kind, quote ? "\"" : "");
+    text_appendf(buf, len, "%s(%s", sl->kind, quote ? "\"" : "");
     text_append(buf, len, sl->detail ? sl->detail : "");
-    fs_appendf(buf, len, "%s)", quote ? "\"" : "");
+    text_appendf(buf, len, "%s)", quote ? "\"" : "");
     if (sl->site && *sl->site) {
-        fs_appendf(buf, len, " created at ");
+        text_appendf(buf, len, " created at ");
         text_append(buf, len, sl->site);
     }
     if (sl->test && *sl->test) {
-        fs_appendf(buf, len, " (test \"");
+        text_appendf(buf, len, " (test \"");
         text_append(buf, len, sl->test);
-        fs_appendf(buf, len, "\")");
+        text_appendf(buf, len, "\")");
     }
     return strnlen(buf, len);
 }
 
 /* The ctl file's answer when no command is outstanding. */
 static size_t
-state_line(void *arg, char *buf, size_t len)
+state_line(struct ctl *c, char *buf, size_t len)
 {
-    struct slot *sl = ((struct sctl *)arg)->sl;
+    struct slot *sl = ((struct slot_ctl *)(void *)c)->sl;
 
     buf[0] = 0;
     if (!sl->s || sl->state == SLOT_EMPTY)
-        return fs_appendf(buf, len, "%s\n", sl->gone ? "closed" : "unopened");
-    return fs_appendf(buf, len,
-                      "%s bytes=%" PRIu64 " frames=%" PRIu64
-                      " consumed=%" PRIu64 " pending=%" PRIu64 " readers=%u\n",
-                      sl->gone ? "closed" : state_name(sl), stream_size(sl->s),
-                      stream_frames(sl->s), stream_consumed(sl->s),
-                      stream_pending(sl->s), stream_readers(sl->s));
+        return text_appendf(buf, len, "%s\n", sl->gone ? "closed" : "unopened");
+    return text_appendf(
+            buf, len,
+            "%s bytes=%" PRIu64 " frames=%" PRIu64 " consumed=%" PRIu64
+            " pending=%" PRIu64 " readers=%u\n",
+            sl->gone ? "closed" : state_name(sl), stream_size(sl->s),
+            stream_frames(sl->s), stream_consumed(sl->s), stream_pending(sl->s),
+            stream_readers(sl->s));
 }
 
 /* ---- opening ----------------------------------------------------- */
+
+/* An open command being opened: its words and the request parsed from
+ * them (the request points into the words). Kept while the open waits
+ * for the VM's agent. */
+struct slot_open {
+    struct command cmd;
+    struct engine_req req;
+};
+
+static void
+open_free(struct slot_open *o)
+{
+    if (!o)
+        return;
+    command_free(&o->cmd);
+    free(o);
+}
 
 static char *
 word_dup(struct word w)
@@ -393,49 +409,57 @@ slot_opened(struct stream *s, int err, const char *msg, void *arg)
     }
 }
 
-/* Start the engine on sl->open_cmd. Returns what the engine said at once:
+/* What the engine opens in (engine.c's context kinds). */
+static void *
+engine_ctx(struct slot *sl)
+{
+    switch (sl->engine->ctx) {
+    case ENGINE_CTX_AGENT:
+        return sl->vm->agent;
+    case ENGINE_CTX_CONSOLE:
+        return sl->vm->console;
+    default:
+        return NULL;
+    }
+}
+
+/* Start the engine on sl->opening. Returns what the engine said at once:
  * -EINVAL (a malformed request) or 0 (the outcome is or will be in the
  * open entry). */
 static int
 start_engine(struct slot *sl)
 {
-    struct command *cmd = sl->open_cmd;
+    struct slot_open *o = sl->opening;
+    struct engine_req *req = &o->req;
     char err[COMMAND_ERR_LEN] = "";
-    void *ctx = NULL;
     int rc;
 
-    sl->open_cmd = NULL;
-    if (sl->vm)
-        ctx = sl->engine == &tail_engine ? (void *)sl->vm->agent
-                                         : (void *)sl->vm->console;
+    sl->opening = NULL;
     /* A process or handle is named by its mount id: the agent gets its
      * own id, resolved now that the agent is up, and only for its owner
      * (SPEC §6.4, §8). */
-    if (sl->engine == &tail_engine && cmd->argc > 2 &&
-        (strncmp(sl->kind, "proc_", 5) == 0 ||
-         strcmp(sl->kind, "fd_stream") == 0)) {
-        uint64_t id, n;
-        rc = vm_resolve(sl->vm, sl->kind[0] == 'p', cmd->argv[2], sl->open_uid,
-                        sl->kind, &id, &n, err);
+    if (req->e->what == ENGINE_WHAT_PROC ||
+        req->e->what == ENGINE_WHAT_HANDLE) {
+        uint64_t n;
+        rc = procs_resolve(sl->vm, req->e->what == ENGINE_WHAT_PROC, req->what,
+                           sl->open_uid, req->e->c.name, &req->id, &n, err);
         if (rc < 0) {
-            command_free(cmd);
-            free(cmd);
+            open_free(o);
             open_failed(sl, rc, err);
             return rc == -EINVAL ? rc : 0;
         }
-        snprintf(sl->agent_id, sizeof(sl->agent_id), "%" PRIu64, id);
-        cmd->argv[2] = (struct word){sl->agent_id, strlen(sl->agent_id)};
     }
     /* The engine may answer before it returns; sl stays valid throughout
      * (the caller holds a reference). */
-    rc = sl->engine->open(sl->s, ctx, cmd, 1, slot_opened, sl,
-                          &sl->engine_state, err);
-    command_free(cmd);
-    free(cmd);
+    rc = engine_open(sl->s, engine_ctx(sl), req, slot_opened, sl,
+                     &sl->engine_state, err);
+    open_free(o);
     if (rc < 0) {
         open_failed(sl, rc, err);
         return rc == -EINVAL ? rc : 0;
     }
+    snprintf(sl->kind, sizeof(sl->kind), "%s",
+             engine_kind(sl->engine, sl->engine_state));
     return 0;
 }
 
@@ -445,9 +469,8 @@ agent_waited(void *arg, int err, const char *msg)
     struct slot *sl = arg;
 
     if (err < 0) {
-        command_free(sl->open_cmd);
-        free(sl->open_cmd);
-        sl->open_cmd = NULL;
+        open_free(sl->opening);
+        sl->opening = NULL;
         open_failed(sl, err, msg);
         return;
     }
@@ -456,216 +479,145 @@ agent_waited(void *arg, int err, const char *msg)
     slot_unref(sl);
 }
 
-/* Remove site=, test= and keep from cmd into the slot. */
+/* The VM an open names, checked for uid: 0, or an error pushed on the
+ * ctl (the write still succeeds: the command was well formed). */
 static int
-take_options(struct slot *sl, struct command *cmd)
+open_vm(struct slot_ctl *sc, const struct engine_req *req, uid_t uid,
+        struct vm **out)
 {
-    int out = 1;
+    struct fs *fs = sc->sl->fs;
+    const struct engine *e = req->e;
+    struct vm *vm = NULL;
+    char why[256], iface[64];
 
-    for (int i = 1; i < cmd->argc; i++) {
-        struct word w = cmd->argv[i], v;
-        if (word_option(w, "site", &v)) {
-            free(sl->site);
-            if (!(sl->site = word_dup(v)))
-                return -ENOMEM;
-        } else if (word_option(w, "test", &v)) {
-            free(sl->test);
-            if (!(sl->test = word_dup(v)))
-                return -ENOMEM;
-        } else if (word_is(w, "keep")) {
-            sl->keep = true;
-        } else {
-            cmd->argv[out++] = w;
+    if (e->ctx != ENGINE_CTX_NONE) {
+        vm = vm_find(fs, req->target.p, req->target.len);
+        if (!vm) {
+            ctl_push_error(&sc->c, "vm `%.*s`: %s",
+                           (int)(req->target.len > 64 ? 64 : req->target.len),
+                           req->target.p, strerror(ENOENT));
+            return -ENOENT;
         }
+    } else if (word_cstr(req->target, iface, sizeof(iface))) {
+        /* A capture on one of a VM's NICs counts as the VM's. */
+        for (vm = fs->vms; vm && !vm_has_nic(vm, iface); vm = vm->next)
+            ;
     }
-    cmd->argc = out;
+    if (access_open(fs, e, vm, uid, why, sizeof(why)) < 0) {
+        if (e->ctx != ENGINE_CTX_NONE)
+            ctl_push_error(&sc->c, "vm `%s`: %s (%s)", vm->name,
+                           strerror(EPERM), why);
+        else
+            ctl_push_error(&sc->c, "%s %.*s: %s (%s)", e->c.name,
+                           (int)(req->target.len > 63 ? 63 : req->target.len),
+                           req->target.p, strerror(EPERM), why);
+        return -EPERM;
+    }
+    if (e->ctx == ENGINE_CTX_CONSOLE && !vm->console) {
+        ctl_push_error(&sc->c, "console %s: the VM has no console= socket",
+                       vm->name);
+        return -ENODEV;
+    }
+    *out = vm;
     return 0;
 }
 
-/* The detail of SPEC §5.1 for the opened kind. */
-static char *
-open_detail(const char *kind, const struct command *cmd)
-{
-    char buf[64];
-    struct word w = cmd->argv[cmd->argc > 2 ? 2 : 1];
-
-    if (strcmp(kind, "console") == 0 || strcmp(kind, "bridge_capture") == 0 ||
-        strcmp(kind, "nic_capture") == 0)
-        return word_dup(cmd->argv[1]);
-    if (strncmp(kind, "proc_", 5) == 0 && w.len < 32 &&
-        memchr(w.p, '#', w.len) == NULL) {
-        snprintf(buf, sizeof(buf), "proc#%.*s", (int)w.len, w.p);
-        return strdup(buf);
-    }
-    return word_dup(w);
-}
-
+/* The open command (the slot's first command): cmd is taken. */
 static int
-slot_open(struct sctl *sc, fuse_req_t req, struct command *cmd)
+slot_open(struct slot_ctl *sc, fuse_req_t req, struct command *cmd)
 {
     struct slot *sl = sc->sl;
     struct fs *fs = sl->fs;
+    struct slot_open *o = calloc(1, sizeof(*o));
     struct stream_config cfg = {
             .spool_dir = fs->opt->spool_dir,
             .history_limit = fs->opt->history_limit,
-            .noun = "stream",
     };
-    struct word name = cmd->argv[0], v;
+    char err[COMMAND_ERR_LEN];
+    const struct engine *e;
     struct vm *vm = NULL;
-    char why[256];
-    size_t i;
+    size_t dlen;
     int rc;
 
-    for (i = 0; i < N_OPENS; i++)
-        if (word_is(name, open_table[i].name))
-            break;
-    if (i == N_OPENS) {
-        ctl_push_error(&sc->c,
-                       "unknown open command `%.*s` (expected tail_file, "
-                       "file_tail_stream, fd_stream, proc_stdout_stream, "
-                       "proc_stderr_stream, console or capture)",
-                       (int)(name.len > 64 ? 64 : name.len), name.p);
-        rc = -EINVAL;
-        goto fail;
-    }
-    if ((rc = take_options(sl, cmd)) < 0) {
+    if (!o) {
+        command_free(cmd);
+        free(cmd);
         ctl_push_error(&sc->c, "out of memory");
+        return -ENOMEM;
+    }
+    o->cmd = *cmd; /* the words point into cmd->buf, which moves too */
+    free(cmd);
+    if ((rc = engine_parse(&o->cmd, &o->req, err)) < 0) {
+        ctl_push_error(&sc->c, "%s", err);
         goto fail;
     }
-    if (cmd->argc < 2 || (open_table[i].kind == OPEN_TAIL && cmd->argc < 3)) {
-        ctl_push_error(&sc->c, "%s: missing argument (usage: %s)",
-                       open_table[i].name,
-                       open_table[i].kind == OPEN_TAIL      ? "KIND VM WHAT"
-                       : open_table[i].kind == OPEN_CONSOLE ? "console VM"
-                                                            : "capture IFACE");
-        rc = -EINVAL;
-        goto fail;
-    }
-    snprintf(sl->kind, sizeof(sl->kind), "%s", open_table[i].name);
-    switch (open_table[i].kind) {
-    case OPEN_TAIL:
-    case OPEN_CONSOLE:
-        vm = vm_find(fs, cmd->argv[1].p, cmd->argv[1].len);
-        if (!vm) {
-            ctl_push_error(&sc->c, "vm `%.*s`: %s",
-                           (int)(cmd->argv[1].len > 64 ? 64 : cmd->argv[1].len),
-                           cmd->argv[1].p, strerror(ENOENT));
-            rc = 0;
-            goto fail;
-        }
-        if (access_vm(vm, access_uid(req), why, sizeof(why)) < 0) {
-            ctl_push_error(&sc->c, "vm `%s`: %s (%s)", vm->name,
-                           strerror(EPERM), why);
-            rc = 0;
-            goto fail;
-        }
-        if (open_table[i].kind == OPEN_TAIL) {
-            sl->engine = &tail_engine;
-        } else {
-#if PROVIUM_HAVE_CONSOLE
-            sl->engine = &console_engine;
-#endif
-            if (!sl->engine || !vm->console) {
-                ctl_push_error(&sc->c, "console %s: %s", vm->name,
-                               sl->engine ? "the VM has no console= socket"
-                                          : "console not available in this "
-                                            "build");
-                rc = 0;
-                goto fail;
-            }
-            cfg.noun = "console";
-        }
-        break;
-    case OPEN_CAPTURE: {
-        char iface[64];
-        snprintf(iface, sizeof(iface), "%.*s",
-                 (int)(cmd->argv[1].len > 63 ? 63 : cmd->argv[1].len),
-                 cmd->argv[1].p);
-        for (vm = fs->vms; vm && !vm_has_nic(vm, iface); vm = vm->next)
-            ;
-        /* Without kind=: a VM's NIC, else what the interface is (the
-         * capture engine decides the same way, so info agrees). */
-#if PROVIUM_HAVE_CAPTURE
-        snprintf(sl->kind, sizeof(sl->kind), "%s_capture",
-                 vm ? "nic" : capture_iface_kind(iface));
-#else
-        snprintf(sl->kind, sizeof(sl->kind), "%s",
-                 vm ? "nic_capture" : "bridge_capture");
-#endif
-        for (int k = 2; k < cmd->argc; k++) {
-            if (word_option(cmd->argv[k], "kind", &v))
-                snprintf(sl->kind, sizeof(sl->kind), "%s",
-                         word_is(v, "nic") ? "nic_capture" : "bridge_capture");
-        }
-#if PROVIUM_HAVE_CAPTURE
-        sl->engine = &capture_engine;
-#endif
-        if (!sl->engine) {
-            ctl_push_error(&sc->c,
-                           "capture %s: capture not available in "
-                           "this build",
-                           iface);
-            rc = 0;
-            goto fail;
-        }
-        if (!access_privileged(fs, access_uid(req))) {
-            ctl_push_error(&sc->c,
-                           "capture %s: %s (captures need "
-                           "CAP_NET_RAW; only root may capture on a "
-                           "shared mount)",
-                           iface, strerror(EPERM));
-            rc = 0;
-            goto fail;
-        }
-        cfg.noun = "capture";
-        break;
-    }
-    }
-    if (!(sl->detail = open_detail(sl->kind, cmd))) {
+    e = o->req.e;
+    free(sl->site);
+    free(sl->test);
+    sl->site = sl->test = NULL;
+    if ((o->req.has_site && !(sl->site = word_dup(o->req.site))) ||
+        (o->req.has_test && !(sl->test = word_dup(o->req.test)))) {
         ctl_push_error(&sc->c, "out of memory");
         rc = -ENOMEM;
         goto fail;
     }
+    sl->keep = o->req.keep;
+    if (open_vm(sc, &o->req, access_uid(req), &vm) < 0) {
+        rc = 0;
+        goto fail;
+    }
+    o->req.vm_nic = e->ctx == ENGINE_CTX_NONE && vm;
+    sl->engine = e;
+    snprintf(sl->kind, sizeof(sl->kind), "%s", e->c.name);
+    dlen = engine_detail(&o->req, err, 0) + 1;
+    if (!(sl->detail = malloc(dlen))) {
+        ctl_push_error(&sc->c, "out of memory");
+        rc = -ENOMEM;
+        goto fail;
+    }
+    engine_detail(&o->req, sl->detail, dlen);
+    cfg.noun = e->noun;
     if ((rc = stream_new(fs->r, &cfg, &sl->s)) < 0) {
         ctl_push_error(&sc->c, "cannot create the stream's history in %s: %s",
                        fs->opt->spool_dir, strerror(-rc));
         goto fail;
     }
-    if (!(sl->open_entry = ctl_push(&sc->c))) {
+    if (!(sl->open_entry =
+                  ctl_push(&sc->c, sizeof(struct slot_call), open_drop))) {
         stream_unref(sl->s);
         sl->s = NULL;
         rc = -ENOMEM;
         goto fail;
     }
-    sl->open_entry->owner = sl;
-    sl->open_entry->cancel = open_cancel;
+    ((struct slot_call *)(void *)sl->open_entry)->sl = sl;
     sl->vm = vm;
     sl->state = SLOT_OPENING;
     sl->owner = sc;
     sl->owner_pid = fuse_req_ctx(req)->pid;
     sl->open_uid = access_uid(req);
-    sl->open_cmd = cmd;
+    sl->opening = o;
     reactor_timer_stop(fs->r, &sl->reclaim);
-    if (sl->engine == &tail_engine && !vm_agent_up(vm)) {
+    if (e->ctx == ENGINE_CTX_AGENT && !vm_agent_up(vm)) {
         vm_wait_up(vm, &sl->wait, agent_waited, sl);
         return 0;
     }
     return start_engine(sl);
 fail:
     slot_clear(sl);
-    command_free(cmd);
-    free(cmd);
+    open_free(o);
     return rc;
 }
 
 /* ---- the ctl file ------------------------------------------------ */
 
+/* The open command's entry goes: if it still ran, nobody waits for it. */
 static void
-open_cancel(struct ctl_entry *e)
+open_drop(struct ctl_entry *e, bool running)
 {
-    struct slot *sl = e->owner;
+    struct slot *sl = ((struct slot_call *)(void *)e)->sl;
 
-    sl->open_entry = NULL;
+    if (running)
+        sl->open_entry = NULL;
 }
 
 static void
@@ -680,17 +632,18 @@ close_cb(struct reactor *r, void *arg)
 static void
 op_done(struct stream *s, struct reply *rp, void *arg)
 {
-    struct ctl_entry *e = arg;
-    struct slot *sl = e->owner;
+    struct slot_call *call = arg;
+    struct slot *sl = call->sl;
 
     /* The stream closes itself right after answering `close`; the slot
      * follows on the next turn, outside the stream's own code. */
-    if (e->kind == STREAM_OP_CLOSE && !sl->gone) {
+    if (call->kind == STREAM_OP_CLOSE && !sl->gone) {
         sl->refs++;
         if (reactor_defer(sl->fs->r, close_cb, sl) < 0)
             sl->refs--;
     }
-    ctl_done(e, rp);
+    call->op = NULL;
+    ctl_done(&call->e, rp);
 }
 
 /* A `close` whose writer went away: the slot goes when it has run. */
@@ -705,113 +658,106 @@ close_detached(struct stream *s, struct reply *rp, void *arg)
 }
 
 static void
-op_cancel(struct ctl_entry *e)
+op_drop(struct ctl_entry *e, bool running)
 {
-    struct slot *sl = e->owner;
+    struct slot_call *call = (struct slot_call *)(void *)e;
 
+    if (!running)
+        return;
     /* `echo close > streams/N/ctl` releases the file right after the
      * write, usually before the op's turn: a close still happens (in its
      * turn), only its reply has no reader. Other ops are withdrawn. */
-    if (e->kind == STREAM_OP_CLOSE) {
-        sl->refs++;
-        stream_op_redirect(e->op, close_detached, sl);
+    if (call->kind == STREAM_OP_CLOSE) {
+        call->sl->refs++;
+        stream_op_redirect(call->op, close_detached, call->sl);
         return;
     }
-    stream_op_cancel(e->op);
+    stream_op_cancel(call->op);
 }
 
-int
-sctl_open(struct slot *sl, struct sctl **out)
-{
-    struct sctl *sc = calloc(1, sizeof(*sc));
-
-    if (!sc)
-        return -ENOMEM;
-    ctl_init(&sc->c, sl->fs, state_line, sc);
-    sc->sl = sl;
-    sl->refs++;
-    *out = sc;
-    return 0;
-}
-
-struct ctl *
-sctl_ctl(struct sctl *sc)
-{
-    return &sc->c;
-}
-
-int
-sctl_write(struct sctl *sc, fuse_req_t req, const char *buf, size_t len)
+/* A stream op (SPEC §5.2), parsed by the ops' command table (stream.c). */
+static int
+slot_op(struct slot_ctl *sc, struct command *cmd)
 {
     struct slot *sl = sc->sl;
-    struct command *cmd = malloc(sizeof(*cmd));
     struct stream_op_spec spec;
-    struct ctl_entry *e;
+    struct slot_call *call;
     char err[COMMAND_ERR_LEN];
     int rc;
 
-    if (!cmd)
-        return -ENOMEM;
-    if ((rc = command_parse(cmd, buf, len, err)) < 0) {
-        free(cmd);
+    if ((rc = stream_op_parse(cmd, &spec, err)) < 0) {
         ctl_push_error(&sc->c, "%s", err);
         return rc;
     }
+    call = (struct slot_call *)(void *)ctl_push(&sc->c, sizeof(*call), op_drop);
+    if (!call)
+        return -ENOMEM;
+    call->sl = sl;
+    call->kind = spec.kind;
+    if ((rc = stream_op_submit(sl->s, &spec, op_done, call, &call->op)) < 0) {
+        struct reply *rp = NULL;
+        reply_new_fmt(REPLY_ERROR, &rp, "%s", strerror(-rc));
+        ctl_done(&call->e, rp);
+    }
+    return 0;
+}
+
+static int
+slot_ctl_write(struct ctl *c, fuse_req_t req, struct command *cmd)
+{
+    struct slot_ctl *sc = (struct slot_ctl *)(void *)c;
+    struct slot *sl = sc->sl;
+    int rc;
+
     if (cmd->argc == 0) {
         rc = -EINVAL;
-        ctl_push_error(&sc->c, "empty command");
-        goto out;
-    }
-    if (!sl->s) {
-        if (sl->gone) {
-            struct reply *rp = NULL;
-            reply_new_fmt(REPLY_CLOSED, &rp, "stream closed");
-            ctl_push_reply(&sc->c, rp);
-            rc = 0;
-            goto out;
-        }
+        ctl_push_error(c, "empty command");
+    } else if (!sl->s && sl->gone) {
+        struct reply *rp = NULL;
+        reply_new_fmt(REPLY_CLOSED, &rp, "stream closed");
+        ctl_push_reply(c, rp);
+        rc = 0;
+    } else if (!sl->s) {
         sl->refs++;
         rc = slot_open(sc, req, cmd); /* takes cmd */
         slot_unref(sl);
         return rc;
+    } else {
+        rc = slot_op(sc, cmd);
     }
-    if ((rc = stream_op_parse(cmd, &spec, err)) < 0) {
-        ctl_push_error(&sc->c, "%s", err);
-        goto out;
-    }
-    if (!(e = ctl_push(&sc->c))) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    e->owner = sl;
-    e->kind = spec.kind;
-    e->cancel = op_cancel;
-    if ((rc = stream_op_submit(sl->s, &spec, op_done, e, &e->op)) < 0) {
-        struct reply *rp = NULL;
-        reply_new_fmt(REPLY_ERROR, &rp, "%s", strerror(-rc));
-        ctl_done(e, rp);
-    }
-    rc = 0;
-out:
     command_free(cmd);
     free(cmd);
     return rc;
 }
 
-void
-sctl_free(struct sctl *sc)
+static void
+slot_ctl_release(struct ctl *c)
 {
-    struct slot *sl;
+    struct slot_ctl *sc = (struct slot_ctl *)(void *)c;
+    struct slot *sl = sc->sl;
 
-    if (!sc)
-        return;
-    sl = sc->sl;
-    ctl_fini(&sc->c);
     if (sl->owner == sc) {
         sl->owner = NULL;
         if (!sl->keep)
             slot_close(sl);
     }
     slot_unref(sl);
-    free(sc);
+}
+
+static const struct ctl_type slot_ctl_type = {
+        .write = slot_ctl_write,
+        .text = state_line,
+        .release = slot_ctl_release,
+};
+
+int
+slot_ctl_open(struct slot *sl, struct file *f)
+{
+    struct slot_ctl *sc = ctl_open(f, sl->fs, &slot_ctl_type, sizeof(*sc));
+
+    if (!sc)
+        return -ENOMEM;
+    sc->sl = sl;
+    sl->refs++;
+    return 0;
 }

@@ -135,9 +135,8 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
 {
     struct vm *vm = NULL;
     struct slot *sl = NULL;
-    struct proc *p = NULL;
+    struct vmproc *p = NULL;
     struct stream *s;
-    size_t len;
 
     memset(st, 0, sizeof(*st));
     st->st_uid = fs->uid;
@@ -145,7 +144,8 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
     st->st_atime = st->st_mtime = st->st_ctime = fs->started;
     if (n.node >= N_VM && n.node <= N_PROC_STDERR && !(vm = vm_by_id(fs, n.a)))
         return -ENOENT;
-    if (n.node >= N_PROC && n.node <= N_PROC_STDERR && !(p = vm_proc(vm, n.b)))
+    if (n.node >= N_PROC && n.node <= N_PROC_STDERR &&
+        !(p = procs_find(vm, n.b)))
         return -ENOENT;
     if (n.node >= N_S && n.node <= N_S_INFO) {
         if (!(sl = slot_find(fs, n.b)))
@@ -180,26 +180,21 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
         set_mode(st, S_IFREG | 0600, 0);
         break;
     case N_VM_CONSOLE:
-#if PROVIUM_HAVE_CONSOLE
         set_mode(st, S_IFREG | 0600,
                  vm->console ? (off_t)console_size(vm->console) : 0);
-#else
-        set_mode(st, S_IFREG | 0600, 0);
-#endif
         break;
     case N_VM_STREAMS:
         set_mode(st, S_IFREG | 0444, text_size(gen_vm_streams, vm, fs));
         break;
     case N_PROC_STATUS:
-        set_mode(st, S_IFREG | 0400, (off_t)vm_proc_status(p, fs->buf, 64));
+        set_mode(st, S_IFREG | 0400, (off_t)procs_status(p, fs->buf, 64));
         break;
     case N_PROC_CMDLINE:
-        vm_proc_cmdline(p, &len);
-        set_mode(st, S_IFREG | 0400, (off_t)len);
+        set_mode(st, S_IFREG | 0400, (off_t)p->cmdlen);
         break;
     case N_PROC_STDOUT:
     case N_PROC_STDERR:
-        s = vm_proc_output(p, n.node == N_PROC_STDOUT ? 1 : 2);
+        s = p->out[n.node == N_PROC_STDOUT ? 0 : 1];
         set_mode(st, S_IFREG | 0400, s ? (off_t)stream_size(s) : 0);
         break;
     case N_S:
@@ -430,10 +425,10 @@ dir_build(fuse_req_t req, struct ino n, struct dirbuf *d)
         return dir_names(req, d, vm_names, n);
     case N_VM_PROCS: {
         struct vm *vm = vm_by_id(fs, n.a);
-        for (struct proc *p = vm_proc_next(vm, NULL); p && rc == 0;
-             p = vm_proc_next(vm, p)) {
-            snprintf(num, sizeof(num), "%" PRIu64, vm_proc_id(p));
-            rc = dir_add(req, d, num, (struct ino){N_PROC, n.a, vm_proc_id(p)});
+        for (struct vmproc *p = procs_next(vm, NULL); p && rc == 0;
+             p = procs_next(vm, p)) {
+            snprintf(num, sizeof(num), "%" PRIu64, p->n);
+            rc = dir_add(req, d, num, (struct ino){N_PROC, n.a, p->n});
         }
         return rc;
     }

@@ -166,7 +166,7 @@ agent_state(struct agent_client *c, void *arg)
 
     switch (agent_client_state(c)) {
     case AGENT_UP:
-        vm_session(vm); /* before anyone uses an id of the new session */
+        procs_session(vm); /* before anyone uses an id of the new session */
         wake_waiters(vm, 0, NULL);
         break;
     case AGENT_DEAD:
@@ -241,7 +241,7 @@ agent_event(struct agent_client *c, const char *msg, void *arg)
 {
     struct vm *vm = arg;
 
-    fs_log("vm `%s`: %s", vm->name, msg);
+    log_warn("vm `%s`: %s", vm->name, msg);
 }
 
 static void
@@ -405,7 +405,6 @@ vm_add(struct fs *fs, const struct command *cmd, int argi, uid_t uid, char *err)
                  vm->endpoint, strerror(-rc));
         goto fail;
     }
-#if PROVIUM_HAVE_CONSOLE
     if (vm->console_path &&
         (rc = console_new(fs->r, vm->console_path, fs->opt->spool_dir,
                           &vm->console)) < 0) {
@@ -413,7 +412,6 @@ vm_add(struct fs *fs, const struct command *cmd, int argi, uid_t uid, char *err)
                  vm->console_path, strerror(-rc));
         goto fail;
     }
-#endif
     vm->id = ++fs->next_vm_id;
     vm_register(fs, vm);
     return 0;
@@ -448,7 +446,7 @@ vm_stopped(struct vm *vm)
 
     reactor_timer_stop(fs->r, &vm->stop_timer);
     stopping_unlink(vm);
-    vm_procs_free(vm);
+    procs_free_all(vm);
     agent_client_free(vm->agent);
     vm->agent = NULL;
     if (fs->stopping && !fs->vms_stopping)
@@ -470,25 +468,25 @@ static void
 stop_step(struct reactor *r, void *arg)
 {
     struct vm *vm = arg;
-    bool procs = vm_agent_up(vm) && vm_procs_running(vm) > 0;
+    bool procs = vm_agent_up(vm) && procs_running(vm) > 0;
 
     reactor_timer_stop(r, &vm->stop_timer);
     if (vm->stop_phase == 0 && procs && !vm->host) {
         /* The host VM's agent ends everything it started when stopped;
          * a guest's agent outlives us, so ask it. */
         vm->stop_phase = STOP_TERM;
-        vm_procs_signal(vm, SIGTERM);
+        procs_signal(vm, SIGTERM);
         reactor_timer_start(r, &vm->stop_timer, clock_now() + VM_KILL_GRACE,
                             stop_step, vm);
         return;
     }
     if (vm->stop_phase == STOP_TERM && procs) {
         vm->stop_phase = STOP_KILL;
-        fs_log("vm `%s`: %zu process(es) still running %llus after SIGTERM: "
-               "SIGKILL",
-               vm->name, vm_procs_running(vm),
-               (unsigned long long)(VM_KILL_GRACE / USEC_PER_SEC));
-        vm_procs_signal(vm, SIGKILL);
+        log_warn("vm `%s`: %zu process(es) still running %llus after SIGTERM: "
+                 "SIGKILL",
+                 vm->name, procs_running(vm),
+                 (unsigned long long)(VM_KILL_GRACE / USEC_PER_SEC));
+        procs_signal(vm, SIGKILL);
         reactor_timer_start(r, &vm->stop_timer, clock_now() + VM_KILL_WAIT,
                             stop_step, vm);
         return;
@@ -503,7 +501,7 @@ vm_proc_exited(struct vm *vm)
 {
     if (vm->gone &&
         (vm->stop_phase == STOP_TERM || vm->stop_phase == STOP_KILL) &&
-        vm_procs_running(vm) == 0)
+        procs_running(vm) == 0)
         reactor_timer_start(vm->fs->r, &vm->stop_timer, 0, stop_step, vm);
 }
 
@@ -528,9 +526,7 @@ vm_del(struct vm *vm)
     slot_close_all(fs, vm);
     snprintf(msg, sizeof(msg), "vm `%s` was removed", vm->name);
     wake_waiters(vm, -ENOTCONN, msg);
-#if PROVIUM_HAVE_CONSOLE
     console_free(vm->console);
-#endif
     vm->console = NULL;
     stop_step(fs->r, vm);
 }
@@ -548,8 +544,8 @@ vm_stop_now(struct fs *fs)
 {
     while (fs->vms_stopping) {
         struct vm *vm = fs->vms_stopping;
-        fs_log("vm `%s`: removal still under way at exit; ending it now",
-               vm->name);
+        log_warn("vm `%s`: removal still under way at exit; ending it now",
+                 vm->name);
         vm_stopped(vm);
     }
 }
@@ -574,30 +570,28 @@ vm_info(struct vm *vm, char *buf, size_t len)
 {
     buf[0] = 0;
     text_keyval(buf, len, "name", vm->name);
-    fs_appendf(buf, len, "id: %" PRIu64 "\n", vm->id);
+    text_appendf(buf, len, "id: %" PRIu64 "\n", vm->id);
     if (vm->agent)
         agent_client_info(vm->agent, buf, len);
-#if PROVIUM_HAVE_CONSOLE
-    if (vm->console)
+    if (vm->console) {
         console_info(vm->console, buf, len);
-    else
-#endif
-    {
+    } else {
+        /* No console=, or the VM was removed (its console went first). */
         text_keyval(buf, len, "console",
                     vm->console_path ? vm->console_path : "none");
-        fs_appendf(buf, len, "console_state: %s\n",
-                   vm->console_path ? "unavailable" : "none");
+        text_appendf(buf, len, "console_state: %s\n",
+                     vm->console_path ? "unavailable" : "none");
     }
-    fs_appendf(buf, len, "nics:");
+    text_appendf(buf, len, "nics:");
     for (size_t i = 0; i < vm->nnics; i++) {
-        fs_appendf(buf, len, " ");
+        text_appendf(buf, len, " ");
         text_append(buf, len, vm->nics[i]);
     }
-    fs_appendf(buf, len, "\nusers:");
+    text_appendf(buf, len, "\nusers:");
     for (size_t i = 0; i < vm->nusers; i++)
-        fs_appendf(buf, len, "%s%u", i ? "," : " ", (unsigned)vm->users[i]);
-    fs_appendf(buf, len, "\nstreams: %u\nprocs: %zu\nhandles: %u\n",
-               vm_live_streams(vm), vm->nprocs, vm->handles);
+        text_appendf(buf, len, "%s%u", i ? "," : " ", (unsigned)vm->users[i]);
+    text_appendf(buf, len, "\nstreams: %u\nprocs: %zu\nhandles: %u\n",
+                 vm_live_streams(vm), vm->nprocs, vm->handles);
     return strnlen(buf, len);
 }
 
@@ -614,9 +608,9 @@ describe_for(struct slot *sl, uid_t uid, bool all, char *buf, size_t len)
     if (all || access_slot_text(sl, uid))
         slot_describe(sl, buf + at, len - at - 1);
     else
-        fs_appendf(buf, len, "%s(<hidden>) of uid %u", sl->kind,
-                   (unsigned)sl->uid);
-    fs_appendf(buf, len, "\n");
+        text_appendf(buf, len, "%s(<hidden>) of uid %u", sl->kind,
+                     (unsigned)sl->uid);
+    text_appendf(buf, len, "\n");
 }
 
 static size_t
@@ -630,7 +624,7 @@ streams_text(struct vm *vm, uid_t uid, bool all, const char *indent, char *buf,
         if (sl->vm != vm || sl->state == SLOT_EMPTY ||
             strnlen(buf, len) + 8 >= len)
             continue;
-        fs_appendf(buf, len, "%s", indent);
+        text_appendf(buf, len, "%s", indent);
         describe_for(sl, uid, all, buf, len);
     }
     return strnlen(buf, len);
@@ -653,11 +647,11 @@ vm_quiesce_text(struct vm *vm, char *buf, size_t len)
     buf[0] = 0;
     if (n == 0 && vm->handles == 0)
         return 0;
-    fs_appendf(buf, len,
-               "vm:snapshot() failed for `%s`: %u open file handle(s), %u "
-               "open stream(s)\n",
-               vm->name, vm->handles, n);
+    text_appendf(buf, len,
+                 "vm:snapshot() failed for `%s`: %u open file handle(s), %u "
+                 "open stream(s)\n",
+                 vm->name, vm->handles, n);
     streams_text(vm, 0, true, "  - ", buf, len);
-    fs_appendf(buf, len, "  Close streams before snapshotting.");
+    text_appendf(buf, len, "  Close streams before snapshotting.");
     return strnlen(buf, len);
 }

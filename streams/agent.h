@@ -209,13 +209,10 @@ int agent_client_stat(struct agent_client *c, const char *path,
 /* ------------------------------------------------------------------ */
 
 /*
- * open() reads cmd->argv[argi - 1] as the open command's name and
- * cmd->argv[argi] as the VM name (the caller has resolved it into ctx);
- * then PATH / HANDLE / PROC and the options:
+ * Opens from engine.c's request: the path (ENGINE_WHAT_PATH) or the
+ * agent's id of a handle or process, and the options
  *   start=end|beginning|start|N|-N    (tail_file, file_tail_stream)
  *   follow=name|descriptor            (same; default name, like tail -F)
- * site=, test= and keep are the core's and skipped here. HANDLE and PROC
- * are "N" or "file#N" / "proc#N".
  */
 extern const struct engine_ops tail_engine;
 

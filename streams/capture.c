@@ -17,10 +17,12 @@
  * starve the rest of the daemon (the reactor is level triggered: what is
  * left wakes it again).
  *
- * Engine ctx: unused (the reactor is the stream's). The fs layer creates
- * capture streams with
- * stream_config.noun = "capture" so that ops say "capture EOF" /
- * "capture closed".
+ * Engine ctx: unused (the reactor is the stream's). Capture streams are
+ * created with stream_config.noun = "capture" (engine.c's table says so)
+ * so that ops say "capture EOF" / "capture closed". The stream's kind,
+ * bridge_capture or nic_capture, is decided here alone (kind=, else a
+ * VM's NIC, else what the kernel's driver says) and read back by the
+ * daemon through the ops' kind().
  *
  * The live-capture table counts, per interface name, the handles open
  * now: a capture counts from its open until its stop (close) or the end
@@ -59,7 +61,8 @@ struct capture {
     bool counted; /* holds one count in the live table */
     bool failed;  /* stream_append refused a record: stop */
     char iface[IFNAMSIZ];
-    char kind[8];
+    char kind[8];         /* bridge or nic */
+    char stream_kind[16]; /* bridge_capture or nic_capture */
     char filter[CAPTURE_FILTER_MAX];
     int snaplen;
     int linktype;
@@ -266,10 +269,11 @@ activate_errno(int status)
     }
 }
 
-/* Asked through ethtool on a socket rather than /sys/class/net, which
+/* "bridge" if the kernel's driver for iface is the bridge, else "nic".
+ * Asked through ethtool on a socket rather than /sys/class/net, which
  * shows the namespace sysfs was mounted in, not the caller's. */
-const char *
-capture_iface_kind(const char *iface)
+static const char *
+iface_kind(const char *iface)
 {
     struct ethtool_drvinfo info = {.cmd = ETHTOOL_GDRVINFO};
     struct ifreq ifr = {0};
@@ -286,16 +290,24 @@ capture_iface_kind(const char *iface)
     return bridge ? "bridge" : "nic";
 }
 
+/* The interface and the options into c: the capture engine's parser
+ * (check and open both run it). */
 static int
-parse_options(const struct command *cmd, int argi, struct capture *c, char *err)
+capture_parse(const struct engine_req *req, struct capture *c, char *err)
 {
+    struct word name = req->target;
     char num[16], *end;
 
-    for (int i = argi + 1; i < cmd->argc; i++) {
-        struct word w = cmd->argv[i], v;
-        if (word_option(w, "site", &v) || word_option(w, "test", &v) ||
-            word_is(w, "keep"))
-            continue; /* the core's */
+    c->snaplen = CAPTURE_DEFAULT_SNAPLEN;
+    if (!word_cstr(name, c->iface, sizeof(c->iface)) ||
+        memchr(name.p, '/', name.len)) {
+        snprintf(err, COMMAND_ERR_LEN,
+                 "capture: bad interface name `%.*s` (1 to %d bytes)",
+                 (int)(name.len > 32 ? 32 : name.len), name.p, IFNAMSIZ - 1);
+        return -EINVAL;
+    }
+    for (int i = 0; i < req->nopts; i++) {
+        struct word w = req->opts[i], v;
         if (word_option(w, "kind", &v)) {
             if (!word_is(v, "bridge") && !word_is(v, "nic")) {
                 snprintf(err, COMMAND_ERR_LEN, "kind: expected bridge or nic");
@@ -334,6 +346,14 @@ parse_options(const struct command *cmd, int argi, struct capture *c, char *err)
         }
     }
     return 0;
+}
+
+static int
+capture_check(const struct engine_req *req, char *err)
+{
+    struct capture c = {0};
+
+    return capture_parse(req, &c, err);
 }
 
 /* Activate the handle with the options; on failure a message naming the
@@ -411,19 +431,13 @@ capture_start(struct capture *c, char *err)
 static void capture_stop(void *state);
 
 static int
-capture_open(struct stream *s, void *ctx, const struct command *cmd, int argi,
+capture_open(struct stream *s, void *ctx, const struct engine_req *req,
              engine_opened_fn *opened, void *arg, void **state, char *err)
 {
     unsigned char header[PCAP_FILE_HEADER_LEN];
     struct capture *c;
     int rc;
 
-    if (argi < 1 || argi >= cmd->argc) {
-        snprintf(err, COMMAND_ERR_LEN,
-                 "usage: capture IFACE [kind=bridge|nic] [snaplen=N] "
-                 "[filter=BPF]");
-        return -EINVAL;
-    }
     if (!(c = calloc(1, sizeof(*c)))) {
         snprintf(err, COMMAND_ERR_LEN, "out of memory");
         return -ENOMEM;
@@ -431,20 +445,12 @@ capture_open(struct stream *s, void *ctx, const struct command *cmd, int argi,
     c->s = s;
     c->r = stream_reactor(s);
     c->fd = -1;
-    c->snaplen = CAPTURE_DEFAULT_SNAPLEN;
-    struct word name = cmd->argv[argi];
-    if (!word_cstr(name, c->iface, sizeof(c->iface)) ||
-        memchr(name.p, '/', name.len)) {
-        snprintf(err, COMMAND_ERR_LEN,
-                 "capture: bad interface name `%.*s` (1 to %d bytes)",
-                 (int)(name.len > 32 ? 32 : name.len), name.p, IFNAMSIZ - 1);
-        rc = -EINVAL;
-        goto fail;
-    }
-    if ((rc = parse_options(cmd, argi, c, err)) < 0)
+    if ((rc = capture_parse(req, c, err)) < 0)
         goto fail;
     if (!c->kind[0])
-        snprintf(c->kind, sizeof(c->kind), "%s", capture_iface_kind(c->iface));
+        snprintf(c->kind, sizeof(c->kind), "%s",
+                 req->vm_nic ? "nic" : iface_kind(c->iface));
+    snprintf(c->stream_kind, sizeof(c->stream_kind), "%s_capture", c->kind);
     if ((rc = capture_start(c, err)) < 0)
         goto fail;
     if (!(c->rec = malloc(PCAP_RECORD_HEADER_LEN + (size_t)c->snaplen))) {
@@ -525,9 +531,19 @@ capture_info(void *state, char *buf, size_t len)
         text_keyval(buf, len, "capture_filter", c->filter);
 }
 
+static const char *
+capture_kind(const void *state)
+{
+    const struct capture *c = state;
+
+    return c->stream_kind;
+}
+
 const struct engine_ops capture_engine = {
         .name = "capture",
+        .check = capture_check,
         .open = capture_open,
         .stop = capture_stop,
         .info = capture_info,
+        .kind = capture_kind,
 };

@@ -289,6 +289,147 @@ word_option(struct word w, const char *key, struct word *value)
     return true;
 }
 
+bool
+word_u64(struct word w, const char *prefix, uint64_t *v)
+{
+    char buf[32], *end;
+    size_t plen = prefix ? strlen(prefix) : 0;
+    const char *p = buf;
+
+    if (!word_cstr(w, buf, sizeof(buf)))
+        return false;
+    if (prefix && strncmp(buf, prefix, plen) == 0 && buf[plen] == '#')
+        p += plen + 1;
+    if (*p < '0' || *p > '9')
+        return false;
+    errno = 0;
+    *v = strtoull(p, &end, 10);
+    return !*end && errno == 0;
+}
+
+/* ---- command tables ---- */
+
+/* The table's i-th entry. */
+static const struct command_entry *
+entry_at(const void *table, size_t stride, size_t i)
+{
+    return (const struct command_entry *)(const void *)((const char *)table +
+                                                        i * stride);
+}
+
+/* How many words of cmd e's name takes (0: e does not match). */
+static int
+entry_match(const struct command_entry *e, const struct command *cmd)
+{
+    const char *sp = strchr(e->name, ' ');
+
+    if (!sp)
+        return cmd->argc >= 1 && word_is(cmd->argv[0], e->name) ? 1 : 0;
+    /* Two words: "vm add". */
+    return cmd->argc >= 2 && (size_t)(sp - e->name) == cmd->argv[0].len &&
+                           memcmp(e->name, cmd->argv[0].p, cmd->argv[0].len) ==
+                                   0 &&
+                           word_is(cmd->argv[1], sp + 1)
+                   ? 2
+                   : 0;
+}
+
+size_t
+command_quote(struct word w, size_t max, char *buf, size_t size)
+{
+    size_t o = 0, n = w.len < max ? w.len : max;
+
+    for (size_t i = 0; i < n && o + 5 < size; i++) {
+        unsigned char c = (unsigned char)w.p[i];
+        switch (c) {
+        case '\n':
+            buf[o++] = '\\';
+            buf[o++] = 'n';
+            break;
+        case '\r':
+            buf[o++] = '\\';
+            buf[o++] = 'r';
+            break;
+        case '\t':
+            buf[o++] = '\\';
+            buf[o++] = 't';
+            break;
+        case '\\':
+            buf[o++] = '\\';
+            buf[o++] = '\\';
+            break;
+        default:
+            if (c >= 0x20 && c < 0x7f)
+                buf[o++] = (char)c;
+            else
+                o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
+        }
+    }
+    if (size)
+        buf[o < size ? o : size - 1] = '\0';
+    return o;
+}
+
+size_t
+command_names(const void *table, size_t n, size_t stride, char *buf, size_t len)
+{
+    size_t o = 0;
+
+    if (len)
+        buf[0] = '\0';
+    for (size_t i = 0; i < n && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s",
+                              i == 0       ? ""
+                              : i + 1 == n ? " or "
+                                           : ", ",
+                              entry_at(table, stride, i)->name);
+    return o;
+}
+
+void
+command_usage(const struct command_entry *e, const char *problem, char *err)
+{
+    snprintf(err, COMMAND_ERR_LEN, "%s: %s (usage: %s)", e->name, problem,
+             e->usage);
+}
+
+int
+command_lookup(const void *table, size_t n, size_t stride,
+               const struct command *cmd, const char *what,
+               const struct command_entry **out, int *argi, char *err)
+{
+    char list[160], word[80], msg[COMMAND_ERR_LEN + 320];
+    size_t len;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct command_entry *e = entry_at(table, stride, i);
+        int words = entry_match(e, cmd), args = cmd->argc - words;
+        if (!words)
+            continue;
+        *out = e;
+        *argi = words;
+        if (args < e->min) {
+            command_usage(e, e->missing ? e->missing : "missing argument", err);
+            return -EINVAL;
+        }
+        if (e->max >= 0 && args > e->max) {
+            command_usage(e, "too many arguments", err);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    *out = NULL;
+    command_quote(cmd->argc ? cmd->argv[0] : (struct word){"", 0}, 64, word,
+                  sizeof(word));
+    command_names(table, n, stride, list, sizeof(list));
+    snprintf(msg, sizeof(msg), "unknown %s command `%s` (expected %s)", what,
+             word, list);
+    len = strnlen(msg, COMMAND_ERR_LEN - 1); /* cut to fit, as before */
+    memcpy(err, msg, len);
+    err[len] = '\0';
+    return -ENOENT;
+}
+
 /* ---- durations ---- */
 
 /* Render w for a message: printable ASCII as is, other bytes as \xHH, cut

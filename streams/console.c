@@ -22,8 +22,8 @@
  * an error (the VM may not have started). A stream opened while the
  * console is disconnected is attached to the next session.
  *
- * Streams must be created with stream_config.noun = "console" (the fs
- * layer does this for the `console` open command): the stream core builds
+ * Streams must be created with stream_config.noun = "console" (engine.c's
+ * table says so for the `console` open command): the stream core builds
  * the `console EOF` / `console closed` messages of SPEC §7 from the noun.
  *
  * Writes (console_write, the vms/<name>/console file) go on the same
@@ -508,35 +508,19 @@ replay_history(struct console *c, struct stream *s)
     return 0;
 }
 
-/*
- * open: cmd->argv[argi - 1] is "console", cmd->argv[argi] the VM name
- * (already resolved by the caller into ctx, the VM's console); then
- * start=beginning|end and the core's site=, test=, keep.
- */
+/* start=beginning|end into *from_end: the console engine's option
+ * parser (check and open both run it). */
 static int
-console_open(struct stream *s, void *ctx, const struct command *cmd, int argi,
-             engine_opened_fn *opened, void *arg, void **state, char *err)
+console_parse(const struct engine_req *req, bool *from_end, char *err)
 {
-    struct console *c = ctx;
-    struct console_stream *cs;
-    bool from_end = false;
-    int rc;
-
-    if (!c || argi < 1 || argi >= cmd->argc) {
-        snprintf(err, COMMAND_ERR_LEN,
-                 "usage: console VM [start=beginning|end]");
-        return -EINVAL;
-    }
-    for (int i = argi + 1; i < cmd->argc; i++) {
-        struct word w = cmd->argv[i], v;
-        if (word_option(w, "site", &v) || word_option(w, "test", &v) ||
-            word_is(w, "keep"))
-            continue;
+    *from_end = false;
+    for (int i = 0; i < req->nopts; i++) {
+        struct word w = req->opts[i], v;
         if (word_option(w, "start", &v) && word_is(v, "end")) {
-            from_end = true;
+            *from_end = true;
         } else if (word_option(w, "start", &v) &&
                    (word_is(v, "beginning") || word_is(v, "start"))) {
-            from_end = false;
+            *from_end = false;
         } else if (word_option(w, "start", &v)) {
             snprintf(err, COMMAND_ERR_LEN,
                      "start: expected beginning or end (got `%.*s`)",
@@ -548,6 +532,35 @@ console_open(struct stream *s, void *ctx, const struct command *cmd, int argi,
             return -EINVAL;
         }
     }
+    return 0;
+}
+
+static int
+console_check(const struct engine_req *req, char *err)
+{
+    bool from_end;
+
+    return console_parse(req, &from_end, err);
+}
+
+/* open: req->target is the VM's name (the caller resolved it into ctx,
+ * the VM's console). */
+static int
+console_open(struct stream *s, void *ctx, const struct engine_req *req,
+             engine_opened_fn *opened, void *arg, void **state, char *err)
+{
+    struct console *c = ctx;
+    struct console_stream *cs;
+    bool from_end;
+    int rc;
+
+    if (!c) {
+        snprintf(err, COMMAND_ERR_LEN,
+                 "usage: console VM [start=beginning|end]");
+        return -EINVAL;
+    }
+    if ((rc = console_parse(req, &from_end, err)) < 0)
+        return rc;
     if (!(cs = calloc(1, sizeof *cs))) {
         snprintf(err, COMMAND_ERR_LEN, "out of memory");
         return -ENOMEM;
@@ -555,9 +568,9 @@ console_open(struct stream *s, void *ctx, const struct command *cmd, int argi,
     cs->s = s;
     cs->from_end = from_end;
     snprintf(cs->vm, sizeof cs->vm, "%.*s",
-             (int)(cmd->argv[argi].len < sizeof cs->vm ? cmd->argv[argi].len
-                                                       : sizeof cs->vm - 1),
-             cmd->argv[argi].p);
+             (int)(req->target.len < sizeof cs->vm ? req->target.len
+                                                   : sizeof cs->vm - 1),
+             req->target.p);
     cs->start = from_end ? spool_size(c->hist) : 0;
     if (!from_end) {
         rc = replay_history(c, s);
@@ -612,6 +625,7 @@ console_stream_info(void *state, char *buf, size_t len)
 
 const struct engine_ops console_engine = {
         .name = "console",
+        .check = console_check,
         .open = console_open,
         .stop = console_stop,
         .info = console_stream_info,

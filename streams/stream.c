@@ -675,77 +675,100 @@ stream_run(struct stream *s)
 
 /* ---- ops --------------------------------------------------------- */
 
-static const struct {
-    const char *name;
+/*
+ * The stream ops of SPEC §5.2 as a command table (command.c): each entry
+ * is the command's name, argument counts and usage, its kind, its default
+ * timeout, and the parser of its arguments. An op with other arguments
+ * (a pattern list, flags before the pattern) is one entry and one parser.
+ */
+struct op_entry;
+typedef int op_args_fn(const struct op_entry *op, const struct command *cmd,
+                       int argi, struct stream_op_spec *spec, char *err);
+
+struct op_entry {
+    struct command_entry c;
     enum stream_op_kind kind;
-    bool pattern;
-    bool timeout;
     uint64_t default_timeout;
-} op_table[] = {
-    {"next", STREAM_OP_NEXT, false, true, STREAM_DEFAULT_NEXT_TIMEOUT},
-    {"read_until", STREAM_OP_READ_UNTIL, true, true,
-     STREAM_DEFAULT_UNTIL_TIMEOUT},
-    {"expect", STREAM_OP_EXPECT, true, true, STREAM_DEFAULT_UNTIL_TIMEOUT},
-    {"drain", STREAM_OP_DRAIN, false, true, STREAM_DEFAULT_DRAIN_TIMEOUT},
-    {"eof", STREAM_OP_EOF, false, false, 0},
-    {"close", STREAM_OP_CLOSE, false, false, 0},
+    op_args_fn *args; /* NULL: the op takes none */
 };
+
+/* [T]: the op's timeout. */
+static int
+args_timeout(const struct op_entry *op, const struct command *cmd, int argi,
+             struct stream_op_spec *spec, char *err)
+{
+    return argi < cmd->argc
+                   ? duration_parse(cmd->argv[argi], &spec->timeout, err)
+                   : 0;
+}
+
+/* P [T]: a literal pattern (pointing into cmd), then the timeout. */
+static int
+args_pattern(const struct op_entry *op, const struct command *cmd, int argi,
+             struct stream_op_spec *spec, char *err)
+{
+    struct word p = cmd->argv[argi];
+
+    if (p.len > MATCH_MAX_PATTERN) {
+        snprintf(err, COMMAND_ERR_LEN,
+                 "%s: pattern too long (%zu bytes, at most %d)", op->c.name,
+                 p.len, MATCH_MAX_PATTERN);
+        return -EINVAL;
+    }
+    spec->pattern = p.p;
+    spec->pattern_len = p.len;
+    return args_timeout(op, cmd, argi + 1, spec, err);
+}
+
+static const struct op_entry op_table[] = {
+        {{"next", 0, 1, "next [T]", NULL},
+         STREAM_OP_NEXT,
+         STREAM_DEFAULT_NEXT_TIMEOUT,
+         args_timeout},
+        {{"read_until", 1, 2, "read_until P [T]", "missing pattern"},
+         STREAM_OP_READ_UNTIL,
+         STREAM_DEFAULT_UNTIL_TIMEOUT,
+         args_pattern},
+        {{"expect", 1, 2, "expect P [T]", "missing pattern"},
+         STREAM_OP_EXPECT,
+         STREAM_DEFAULT_UNTIL_TIMEOUT,
+         args_pattern},
+        {{"drain", 0, 1, "drain [T]", NULL},
+         STREAM_OP_DRAIN,
+         STREAM_DEFAULT_DRAIN_TIMEOUT,
+         args_timeout},
+        {{"eof", 0, 0, "eof", NULL}, STREAM_OP_EOF, 0, NULL},
+        {{"close", 0, 0, "close", NULL}, STREAM_OP_CLOSE, 0, NULL},
+};
+
+const void *
+stream_op_table(size_t *n, size_t *stride)
+{
+    *n = sizeof(op_table) / sizeof(op_table[0]);
+    *stride = sizeof(op_table[0]);
+    return op_table;
+}
 
 int
 stream_op_parse(const struct command *cmd, struct stream_op_spec *spec,
                 char *err)
 {
-    size_t i;
-    int argi = 1;
+    const struct command_entry *c;
+    const struct op_entry *op;
+    int argi;
 
     if (cmd->argc < 1) {
         snprintf(err, COMMAND_ERR_LEN, "empty command");
         return -EINVAL;
     }
-    for (i = 0; i < sizeof op_table / sizeof op_table[0]; i++)
-        if (word_is(cmd->argv[0], op_table[i].name))
-            break;
-    if (i == sizeof op_table / sizeof op_table[0]) {
-        char *e = escape(cmd->argv[0].p,
-                         cmd->argv[0].len > 64 ? 64 : cmd->argv[0].len);
-        snprintf(err, COMMAND_ERR_LEN,
-                 "unknown stream command `%s` (expected next, read_until, "
-                 "expect, drain, eof or close)",
-                 e ? e : "?");
-        free(e);
+    if (command_lookup(op_table, sizeof(op_table) / sizeof(op_table[0]),
+                       sizeof(op_table[0]), cmd, "stream", &c, &argi, err) < 0)
         return -EINVAL;
-    }
+    op = (const struct op_entry *)(const void *)c;
     memset(spec, 0, sizeof *spec);
-    spec->kind = op_table[i].kind;
-    spec->timeout = op_table[i].default_timeout;
-    if (op_table[i].pattern) {
-        if (cmd->argc < 2) {
-            snprintf(err, COMMAND_ERR_LEN, "%s: missing pattern",
-                     op_table[i].name);
-            return -EINVAL;
-        }
-        if (cmd->argv[1].len > MATCH_MAX_PATTERN) {
-            snprintf(err, COMMAND_ERR_LEN,
-                     "%s: pattern too long (%zu bytes, at most %d)",
-                     op_table[i].name, cmd->argv[1].len, MATCH_MAX_PATTERN);
-            return -EINVAL;
-        }
-        spec->pattern = cmd->argv[1].p;
-        spec->pattern_len = cmd->argv[1].len;
-        argi = 2;
-    }
-    if (op_table[i].timeout && cmd->argc > argi) {
-        int rc = duration_parse(cmd->argv[argi], &spec->timeout, err);
-        if (rc < 0)
-            return rc;
-        argi++;
-    }
-    if (cmd->argc > argi) {
-        snprintf(err, COMMAND_ERR_LEN, "%s: too many arguments",
-                 op_table[i].name);
-        return -EINVAL;
-    }
-    return 0;
+    spec->kind = op->kind;
+    spec->timeout = op->default_timeout;
+    return op->args ? op->args(op, cmd, argi, spec, err) : 0;
 }
 
 int

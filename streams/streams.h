@@ -126,6 +126,41 @@ bool word_cstr(struct word w, char *dst, size_t cap);
 char *word_strdup(struct word w);
 /* If w is "key=value" with the given key, point *value at the value. */
 bool word_option(struct word w, const char *key, struct word *value);
+/* A decimal number without sign ("N"), or with a prefix "prefix#N" too
+ * (ids: "proc#3", "file#2"); false when w is anything else or too big. */
+bool word_u64(struct word w, const char *prefix, uint64_t *v);
+
+/*
+ * Command tables (tmux's cmd_entry): each ctl file and the stream ops
+ * list their commands as entries that begin with a struct command_entry,
+ * followed by the owner's own fields (its handler, its flags). The
+ * lookup finds the entry, checks the argument count and names the
+ * problem with the entry's usage line.
+ */
+struct command_entry {
+    const char *name;    /* one word, or two: "vm add" */
+    int min, max;        /* argument words after the name; max -1: any */
+    const char *usage;   /* the usage line, name included */
+    const char *missing; /* a missing argument's message ("missing
+                          * pattern"); NULL: "missing argument" */
+};
+
+/* Find cmd's entry among n entries stride bytes apart: 0 with *out and
+ * *argi (cmd->argv index of the first argument); -EINVAL with *out when
+ * the argument count is wrong ("NAME: missing argument (usage: USAGE)",
+ * "NAME: too many arguments (usage: USAGE)"); -ENOENT when there is no
+ * such command ("unknown WHAT command `X` (expected a, b or c)"). */
+int command_lookup(const void *table, size_t n, size_t stride,
+                   const struct command *cmd, const char *what,
+                   const struct command_entry **out, int *argi, char *err);
+/* "NAME: PROBLEM (usage: USAGE)" into err (COMMAND_ERR_LEN). */
+void command_usage(const struct command_entry *e, const char *problem,
+                   char *err);
+/* The names of the table's entries for a message: "a, b or c". */
+size_t command_names(const void *table, size_t n, size_t stride, char *buf,
+                     size_t len);
+/* At most max bytes of w, C-escaped (\n \r \t \\ \xHH) for a message. */
+size_t command_quote(struct word w, size_t max, char *buf, size_t size);
 
 /*
  * Parse a duration: "1.5" (seconds), "250ms", "2s", "1.5m", "1h".
@@ -151,6 +186,10 @@ size_t text_escape(char *dst, size_t cap, const void *src, size_t len);
 /* Append the escaped C string s (NULL: nothing) at strnlen(buf, len);
  * returns the new length. */
 size_t text_append(char *buf, size_t len, const char *s);
+/* Append printf output as it is (the daemon's own words, never a value
+ * from outside) at strnlen(buf, len); returns the new length. */
+size_t text_appendf(char *buf, size_t len, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 /* Append the line "key: <escaped value>\n"; returns the new length. */
 size_t text_keyval(char *buf, size_t len, const char *key, const char *value);
 
@@ -527,10 +566,14 @@ struct stream_op_spec {
 };
 
 /* Parse a stream op command (next/read_until/expect/drain/eof/close with
- * their arguments and default timeouts). The spec's pattern points into
- * cmd. Returns 0 or -EINVAL with a message in err. */
+ * their arguments and default timeouts) by the ops' command table. The
+ * spec's pattern points into cmd. Returns 0 or -EINVAL with a message in
+ * err. */
 int stream_op_parse(const struct command *cmd, struct stream_op_spec *spec,
                     char *err);
+/* The ops' command table (entries begin with a struct command_entry):
+ * tests check every entry's usage. */
+const void *stream_op_table(size_t *n, size_t *stride);
 
 /* Called exactly once per queued op with its reply; the callee owns rp.
  * rp is NULL only when memory ran out building it: treat as "error".
@@ -575,9 +618,10 @@ void stream_reader_notify(struct stream_reader *rd, reactor_fn *fn,
 unsigned stream_readers(const struct stream *s);
 
 /* ------------------------------------------------------------------ */
-/* Engines: a source of frames for a stream. Each engine is one file   */
-/* exporting a const ops table (tail.c, console.c, capture.c); the     */
-/* core knows none by name.                                            */
+/* engine.c - the engine registry: every open command (SPEC §5.1) with */
+/* its engine, noun, context and privilege, and the one parser of an   */
+/* open command's words. Each engine is one file exporting a const ops */
+/* table (tail.c, console.c, capture.c); the core knows none by name.  */
 /* ------------------------------------------------------------------ */
 
 /* Called exactly once when an asynchronous open completes: err 0 (the
@@ -585,25 +629,112 @@ unsigned stream_readers(const struct stream *s);
 typedef void engine_opened_fn(struct stream *s, int err, const char *msg,
                               void *arg);
 
+/* What an engine opens in: the caller hands it over as open's ctx. */
+enum engine_ctx {
+    ENGINE_CTX_NONE,    /* nothing (capture: the interface is named) */
+    ENGINE_CTX_AGENT,   /* the VM's struct agent_client, up (wait for it) */
+    ENGINE_CTX_CONSOLE, /* the VM's struct console */
+};
+
+/* Who may open it on a shared mount (the daemon's fs/access.c). */
+enum engine_priv {
+    ENGINE_PRIV_VM,      /* the VM's owners */
+    ENGINE_PRIV_NET_RAW, /* CAP_NET_RAW, which is root's there */
+};
+
+/* What the word after the VM names. */
+enum engine_what {
+    ENGINE_WHAT_NONE,   /* nothing: `console VM`, `capture IFACE` */
+    ENGINE_WHAT_PATH,   /* a path in the guest */
+    ENGINE_WHAT_HANDLE, /* an agent file handle: "N" or "file#N" */
+    ENGINE_WHAT_PROC,   /* a process: "N" or "proc#N" */
+};
+
+struct engine_ops;
+
+/* One open command: a command table entry (its name is the stream's
+ * kind by default; min counts the VM or interface and the PATH, HANDLE
+ * or PROC) and what the engine needs. */
+struct engine {
+    struct command_entry c;
+    const struct engine_ops *ops;
+    const char *noun; /* "stream", "console", "capture": stream_config */
+    enum engine_ctx ctx;
+    enum engine_priv priv;
+    enum engine_what what;
+    unsigned which; /* ENGINE_WHAT_PROC: 1 stdout, 2 stderr */
+};
+
+extern const struct engine engine_table[]; /* in SPEC §5.1's order */
+extern const size_t engine_count;
+
+/* An open command, parsed: what an engine opens from. Words point into
+ * the parsed command, which must outlive the request. */
+struct engine_req {
+    const struct engine *e;
+    struct word target; /* the VM's name, or the interface (capture) */
+    struct word what;   /* PATH, HANDLE or PROC as written; empty if none */
+    /* HANDLE, PROC: the id as written, which the daemon replaces with
+     * the agent's own id (its ids are the mount's, fs/procs.c). */
+    uint64_t id;
+    /* capture: the interface is a VM's NIC, so its kind is nic unless
+     * kind= says otherwise (the daemon knows the VMs). */
+    bool vm_nic;
+    /* The options every open takes; the daemon's, no engine's. */
+    bool has_site, has_test, keep;
+    struct word site, test;
+    /* The engine's own options (start=, kind=, ...), in order. */
+    int nopts;
+    struct word opts[COMMAND_MAX_WORDS];
+};
+
 struct engine_ops {
     const char *name; /* "tail", "console", "capture" */
+    /* Check req's target and options: 0, or -EINVAL with a message in
+     * err (COMMAND_ERR_LEN). No effect: the engine's option parser. */
+    int (*check)(const struct engine_req *req, char *err);
     /*
-     * Start a source feeding s, described by cmd->argv[argi..] (the open
-     * command's words after its name, options included) and ctx (the
-     * engine's context: the VM's agent client, the console, ...). Returns
-     * -errno with a message in err (COMMAND_ERR_LEN) for a bad request
-     * known at once; otherwise 0, *state set, and opened() is called
-     * exactly once later (or before open returns). On success the engine
-     * calls stream_set_source() itself.
+     * Start a source feeding s for req (checked) in ctx (req->e->ctx).
+     * Returns -errno with a message in err: -EINVAL only for what check
+     * cannot know (a capture filter pcap refuses); otherwise 0, *state
+     * set, and opened() is called exactly once later (or before open
+     * returns). On success the engine calls stream_set_source() itself.
      */
-    int (*open)(struct stream *s, void *ctx, const struct command *cmd,
-                int argi, engine_opened_fn *opened, void *arg, void **state,
-                char *err);
+    int (*open)(struct stream *s, void *ctx, const struct engine_req *req,
+                engine_opened_fn *opened, void *arg, void **state, char *err);
     /* Stop the source and free state; no callback into s afterwards. */
     void (*stop)(void *state);
     /* Append "key: value\n" lines describing the source to buf. */
     void (*info)(void *state, char *buf, size_t len);
+    /* The stream's kind when the engine decides it at open (capture:
+     * bridge_capture or nic_capture); NULL: the open command's name. */
+    const char *(*kind)(const void *state);
 };
+
+/* The open command named name (NULL: none). */
+const struct engine *engine_find(struct word name);
+const struct engine *engine_lookup(const char *name);
+/* Parse an open command's words (the command name first): 0, or -EINVAL
+ * with a message in err (COMMAND_ERR_LEN): an unknown command, a missing
+ * argument (with the usage), a bad id, or what the engine's check says. */
+int engine_parse(const struct command *cmd, struct engine_req *req, char *err);
+/* The stream's detail of SPEC §5.1 (path, handle, proc#N, VM name or
+ * interface) as snprintf would. */
+size_t engine_detail(const struct engine_req *req, char *buf, size_t len);
+/* req->e's engine opens s (see engine_ops.open). */
+int engine_open(struct stream *s, void *ctx, const struct engine_req *req,
+                engine_opened_fn *opened, void *arg, void **state, char *err);
+/* engine_parse, then engine_open as written: ids are the agent's, no VM
+ * is looked up (ctx is given). For tests, benchmarks and the fuzz
+ * target; the daemon resolves the VM and ids in between. */
+int engine_open_command(struct stream *s, void *ctx, const struct command *cmd,
+                        engine_opened_fn *opened, void *arg, void **state,
+                        char *err);
+/* The stream's kind (SPEC §5.1) once open returned state (NULL before:
+ * the command's name). */
+const char *engine_kind(const struct engine *e, const void *state);
+/* Append e's "key: value" lines about the source in state. */
+void engine_info(const struct engine *e, void *state, char *buf, size_t len);
 
 /* Attach the engine state to the stream: stream_close() (and the last
  * unref) calls ops->stop(state) once. */
@@ -641,8 +772,8 @@ ssize_t console_pread(struct console *c, void *buf, size_t len, uint64_t off);
 void console_info(const struct console *c, char *buf, size_t len);
 unsigned console_streams(const struct console *c);
 
-/* Engine: open command `console VM [start=beginning|end]`; ctx is the
- * VM's struct console. */
+/* Engine of `console VM [start=beginning|end]`; ctx is the VM's struct
+ * console. */
 extern const struct engine_ops console_engine;
 
 /* ------------------------------------------------------------------ */
@@ -651,14 +782,12 @@ extern const struct engine_ops console_engine;
 /* record. Live captures are counted per interface.                    */
 /* ------------------------------------------------------------------ */
 
-/* Engine: open command `capture IFACE [kind=bridge|nic] [snaplen=N]
- * [filter=BPF]`; ctx is unused. */
+/* Engine of `capture IFACE [kind=bridge|nic] [snaplen=N] [filter=BPF]`;
+ * no ctx. Without kind=: nic for a VM's NIC (req->vm_nic), else bridge
+ * when the kernel's driver for IFACE is the bridge, else nic. */
 extern const struct engine_ops capture_engine;
 /* Live captures on iface (0 when none). */
 unsigned capture_count(const char *iface);
-/* "bridge" if the kernel's driver for iface is the bridge, else "nic":
- * the kind of a capture opened without kind=. */
-const char *capture_iface_kind(const char *iface);
 /* Append one "capture: IFACE N" line per interface with live captures. */
 void capture_status(char *buf, size_t len);
 

@@ -115,20 +115,6 @@ parse_u64(const char *s, uint64_t *v)
     return !*end && errno == 0;
 }
 
-/* "N", or "<prefix>#N". */
-static bool
-parse_id(struct word w, const char *prefix, uint64_t *id)
-{
-    char buf[32];
-    size_t plen = strlen(prefix);
-    if (!word_cstr(w, buf, sizeof(buf)))
-        return false;
-    const char *p = buf;
-    if (strncmp(p, prefix, plen) == 0 && p[plen] == '#')
-        p += plen + 1;
-    return parse_u64(p, id);
-}
-
 static int
 parse_start(struct word v, struct agent_open *req, char *err)
 {
@@ -154,65 +140,50 @@ bad:
     return -EINVAL;
 }
 
+/* The agent's request for req; path holds PROTO_MAX_PATH bytes. The
+ * tail engine's option parser: check and open both run it. */
 static int
-tail_open(struct stream *s, void *ctx, const struct command *cmd, int argi,
-          engine_opened_fn *opened, void *arg, void **state, char *err)
+tail_parse(const struct engine_req *req, struct agent_open *out, char *path,
+           char *err)
 {
-    struct agent_client *c = ctx;
-    struct agent_open req = {0};
-    struct tail *t;
-    char path[PROTO_MAX_PATH];
+    const struct engine *e = req->e;
+    bool is_tail = e->what == ENGINE_WHAT_PATH;
     int rc;
 
-    if (argi < 1 || argi + 1 >= cmd->argc || !c) {
-        snprintf(err, COMMAND_ERR_LEN, "usage: KIND VM PATH|HANDLE|PROC");
-        return -EINVAL;
-    }
-    struct word kind = cmd->argv[argi - 1], what = cmd->argv[argi + 1];
-    bool is_tail =
-            word_is(kind, "tail_file") || word_is(kind, "file_tail_stream");
-    if (is_tail) {
-        req.type = PROTO_OPEN_TAIL;
-        req.start = PROTO_START_END;
-        if (!word_cstr(what, path, sizeof(path))) {
+    memset(out, 0, sizeof(*out));
+    switch (e->what) {
+    case ENGINE_WHAT_PATH:
+        out->type = PROTO_OPEN_TAIL;
+        out->start = PROTO_START_END;
+        if (!word_cstr(req->what, path, PROTO_MAX_PATH)) {
             snprintf(err, COMMAND_ERR_LEN, "%s: bad or too long path",
-                     word_is(kind, "tail_file") ? "tail_file"
-                                                : "file_tail_stream");
+                     e->c.name);
             return -EINVAL;
         }
-        req.path = path;
-    } else if (word_is(kind, "fd_stream")) {
-        req.type = PROTO_OPEN_FD;
-        if (!parse_id(what, "file", &req.id)) {
-            snprintf(err, COMMAND_ERR_LEN, "fd_stream: bad handle");
-            return -EINVAL;
-        }
-    } else if (word_is(kind, "proc_stdout_stream") ||
-               word_is(kind, "proc_stderr_stream")) {
-        req.type = PROTO_OPEN_PROC;
-        req.which = word_is(kind, "proc_stdout_stream") ? PROTO_STDOUT
-                                                        : PROTO_STDERR;
-        if (!parse_id(what, "proc", &req.id)) {
-            snprintf(err, COMMAND_ERR_LEN, "%.*s: bad process id",
-                     (int)kind.len, kind.p);
-            return -EINVAL;
-        }
-    } else {
-        snprintf(err, COMMAND_ERR_LEN, "tail engine: unknown open `%.*s`",
-                 (int)(kind.len > 32 ? 32 : kind.len), kind.p);
+        out->path = path;
+        break;
+    case ENGINE_WHAT_HANDLE:
+        out->type = PROTO_OPEN_FD;
+        out->id = req->id;
+        break;
+    case ENGINE_WHAT_PROC:
+        out->type = PROTO_OPEN_PROC;
+        out->which = e->which == 1 ? PROTO_STDOUT : PROTO_STDERR;
+        out->id = req->id;
+        break;
+    default:
+        snprintf(err, COMMAND_ERR_LEN, "tail engine: unknown open `%s`",
+                 e->c.name);
         return -EINVAL;
     }
-    for (int i = argi + 2; i < cmd->argc; i++) {
-        struct word w = cmd->argv[i], v;
-        if (word_option(w, "site", &v) || word_option(w, "test", &v) ||
-            word_is(w, "keep"))
-            continue;
+    for (int i = 0; i < req->nopts; i++) {
+        struct word w = req->opts[i], v;
         if (is_tail && word_option(w, "start", &v)) {
-            if ((rc = parse_start(v, &req, err)) < 0)
+            if ((rc = parse_start(v, out, err)) < 0)
                 return rc;
         } else if (is_tail && word_option(w, "follow", &v)) {
             if (word_is(v, "descriptor"))
-                req.flags |= PROTO_TAIL_FOLLOW_DESCRIPTOR;
+                out->flags |= PROTO_TAIL_FOLLOW_DESCRIPTOR;
             else if (!word_is(v, "name")) {
                 snprintf(err, COMMAND_ERR_LEN,
                          "follow: expected name or descriptor");
@@ -224,6 +195,34 @@ tail_open(struct stream *s, void *ctx, const struct command *cmd, int argi,
             return -EINVAL;
         }
     }
+    return 0;
+}
+
+static int
+tail_check(const struct engine_req *req, char *err)
+{
+    struct agent_open out;
+    char path[PROTO_MAX_PATH];
+
+    return tail_parse(req, &out, path, err);
+}
+
+static int
+tail_open(struct stream *s, void *ctx, const struct engine_req *req,
+          engine_opened_fn *opened, void *arg, void **state, char *err)
+{
+    struct agent_client *c = ctx;
+    struct agent_open areq;
+    struct tail *t;
+    char path[PROTO_MAX_PATH];
+    int rc;
+
+    if (!c) {
+        snprintf(err, COMMAND_ERR_LEN, "%s: no agent", req->e->c.name);
+        return -EINVAL;
+    }
+    if ((rc = tail_parse(req, &areq, path, err)) < 0)
+        return rc;
     if (!(t = calloc(1, sizeof(*t)))) {
         snprintf(err, COMMAND_ERR_LEN, "out of memory");
         return -ENOMEM;
@@ -231,14 +230,14 @@ tail_open(struct stream *s, void *ctx, const struct command *cmd, int argi,
     t->s = s;
     t->opened = opened;
     t->arg = arg;
-    snprintf(t->kind, sizeof(t->kind), "%.*s", (int)kind.len, kind.p);
-    if (is_tail)
+    snprintf(t->kind, sizeof(t->kind), "%s", req->e->c.name);
+    if (areq.type == PROTO_OPEN_TAIL)
         snprintf(t->detail, sizeof(t->detail), "%s", path);
-    else if (req.type == PROTO_OPEN_FD)
-        snprintf(t->detail, sizeof(t->detail), "file#%" PRIu64, req.id);
+    else if (areq.type == PROTO_OPEN_FD)
+        snprintf(t->detail, sizeof(t->detail), "file#%" PRIu64, areq.id);
     else
-        snprintf(t->detail, sizeof(t->detail), "proc#%" PRIu64, req.id);
-    rc = agent_client_open(c, &req, &tail_cbs, t, &t->ch);
+        snprintf(t->detail, sizeof(t->detail), "proc#%" PRIu64, areq.id);
+    rc = agent_client_open(c, &areq, &tail_cbs, t, &t->ch);
     if (rc < 0) {
         const char *why = rc == -ENOTCONN ? "the VM's agent is not connected"
                                           : strerror(-rc);
@@ -285,6 +284,7 @@ tail_info(void *state, char *buf, size_t len)
 
 const struct engine_ops tail_engine = {
         .name = "tail",
+        .check = tail_check,
         .open = tail_open,
         .stop = tail_stop,
         .info = tail_info,

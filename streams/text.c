@@ -21,7 +21,12 @@
  *
  * Because the backslash itself is escaped, the rule is reversible: every
  * `\x` in the output starts an escape (lua/provium.lua undoes it).
+ *
+ * The daemon's own words around those values (keys, numbers, states) are
+ * appended with text_appendf(), unescaped: they are ours.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "streams.h"
@@ -110,6 +115,20 @@ text_append(char *buf, size_t len, const char *s)
     if (n + 1 >= len || !s)
         return n;
     return n + text_escape(buf + n, len - n, s, strlen(s));
+}
+
+size_t
+text_appendf(char *buf, size_t len, const char *fmt, ...)
+{
+    size_t n = strnlen(buf, len);
+    va_list ap;
+
+    if (n + 1 >= len)
+        return n;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, len - n, fmt, ap);
+    va_end(ap);
+    return strnlen(buf, len);
 }
 
 size_t

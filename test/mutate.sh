@@ -86,6 +86,14 @@ mutant owner-release-keeps-stream fs/slot.c '^fs_lifetime$' \
 mutant history-limit-ignored fs/slot.c '^fs_limit$' \
     '.history_limit = fs->opt->history_limit,' '.history_limit = 0,' \
     "--history-limit ignored for streams opened through the mount"
+mutant usage-line-dropped streams/command.c '^(engine|fs_usage)$' \
+    'command_usage(e, "too many arguments", err);' \
+    'snprintf(err, COMMAND_ERR_LEN, "%s: too many arguments", e->name);' \
+    "a wrong argument count is refused without the command's usage line"
+mutant keep-reaches-the-engine streams/engine.c '^(engine|fs_lifetime)$' \
+    '        } else if (word_is(w, "keep")) {' \
+    '        } else if (0 && word_is(w, "keep")) {' \
+    "keep is handed to the engine instead of the slot"
 mutant reader-error-swallowed streams/stream.c '^fs_limit$' \
     'if (s->end_err && !rd->err_reported) {' 'if (0) {' \
     "a data reader of a stream that ended with an error gets a clean EOF"

@@ -284,7 +284,7 @@ trial_provium(unsigned payload, uint64_t rate, uint64_t n, struct trial *t)
 
     if (command_parse(&cmd, line, strlen(line), err) < 0 ||
         stream_new(R, &cfg, &s) < 0 ||
-        capture_engine.open(s, R, &cmd, 1, opened, NULL, &state, err) < 0)
+        engine_open_command(s, R, &cmd, opened, NULL, &state, err) < 0)
         die("capture: %s", err);
     command_free(&cmd);
     sender_start(&sd, payload, rate, n);

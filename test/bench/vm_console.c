@@ -288,7 +288,7 @@ main(int argc, char *argv[])
     if (stream_new(r, &cfg, &s) < 0 ||
         command_parse(&cmd, open, strlen(open), err) < 0)
         die("stream");
-    if (console_engine.open(s, vm.con, &cmd, 1, on_opened, NULL, &state, err) <
+    if (engine_open_command(s, vm.con, &cmd, on_opened, NULL, &state, err) <
         0)
         die(err);
     command_free(&cmd);

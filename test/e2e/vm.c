@@ -245,7 +245,7 @@ open_stream(const struct engine_ops *ops, void *ctx, const char *line)
 
     cr_assert_eq(command_parse(&cmd, line, strlen(line), err), 0, "%s", err);
     cr_assert_eq(stream_new(r, &cfg, &s), 0);
-    int rc = ops->open(s, ctx, &cmd, 1, on_opened, &res, &state, err);
+    int rc = engine_open_command(s, ctx, &cmd, on_opened, &res, &state, err);
     command_free(&cmd);
     cr_assert_eq(rc, 0, "open `%s`: %s", line, err);
     cr_assert(run_until(is_done, &res, OP_TIMEOUT));

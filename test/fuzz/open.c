@@ -1,25 +1,29 @@
 /*
- * test/fuzz/open.c - libFuzzer target for the engines' open commands:
- * the words after `tail_file VM`, `file_tail_stream VM`, `fd_stream VM`,
+ * test/fuzz/open.c - libFuzzer target for the open commands: the words
+ * after `tail_file VM`, `file_tail_stream VM`, `fd_stream VM`,
  * `proc_stdout_stream VM`, `proc_stderr_stream VM`, `console VM` and
- * `capture IFACE` (SPEC §5.1), parsed by command_parse and handed to the
- * engine's open (streams/tail.c, console.c, capture.c) as the daemon
- * does.
+ * `capture IFACE` (SPEC §5.1), parsed by command_parse and the engine
+ * registry's engine_parse (the options every open takes, the engine's
+ * own option parser through its check) and handed to the engine's open
+ * (streams/tail.c, console.c, capture.c) as the daemon does.
  *
- * Input: byte 0 picks the open command (mod 7); the rest is appended to
- * its fixed prefix as the command's remaining words. The tail engine
- * talks to a fake agent (a socketpair whose far end answered the
+ * Input: byte 0 picks the open command (engine_table, mod its size); the
+ * rest is appended to its fixed prefix as the command's remaining words. The
+ * tail engine talks to a fake agent (a socketpair whose far end answered the
  * handshake and is drained, never answering opens); the console engine
  * to a console socket that does not exist (it retries, never connects);
  * captures are on an interface that does not exist, so no input can
  * capture real traffic.
  *
- * Invariants checked: open answers 0 or a negative errno; a refusal
- * carries a message (NUL-terminated, within COMMAND_ERR_LEN) and leaves
- * the stream without a source; a success sets a state, and `opened` runs
- * at most once, never with an error after open succeeded at once;
- * closing the stream stops the source (nothing leaks: ASan); the same
- * words give the same verdict twice.
+ * Invariants checked: the parse answers 0 or -EINVAL, a refusal with a
+ * message; the request names the command's own entry, and the engine's
+ * words exclude site=, test= and keep; open answers 0 or a negative
+ * errno; a refusal carries a message (NUL-terminated, within
+ * COMMAND_ERR_LEN) and leaves the stream without a source; a success
+ * sets a state and a kind, and
+ * `opened` runs at most once, never with an error after open succeeded
+ * at once; closing the stream stops the source (nothing leaks: ASan);
+ * the same words give the same verdict twice.
  *
  * Run: fuzz_open -max_total_time=60 test/fuzz/corpus/open
  */
@@ -48,17 +52,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-static const struct {
-    const char *prefix;
-    int engine; /* 0 tail, 1 console, 2 capture */
-} kinds[] = {
-        {"tail_file vm ", 0},          {"file_tail_stream vm ", 0},
-        {"fd_stream vm ", 0},          {"proc_stdout_stream vm ", 0},
-        {"proc_stderr_stream vm ", 0}, {"console vm ", 1},
-        {"capture pvfz-none0 ", 2},
-};
-#define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 static struct reactor *R;
 static struct agent_client *agent;
@@ -95,15 +88,26 @@ run_turns(int n)
         CHECK(reactor_run_once(R, 0) == 0);
 }
 
+/* The prefix of engine k's command: its name and the VM or interface. */
+static void
+prefix(unsigned k, char *buf, size_t len)
+{
+    const struct engine *e = &engine_table[k];
+
+    snprintf(buf, len, "%s %s ", e->c.name,
+             e->ctx == ENGINE_CTX_NONE ? "pvfz-none0" : "vm");
+}
+
 /* One open of line; returns its verdict and message. */
 static int
-open_once(const char *line, size_t len, int engine, char *msg)
+open_once(const char *line, size_t len, unsigned k, char *msg)
 {
-    static const struct engine_ops *const ops[] = {&tail_engine,
-                                                   &console_engine,
-                                                   &capture_engine};
-    void *const ctx[] = {agent, con, NULL};
-    struct stream_config cfg = {.spool_dir = spool_dir, .noun = "stream"};
+    const struct engine *e = &engine_table[k];
+    void *const ctx[] = {[ENGINE_CTX_NONE] = NULL,
+                         [ENGINE_CTX_AGENT] = agent,
+                         [ENGINE_CTX_CONSOLE] = con};
+    struct stream_config cfg = {.spool_dir = spool_dir, .noun = e->noun};
+    static struct engine_req req;
     struct command cmd;
     struct stream *s;
     struct opened o = {0};
@@ -115,9 +119,23 @@ open_once(const char *line, size_t len, int engine, char *msg)
         CHECK(strnlen(msg, COMMAND_ERR_LEN) < COMMAND_ERR_LEN);
         return 1; /* not a command: nothing to open */
     }
+    rc = engine_parse(&cmd, &req, msg);
+    if (rc < 0) {
+        CHECK(rc == -EINVAL);
+        size_t n = strnlen(msg, COMMAND_ERR_LEN);
+        CHECK(n > 0 && n < COMMAND_ERR_LEN);
+        command_free(&cmd);
+        return rc;
+    }
+    CHECK(req.e == e);
+    for (int i = 0; i < req.nopts; i++) {
+        struct word v;
+        CHECK(!word_option(req.opts[i], "site", &v));
+        CHECK(!word_option(req.opts[i], "test", &v));
+        CHECK(!word_is(req.opts[i], "keep"));
+    }
     CHECK(stream_new(R, &cfg, &s) == 0);
-    rc = ops[engine]->open(s, ctx[engine], &cmd, 1, on_opened, &o, &state,
-                           msg);
+    rc = engine_open(s, ctx[e->ctx], &req, on_opened, &o, &state, msg);
     if (rc < 0) {
         CHECK(rc >= -4095);
         size_t n = strnlen(msg, COMMAND_ERR_LEN);
@@ -128,8 +146,9 @@ open_once(const char *line, size_t len, int engine, char *msg)
         CHECK(state != NULL);
         CHECK(o.calls <= 1 && (o.calls == 0 || o.err == 0));
         char info[1024] = "";
-        ops[engine]->info(state, info, sizeof(info));
+        engine_info(e, state, info, sizeof(info));
         CHECK(strnlen(info, sizeof(info)) < sizeof(info));
+        CHECK(*engine_kind(e, state) != 0);
     }
     stream_close(s);
     stream_unref(s);
@@ -147,14 +166,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size < 1 || size - 1 > COMMAND_MAX_LINE)
         return 0;
-    unsigned k = data[0] % N_KINDS;
-    size_t plen = strlen(kinds[k].prefix);
-    memcpy(line, kinds[k].prefix, plen);
+    unsigned k = data[0] % engine_count;
+    char pre[64];
+    prefix(k, pre, sizeof(pre));
+    size_t plen = strlen(pre);
+    memcpy(line, pre, plen);
     memcpy(line + plen, data + 1, size - 1);
-    int rc1 = open_once(line, plen + size - 1, kinds[k].engine, msg1);
-    int rc2 = open_once(line, plen + size - 1, kinds[k].engine, msg2);
+    int rc1 = open_once(line, plen + size - 1, k, msg1);
+    int rc2 = open_once(line, plen + size - 1, k, msg2);
     CHECK(rc1 == rc2);
-    if (rc1 < 0 && kinds[k].engine != 2) /* pcap's text may vary */
+    if (rc1 < 0 && engine_table[k].ctx != ENGINE_CTX_NONE) /* pcap's text */
         CHECK(strcmp(msg1, msg2) == 0);
     drain_peer();
     return 0;

@@ -223,7 +223,7 @@ open_capture(const char *line, struct stream **sp, char *msg)
 
     cr_assert_eq(command_parse(&cmd, line, strlen(line), err), 0, "%s", err);
     cr_assert_eq(stream_new(R, &cfg, sp), 0);
-    int rc = capture_engine.open(*sp, R, &cmd, 1, on_opened, &o, &state, err);
+    int rc = engine_open_command(*sp, R, &cmd, on_opened, &o, &state, err);
     command_free(&cmd);
     snprintf(msg, COMMAND_ERR_LEN, "%s", err);
     last_state = state;
@@ -731,7 +731,7 @@ Test(capture, without_cap_net_raw_is_permission_error)
             setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
             _exit(2);
         command_parse(&cmd, "capture a0", 10, msg);
-        rc = capture_engine.open(s, R, &cmd, 1, on_opened, &(struct opened){0},
+        rc = engine_open_command(s, R, &cmd, on_opened, &(struct opened){0},
                                  &state, msg);
         dprintf(p[1], "%d %s", rc, msg);
         _exit(0);

@@ -202,7 +202,7 @@ open_console(const char *line, uint64_t limit)
 
     cr_assert_eq(command_parse(&cmd, line, strlen(line), err), 0, "%s", err);
     cr_assert_eq(stream_new(r, &cfg, &s), 0);
-    rc = console_engine.open(s, con, &cmd, 1, on_opened, &opened, &state, err);
+    rc = engine_open_command(s, con, &cmd, on_opened, &opened, &state, err);
     command_free(&cmd);
     last_state = state;
     cr_assert_eq(rc, 0, "open `%s`: %s", line, err);
@@ -569,7 +569,7 @@ Test(console, bad_requests)
     cr_assert_eq(stream_new(r, &cfg, &s), 0);
     const char *line = "console vm1 start=middle";
     cr_assert_eq(command_parse(&cmd, line, strlen(line), err), 0);
-    cr_assert_eq(console_engine.open(s, con, &cmd, 1, on_opened, &opened,
+    cr_assert_eq(engine_open_command(s, con, &cmd, on_opened, &opened,
                                      &state, err),
                  -EINVAL);
     cr_assert_not_null(strstr(err, "start: expected beginning or end"), "%s",
@@ -577,7 +577,7 @@ Test(console, bad_requests)
     command_free(&cmd);
     line = "console vm1 bogus=1";
     cr_assert_eq(command_parse(&cmd, line, strlen(line), err), 0);
-    cr_assert_eq(console_engine.open(s, con, &cmd, 1, on_opened, &opened,
+    cr_assert_eq(engine_open_command(s, con, &cmd, on_opened, &opened,
                                      &state, err),
                  -EINVAL);
     cr_assert_not_null(strstr(err, "unknown option `bogus=1`"), "%s", err);

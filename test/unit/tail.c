@@ -45,7 +45,7 @@ tail_cmd(const char *line, uint64_t limit, struct stream **sp, char *msg)
 
     cr_assert_eq(command_parse(&cmd, line, strlen(line), err), 0, "%s", err);
     cr_assert_eq(stream_new(H_r, &cfg, sp), 0);
-    rc = tail_engine.open(*sp, H_c, &cmd, 1, on_opened, &o, &state, err);
+    rc = engine_open_command(*sp, H_c, &cmd, on_opened, &o, &state, err);
     command_free(&cmd);
     last_state = state;
     if (rc < 0) {

@@ -1,6 +1,6 @@
 /*
- * session.c - the FUSE session, driven by our reactor instead of
- * libfuse's loop.
+ * mount.c - the FUSE session, driven by our reactor instead of libfuse's
+ * loop: mount, the request loop, signals, shutdown and unmount.
  *
  * The session fd (/dev/fuse) is non-blocking: a request the kernel
  * reported can be withdrawn before we read it (its caller got a fatal
@@ -22,37 +22,25 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 
 #include "fs.h"
 
-#define SESSION_BATCH 64
+#define MOUNT_BATCH 64
 /* Shutdown waits at most this long for the VMs to end their processes:
  * more than a guest's TERM-grace-KILL (3 s) or the host agent's stop
  * (3 s, then SIGKILL and 1 s). */
-#define SESSION_STOP_MAX (6 * USEC_PER_SEC)
-#define FOPEN_DIRECT_IO_BIT (1u << 0) /* include/uapi/linux/fuse.h */
-#define FOPEN_STREAM_BIT (1u << 4)
-
-/* struct fuse_open_out of the kernel ABI (libfuse3-dev does not install
- * fuse_kernel.h): what fuse_reply_open sends, with flags we choose. */
-struct open_out {
-    uint64_t fh;
-    uint32_t open_flags;
-    int32_t backing_id;
-};
-
-static struct fuse_buf session_buf;
+#define MOUNT_STOP_MAX (6 * USEC_PER_SEC)
+static struct fuse_buf mount_buf;
 
 static void
-session_init(void *userdata, struct fuse_conn_info *conn)
+mount_init(void *userdata, struct fuse_conn_info *conn)
 {
     /* Writes are commands, never cached; replies are ours to order. */
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
 
-static const struct fuse_lowlevel_ops session_ops = {
-        .init = session_init,
+static const struct fuse_lowlevel_ops mount_ops = {
+        .init = mount_init,
         .lookup = tree_lookup,
         .getattr = tree_getattr,
         .setattr = tree_setattr,
@@ -68,21 +56,9 @@ static const struct fuse_lowlevel_ops session_ops = {
 };
 
 int
-session_reply_stream_open(fuse_req_t req, uint64_t fh)
+mount_new(struct fs *fs, struct fuse_args *args)
 {
-    struct open_out out = {
-            .fh = fh,
-            .open_flags = FOPEN_DIRECT_IO_BIT | FOPEN_STREAM_BIT,
-    };
-    struct iovec iov = {.iov_base = &out, .iov_len = sizeof(out)};
-
-    return fuse_reply_iov(req, &iov, 1);
-}
-
-int
-session_mount(struct fs *fs, struct fuse_args *args)
-{
-    fs->se = fuse_session_new(args, &session_ops, sizeof(session_ops), fs);
+    fs->se = fuse_session_new(args, &mount_ops, sizeof(mount_ops), fs);
     if (!fs->se)
         return -EINVAL; /* libfuse printed why (bad -o option) */
     if (fuse_session_mount(fs->se, fs->opt->mountpoint) != 0) {
@@ -94,12 +70,12 @@ session_mount(struct fs *fs, struct fuse_args *args)
 }
 
 static void
-session_io(struct reactor *r, int fd, unsigned events, void *arg)
+mount_io(struct reactor *r, int fd, unsigned events, void *arg)
 {
     struct fs *fs = arg;
 
-    for (int i = 0; i < SESSION_BATCH && !fs->stopping; i++) {
-        int rc = fuse_session_receive_buf(fs->se, &session_buf);
+    for (int i = 0; i < MOUNT_BATCH && !fs->stopping; i++) {
+        int rc = fuse_session_receive_buf(fs->se, &mount_buf);
         if (rc == -EINTR)
             continue;
         if (rc == -EAGAIN)
@@ -107,29 +83,29 @@ session_io(struct reactor *r, int fd, unsigned events, void *arg)
         if (rc <= 0) {
             /* 0: the mount is gone (umount, fusermount3 -u, abort);
              * anything else: /dev/fuse failed. Either way we are done. */
-            session_shutdown(fs);
+            mount_shutdown(fs);
             return;
         }
-        fuse_session_process_buf(fs->se, &session_buf);
+        fuse_session_process_buf(fs->se, &mount_buf);
     }
 }
 
 static void
-session_signal(struct reactor *r, void *arg)
+mount_signal(struct reactor *r, void *arg)
 {
-    session_shutdown(arg);
+    mount_shutdown(arg);
 }
 
 int
-session_start(struct fs *fs)
+mount_start(struct fs *fs)
 {
     int fd = fuse_session_fd(fs->se), rc;
 
     if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
         return -errno;
-    if ((rc = reactor_watch(fs->r, fd, REACTOR_IN, session_io, fs)) < 0 ||
-        (rc = reactor_signal(fs->r, SIGINT, session_signal, fs)) < 0 ||
-        (rc = reactor_signal(fs->r, SIGTERM, session_signal, fs)) < 0)
+    if ((rc = reactor_watch(fs->r, fd, REACTOR_IN, mount_io, fs)) < 0 ||
+        (rc = reactor_signal(fs->r, SIGINT, mount_signal, fs)) < 0 ||
+        (rc = reactor_signal(fs->r, SIGTERM, mount_signal, fs)) < 0)
         return rc;
     /* A reader that dies mid-reply must not take the daemon with it. */
     signal(SIGPIPE, SIG_IGN);
@@ -143,7 +119,7 @@ shutdown_timeout(struct reactor *r, void *arg)
 }
 
 void
-session_shutdown(struct fs *fs)
+mount_shutdown(struct fs *fs)
 {
     if (fs->stopping)
         return;
@@ -154,15 +130,15 @@ session_shutdown(struct fs *fs)
         reactor_unwatch(fs->r, fuse_session_fd(fs->se));
     slot_close_all(fs, NULL);
     /* VMs end their processes and agents first (vm.c), boundedly: the
-     * loop runs on until they are done, or SESSION_STOP_MAX. */
+     * loop runs on until they are done, or MOUNT_STOP_MAX. */
     if (vm_del_all(fs) || reactor_timer_start(fs->r, &fs->stop_timer,
-                                              clock_now() + SESSION_STOP_MAX,
+                                              clock_now() + MOUNT_STOP_MAX,
                                               shutdown_timeout, fs) < 0)
         reactor_stop(fs->r);
 }
 
 void
-session_finish(struct fs *fs)
+mount_finish(struct fs *fs)
 {
     reactor_timer_stop(fs->r, &fs->stop_timer);
     vm_stop_now(fs);
@@ -180,11 +156,11 @@ session_finish(struct fs *fs)
 }
 
 void
-session_free(struct fs *fs)
+mount_free(struct fs *fs)
 {
     if (fs->se)
         fuse_session_destroy(fs->se);
     fs->se = NULL;
-    free(session_buf.mem);
-    session_buf.mem = NULL;
+    free(mount_buf.mem);
+    mount_buf.mem = NULL;
 }
