@@ -15,8 +15,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* ------------------------------------------------------------------ */
+/* clock.c - time: uint64_t microseconds of CLOCK_MONOTONIC.           */
+/* ------------------------------------------------------------------ */
+
 #define USEC_PER_SEC 1000000ULL
 #define USEC_PER_MSEC 1000ULL
+
+uint64_t clock_now(void); /* CLOCK_MONOTONIC in microseconds */
 
 /* ------------------------------------------------------------------ */
 /* reactor.c - the event loop: fd watches, timers, deferred calls,     */
@@ -47,8 +53,6 @@ struct reactor_timer {
     reactor_fn *fn;
     void *arg;
 };
-
-uint64_t clock_now(void); /* CLOCK_MONOTONIC in microseconds */
 
 int reactor_new(struct reactor **out);
 void reactor_free(struct reactor *r);

@@ -1,6 +1,6 @@
 /*
  * test/fuzz/agent.c - libFuzzer target for the agent's side of the wire:
- * guest/session.c (frame decoding, dispatch of every request type, the
+ * guest/host.c (frame decoding, dispatch of every request type, the
  * channel table, credit, the round-robin sender) driven through a real
  * socketpair and real reactor turns, as a host would drive it.
  *
@@ -9,7 +9,7 @@
  * frame at a time, each acted on before the next, so that the model
  * below knows what the agent had seen when it answered; what does not
  * decode is sent as it is (the agent must end the session). The agent's
- * handlers (follow.c, proc.c, handle.c) are replaced by the stubs below:
+ * handlers (follow.c, job.c, fileio.c) are replaced by the stubs below:
  * no input can make the fuzzer run a process or touch a file. The stubs
  * answer from the request's own values: stream opens are acknowledged
  * with a source of up to 120 KB of known bytes (or refused), requests get
@@ -31,13 +31,13 @@
  * Seeds: test/fuzz/corpus/agent (every host request type, and streams
  * with credit, close and crossing frames) are written by
  *   PROVIUM_FUZZ_SEEDS=test/fuzz/corpus/agent build/fuzz/test/fuzz_agent
- * This target includes guest/session.c itself (so it sees struct chan):
- * a new handler that session.c calls needs a stub here.
+ * This target includes guest/host.c itself (so it sees struct chan):
+ * a new handler that host.c calls needs a stub here.
  */
 
 /* The session itself, compiled into the target: white box, so the stubs
- * can see a channel's id (struct chan is private to session.c). */
-#include "session.c"
+ * can see a channel's id (struct chan is private to host.c). */
+#include "host.c"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -70,7 +70,7 @@ agent_log(const char *fmt, ...)
 }
 
 bool
-agent_verbose(void)
+agent_log_verbose(void)
 {
     return false;
 }
@@ -97,7 +97,7 @@ src_read(void *arg, void *buf, size_t len)
     uint8_t *p = buf;
 
     if (s->off == s->total) {
-        session_end(s->ch, 0, PROTO_END_EOF, NULL);
+        host_end(s->ch, 0, PROTO_END_EOF, NULL);
         return 0;
     }
     if (len > s->total - s->off)
@@ -121,7 +121,7 @@ static void
 stream_open(struct chan *ch, uint64_t key)
 {
     if (key % 5 == 4) {
-        session_error(ch, -ENOENT, "stub: no such source %llu",
+        host_error(ch, -ENOENT, "stub: no such source %llu",
                       (unsigned long long)key);
         return;
     }
@@ -130,7 +130,7 @@ stream_open(struct chan *ch, uint64_t key)
     s->ch = ch;
     s->total = (key % 4) * SRC_UNIT;
     live_srcs++;
-    session_ack(ch, key, &src_ops, s);
+    host_ack(ch, key, &src_ops, s);
 }
 
 void
@@ -140,13 +140,13 @@ follow_open(struct agent *a, struct chan *ch, const struct follow_req *req)
 }
 
 void
-handle_stream_open(struct agent *a, struct chan *ch, uint64_t h)
+fileio_stream_open(struct agent *a, struct chan *ch, uint64_t h)
 {
     stream_open(ch, h);
 }
 
 void
-proc_stream_open(struct agent *a, struct chan *ch, uint64_t id,
+job_stream_open(struct agent *a, struct chan *ch, uint64_t id,
                  unsigned which)
 {
     stream_open(ch, id + which);
@@ -159,7 +159,7 @@ reply_u64(struct chan *ch, uint64_t v)
     struct proto_writer w;
     proto_writer_init(&w, body, sizeof(body));
     proto_put_u64(&w, v);
-    session_reply(ch, body, w.len);
+    host_reply(ch, body, w.len);
 }
 
 static void
@@ -169,13 +169,13 @@ reply_u32(struct chan *ch, uint32_t v)
     struct proto_writer w;
     proto_writer_init(&w, body, sizeof(body));
     proto_put_u32(&w, v);
-    session_reply(ch, body, w.len);
+    host_reply(ch, body, w.len);
 }
 
 static uint64_t next_proc;
 
 void
-proc_exec(struct agent *a, struct chan *ch, const struct proc_exec_req *req)
+job_exec(struct agent *a, struct chan *ch, const struct job_exec_req *req)
 {
     CHECK(req->argc >= 1 && req->argv[req->argc] == NULL);
     CHECK(req->envc >= 0 && req->env[req->envc] == NULL);
@@ -184,7 +184,7 @@ proc_exec(struct agent *a, struct chan *ch, const struct proc_exec_req *req)
     for (int i = 0; i < req->envc; i++)
         CHECK(req->env[i] != NULL);
     if (req->argv[0][0] == 0) {
-        session_error(ch, -ENOENT, "stub: exec: empty program");
+        host_error(ch, -ENOENT, "stub: exec: empty program");
         return;
     }
     reply_u64(ch, ++next_proc);
@@ -208,14 +208,14 @@ parked_cancel(void *arg)
 }
 
 void
-proc_wait(struct agent *a, struct chan *ch, uint64_t id)
+job_wait(struct agent *a, struct chan *ch, uint64_t id)
 {
     if (id % 2 == 0) {
         for (size_t i = 0; i < 64; i++)
             if (!parked[i].used) {
                 parked[i].used = true;
                 nparked++;
-                session_park(ch, parked_cancel, &parked[i]);
+                host_park(ch, parked_cancel, &parked[i]);
                 return;
             }
     }
@@ -224,33 +224,33 @@ proc_wait(struct agent *a, struct chan *ch, uint64_t id)
     proto_writer_init(&w, body, sizeof(body));
     proto_put_u8(&w, PROTO_EXITED);
     proto_put_u32(&w, (uint32_t)id);
-    session_reply(ch, body, w.len);
+    host_reply(ch, body, w.len);
 }
 
 void
-proc_kill(struct agent *a, struct chan *ch, uint64_t id, int sig)
+job_kill(struct agent *a, struct chan *ch, uint64_t id, int sig)
 {
     if (id == 0)
-        session_error(ch, -ESRCH, "stub: no process 0");
+        host_error(ch, -ESRCH, "stub: no process 0");
     else
-        session_reply(ch, NULL, 0);
+        host_reply(ch, NULL, 0);
 }
 
 void
-proc_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
+job_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
            size_t len)
 {
     reply_u32(ch, (uint32_t)len);
 }
 
 void
-proc_stdin_close(struct agent *a, struct chan *ch, uint64_t id)
+job_stdin_close(struct agent *a, struct chan *ch, uint64_t id)
 {
-    session_reply(ch, NULL, 0);
+    host_reply(ch, NULL, 0);
 }
 
 void
-handle_open(struct agent *a, struct chan *ch, const char *path,
+fileio_open(struct agent *a, struct chan *ch, const char *path,
             unsigned flags, unsigned mode)
 {
     CHECK(path[0] && !(flags & ~PROTO_O_ALL) && mode <= 07777);
@@ -258,7 +258,7 @@ handle_open(struct agent *a, struct chan *ch, const char *path,
 }
 
 void
-handle_read(struct agent *a, struct chan *ch, uint64_t h, size_t n)
+fileio_read(struct agent *a, struct chan *ch, uint64_t h, size_t n)
 {
     static uint8_t data[PROTO_MAX_DATA];
     static uint8_t body[PROTO_MAX_DATA + 4];
@@ -270,31 +270,31 @@ handle_read(struct agent *a, struct chan *ch, uint64_t h, size_t n)
     proto_writer_init(&w, body, sizeof(body));
     proto_put_bytes(&w, data, n);
     CHECK(!w.overflow);
-    session_reply(ch, body, w.len);
+    host_reply(ch, body, w.len);
 }
 
 void
-handle_write(struct agent *a, struct chan *ch, uint64_t h, const void *buf,
+fileio_write(struct agent *a, struct chan *ch, uint64_t h, const void *buf,
              size_t len)
 {
     reply_u32(ch, (uint32_t)len);
 }
 
 void
-handle_seek(struct agent *a, struct chan *ch, uint64_t h, int64_t off,
+fileio_seek(struct agent *a, struct chan *ch, uint64_t h, int64_t off,
             unsigned whence)
 {
     CHECK(whence <= PROTO_SEEK_END);
     if (off < 0)
-        session_error(ch, -EINVAL, "stub: negative offset");
+        host_error(ch, -EINVAL, "stub: negative offset");
     else
         reply_u64(ch, (uint64_t)off);
 }
 
 void
-handle_close(struct agent *a, struct chan *ch, uint64_t h)
+fileio_close(struct agent *a, struct chan *ch, uint64_t h)
 {
-    session_reply(ch, NULL, 0);
+    host_reply(ch, NULL, 0);
 }
 
 /* ---- the host side: a model of what it sent ------------------------ */
@@ -499,7 +499,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uint8_t hello[64];
     struct proto_writer w;
-    struct session *s;
+    struct host *s;
     size_t pos = 0, out_total = 0;
     int sv[2];
 
@@ -511,7 +511,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     proto_decoder_reset(&out_dec);
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
                      sv) == 0);
-    CHECK(session_new(&A, sv[0], sv[0], on_closed, NULL, &s) == 0);
+    CHECK(host_new(&A, sv[0], sv[0], on_closed, NULL, &s) == 0);
     proto_writer_init(&w, hello, sizeof(hello));
     proto_frame_begin(&w, PROTO_HELLO, 0);
     proto_put_u32(&w, PROTO_MAGIC);
@@ -538,7 +538,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             pos = size;
         }
     }
-    session_free(s);
+    host_free(s);
     settle(sv[1], &out_total);
     close(sv[1]);
     CHECK(live_srcs == 0);

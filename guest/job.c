@@ -1,6 +1,8 @@
 /*
- * proc.c - processes started by the host: spawn, output capture, reaping,
- * wait, kill, stdin, and the stdout/stderr stream source.
+ * job.c - the processes the host started, one job each (proc#N in
+ * messages and on the wire): spawn, output capture, reaping, wait, kill,
+ * stdin, and the stdout/stderr stream source. A job is the leader of a
+ * process group of its own.
  *
  * Output is captured from the first byte whether or not a stream is open:
  * each pipe is drained into its own unlinked spool file in the agent's
@@ -25,7 +27,7 @@
  * Every process group started here is registered with the keeper
  * (keeper.c), which ends the groups when the agent goes, however it goes.
  */
-#include "agent.h"
+#include "guest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,8 +60,8 @@ struct output {
     struct pstream *streams;
 };
 
-struct proc {
-    struct procs *ps;
+struct job {
+    struct jobs *ps;
     uint64_t id;
     pid_t pid;
     int pidfd; /* -1 when reaped or unsupported */
@@ -72,11 +74,11 @@ struct proc {
     uint8_t *stdin_buf;
     size_t stdin_len, stdin_done;
     struct waiter *waiters;
-    struct proc *next;
+    struct job *next;
 };
 
 struct pstream {
-    struct proc *p;
+    struct job *p;
     struct output *o;
     struct chan *ch;
     uint64_t off;
@@ -84,35 +86,35 @@ struct pstream {
 };
 
 struct waiter {
-    struct proc *p;
+    struct job *p;
     struct chan *ch;
     struct waiter *next;
 };
 
-struct procs {
+struct jobs {
     struct agent *a;
-    struct proc *list; /* newest first */
+    struct job *list; /* newest first */
     size_t count;
     uint64_t next_id;
     bool sigchld; /* reaping through SIGCHLD */
     uint8_t buf[DRAIN_CHUNK];
 };
 
-static struct proc *
-proc_find(struct procs *ps, uint64_t id)
+static struct job *
+job_find(struct jobs *ps, uint64_t id)
 {
-    for (struct proc *p = ps->list; p; p = p->next)
+    for (struct job *p = ps->list; p; p = p->next)
         if (p->id == id)
             return p;
     return NULL;
 }
 
-static struct proc *
+static struct job *
 find_or_error(struct agent *a, struct chan *ch, uint64_t id)
 {
-    struct proc *p = proc_find(a->procs, id);
+    struct job *p = job_find(a->jobs, id);
     if (!p)
-        session_error(ch, -ESRCH, "proc#%llu: no such process",
+        host_error(ch, -ESRCH, "proc#%llu: no such process",
                       (unsigned long long)id);
     return p;
 }
@@ -125,7 +127,7 @@ static void
 wake_streams(struct output *o)
 {
     for (struct pstream *st = o->streams; st; st = st->next)
-        session_wake(st->ch);
+        host_wake(st->ch);
 }
 
 static void
@@ -144,7 +146,7 @@ static const char *const output_name[2] = {"stdout", "stderr"};
 
 /* Why recording of o stopped, for stream ends and wait replies. */
 static void
-loss_text(struct proc *p, struct output *o, char *buf, size_t len)
+loss_text(struct job *p, struct output *o, char *buf, size_t len)
 {
     size_t n = (size_t)snprintf(buf, len, "%s not recorded past %llu bytes: ",
                                 output_name[o - p->out],
@@ -159,7 +161,7 @@ loss_text(struct proc *p, struct output *o, char *buf, size_t len)
 
 /* Stop recording o: from now on its pipe is drained into the void. */
 static void
-output_lose(struct proc *p, struct output *o, int err)
+output_lose(struct job *p, struct output *o, int err)
 {
     char msg[PROTO_MAX_MSG];
 
@@ -193,9 +195,9 @@ spool_put(int fd, const uint8_t *buf, size_t len, uint64_t off, int *err)
 /* Move what the pipe holds into the spool. Returns when the pipe is
  * empty, at EOF, or after max chunks. */
 static void
-drain(struct proc *p, struct output *o, int max)
+drain(struct job *p, struct output *o, int max)
 {
-    struct procs *ps = p->ps;
+    struct jobs *ps = p->ps;
     bool grew = false;
 
     for (int i = 0; i < max && o->pipe >= 0; i++) {
@@ -232,7 +234,7 @@ drain(struct proc *p, struct output *o, int max)
 static void
 output_ready(struct reactor *r, int fd, unsigned events, void *arg)
 {
-    struct proc *p = arg;
+    struct job *p = arg;
     struct output *o = fd == p->out[0].pipe ? &p->out[0] : &p->out[1];
     drain(p, o, DRAIN_PER_TURN);
 }
@@ -240,7 +242,7 @@ output_ready(struct reactor *r, int fd, unsigned events, void *arg)
 /* ---- reaping and wait ---- */
 
 static void
-send_status(struct proc *p, struct chan *ch)
+send_status(struct job *p, struct chan *ch)
 {
     uint8_t body[16 + 2 * (24 + PROTO_MAX_MSG)];
     char msg[PROTO_MAX_MSG];
@@ -259,15 +261,15 @@ send_status(struct proc *p, struct chan *ch)
         proto_put_u64(&w, o->discarded);
         proto_put_str(&w, msg, strlen(msg));
     }
-    session_reply(ch, body, w.len);
+    host_reply(ch, body, w.len);
 }
 
 /* Tell the keeper about groups that have emptied, so that it never
  * signals a group id the system has since handed to someone else. */
 static void
-forget_empty_groups(struct procs *ps)
+forget_empty_groups(struct jobs *ps)
 {
-    for (struct proc *p = ps->list; p; p = p->next)
+    for (struct job *p = ps->list; p; p = p->next)
         if (p->kept && p->reaped && kill(-p->pid, 0) < 0 && errno == ESRCH) {
             keeper_forget(p->pid);
             p->kept = false;
@@ -275,7 +277,7 @@ forget_empty_groups(struct procs *ps)
 }
 
 static void
-reaped(struct proc *p, int status)
+reaped(struct job *p, int status)
 {
     struct agent *a = p->ps->a;
 
@@ -306,7 +308,7 @@ reaped(struct proc *p, int status)
 }
 
 static void
-try_reap(struct proc *p)
+try_reap(struct job *p)
 {
     int status;
     if (p->reaped)
@@ -327,8 +329,8 @@ pidfd_ready(struct reactor *r, int fd, unsigned events, void *arg)
 static void
 on_sigchld(struct reactor *r, void *arg)
 {
-    struct procs *ps = arg;
-    for (struct proc *p = ps->list; p; p = p->next)
+    struct jobs *ps = arg;
+    for (struct job *p = ps->list; p; p = p->next)
         try_reap(p);
 }
 
@@ -344,9 +346,9 @@ waiter_cancel(void *arg)
 }
 
 void
-proc_wait(struct agent *a, struct chan *ch, uint64_t id)
+job_wait(struct agent *a, struct chan *ch, uint64_t id)
 {
-    struct proc *p = find_or_error(a, ch, id);
+    struct job *p = find_or_error(a, ch, id);
     struct waiter *wt;
 
     if (!p)
@@ -356,29 +358,29 @@ proc_wait(struct agent *a, struct chan *ch, uint64_t id)
         return;
     }
     if (!(wt = calloc(1, sizeof(*wt)))) {
-        session_error(ch, -ENOMEM, "out of memory");
+        host_error(ch, -ENOMEM, "out of memory");
         return;
     }
     wt->p = p;
     wt->ch = ch;
     wt->next = p->waiters;
     p->waiters = wt;
-    session_park(ch, waiter_cancel, wt);
+    host_park(ch, waiter_cancel, wt);
 }
 
 void
-proc_kill(struct agent *a, struct chan *ch, uint64_t id, int sig)
+job_kill(struct agent *a, struct chan *ch, uint64_t id, int sig)
 {
-    struct proc *p = find_or_error(a, ch, id);
+    struct job *p = find_or_error(a, ch, id);
     if (!p)
         return;
     /* The whole group: the process was started as its leader. */
     if (kill(-p->pid, sig) < 0) {
-        session_error(ch, -errno, "proc#%llu: %s", (unsigned long long)id,
+        host_error(ch, -errno, "proc#%llu: %s", (unsigned long long)id,
                       strerror(errno));
         return;
     }
-    session_reply(ch, NULL, 0);
+    host_reply(ch, NULL, 0);
 }
 
 /* ---- stdin ---- */
@@ -386,7 +388,7 @@ proc_kill(struct agent *a, struct chan *ch, uint64_t id, int sig)
 static void stdin_ready(struct reactor *r, int fd, unsigned events, void *arg);
 
 static void
-stdin_finish(struct proc *p, int err)
+stdin_finish(struct job *p, int err)
 {
     struct chan *ch = p->stdin_ch;
     uint8_t body[4];
@@ -394,12 +396,12 @@ stdin_finish(struct proc *p, int err)
 
     p->stdin_ch = NULL;
     if (err < 0)
-        session_error(ch, err, "proc#%llu: %s", (unsigned long long)p->id,
+        host_error(ch, err, "proc#%llu: %s", (unsigned long long)p->id,
                       strerror(-err));
     else {
         proto_writer_init(&w, body, sizeof(body));
         proto_put_u32(&w, (uint32_t)p->stdin_len);
-        session_reply(ch, body, w.len);
+        host_reply(ch, body, w.len);
     }
     free(p->stdin_buf);
     p->stdin_buf = NULL;
@@ -407,7 +409,7 @@ stdin_finish(struct proc *p, int err)
 
 /* Write what the pipe takes; 1 when all is written, 0 to wait, -errno. */
 static int
-stdin_push(struct proc *p)
+stdin_push(struct job *p)
 {
     while (p->stdin_done < p->stdin_len) {
         ssize_t n = write(p->stdin_fd, p->stdin_buf + p->stdin_done,
@@ -424,7 +426,7 @@ stdin_push(struct proc *p)
 static void
 stdin_ready(struct reactor *r, int fd, unsigned events, void *arg)
 {
-    struct proc *p = arg;
+    struct job *p = arg;
     int rc = stdin_push(p);
     if (rc != 0) {
         reactor_unwatch(r, fd);
@@ -435,7 +437,7 @@ stdin_ready(struct reactor *r, int fd, unsigned events, void *arg)
 static void
 stdin_cancel(void *arg)
 {
-    struct proc *p = arg;
+    struct job *p = arg;
     reactor_unwatch(p->ps->a->r, p->stdin_fd);
     p->stdin_ch = NULL;
     free(p->stdin_buf);
@@ -443,26 +445,26 @@ stdin_cancel(void *arg)
 }
 
 void
-proc_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
+job_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
            size_t len)
 {
-    struct proc *p = find_or_error(a, ch, id);
+    struct job *p = find_or_error(a, ch, id);
     int rc;
 
     if (!p)
         return;
     if (p->stdin_fd < 0) {
-        session_error(ch, -EPIPE, "proc#%llu: its stdin is closed",
+        host_error(ch, -EPIPE, "proc#%llu: its stdin is closed",
                       (unsigned long long)id);
         return;
     }
     if (p->stdin_ch) {
-        session_error(ch, -EBUSY, "proc#%llu: a stdin write is pending",
+        host_error(ch, -EBUSY, "proc#%llu: a stdin write is pending",
                       (unsigned long long)id);
         return;
     }
     if (!(p->stdin_buf = malloc(len ? len : 1))) {
-        session_error(ch, -ENOMEM, "out of memory");
+        host_error(ch, -ENOMEM, "out of memory");
         return;
     }
     memcpy(p->stdin_buf, buf, len);
@@ -476,11 +478,11 @@ proc_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
         stdin_finish(p, rc < 0 ? rc : 0);
         return;
     }
-    session_park(ch, stdin_cancel, p);
+    host_park(ch, stdin_cancel, p);
 }
 
 static void
-stdin_close_fd(struct proc *p)
+stdin_close_fd(struct job *p)
 {
     if (p->stdin_fd < 0)
         return;
@@ -493,13 +495,13 @@ stdin_close_fd(struct proc *p)
 }
 
 void
-proc_stdin_close(struct agent *a, struct chan *ch, uint64_t id)
+job_stdin_close(struct agent *a, struct chan *ch, uint64_t id)
 {
-    struct proc *p = find_or_error(a, ch, id);
+    struct job *p = find_or_error(a, ch, id);
     if (!p)
         return;
     stdin_close_fd(p);
-    session_reply(ch, NULL, 0);
+    host_reply(ch, NULL, 0);
 }
 
 /* ---- the stream source ---- */
@@ -527,9 +529,9 @@ pstream_read(void *src, void *buf, size_t len)
     if (o->lost) {
         /* Nothing more will be recorded: end now, not at pipe EOF. */
         loss_text(st->p, o, msg, sizeof(msg));
-        session_end(st->ch, -o->lost, PROTO_END_ERROR, msg);
+        host_end(st->ch, -o->lost, PROTO_END_ERROR, msg);
     } else if (o->pipe < 0) {
-        session_end(st->ch, 0, PROTO_END_EOF, NULL);
+        host_end(st->ch, 0, PROTO_END_EOF, NULL);
     }
     return 0;
 }
@@ -551,15 +553,15 @@ static const struct source_ops pstream_ops = {
 };
 
 void
-proc_stream_open(struct agent *a, struct chan *ch, uint64_t id, unsigned which)
+job_stream_open(struct agent *a, struct chan *ch, uint64_t id, unsigned which)
 {
-    struct proc *p = find_or_error(a, ch, id);
+    struct job *p = find_or_error(a, ch, id);
     struct pstream *st;
 
     if (!p)
         return;
     if (!(st = calloc(1, sizeof(*st)))) {
-        session_error(ch, -ENOMEM, "out of memory");
+        host_error(ch, -ENOMEM, "out of memory");
         return;
     }
     st->p = p;
@@ -567,7 +569,7 @@ proc_stream_open(struct agent *a, struct chan *ch, uint64_t id, unsigned which)
     st->ch = ch;
     st->next = st->o->streams;
     st->o->streams = st;
-    session_ack(ch, 0, &pstream_ops, st);
+    host_ack(ch, 0, &pstream_ops, st);
 }
 
 /* ---- spawn ---- */
@@ -589,7 +591,7 @@ spool_open(const char *dir)
 }
 
 static void
-proc_free(struct proc *p)
+job_free(struct job *p)
 {
     struct agent *a = p->ps->a;
     if (p->kept && p->reaped && kill(-p->pid, 0) < 0 && errno == ESRCH)
@@ -610,29 +612,29 @@ proc_free(struct proc *p)
 /* Make room for one more process: forget the oldest finished one that
  * nobody is reading or waiting for. */
 static int
-evict(struct procs *ps)
+evict(struct jobs *ps)
 {
-    struct proc **victim = NULL;
+    struct job **victim = NULL;
     if (ps->count < MAX_PROCS)
         return 0;
-    for (struct proc **pp = &ps->list; *pp; pp = &(*pp)->next) {
-        struct proc *p = *pp;
+    for (struct job **pp = &ps->list; *pp; pp = &(*pp)->next) {
+        struct job *p = *pp;
         if (p->reaped && !p->waiters && p->out[0].pipe < 0 &&
             p->out[1].pipe < 0 && !p->out[0].streams && !p->out[1].streams)
             victim = pp;
     }
     if (!victim)
         return -EAGAIN;
-    struct proc *p = *victim;
+    struct job *p = *victim;
     *victim = p->next;
     ps->count--;
-    proc_free(p);
+    job_free(p);
     return 0;
 }
 
 /* environ with the request's K=V entries added or replaced. */
 static char **
-build_env(const struct proc_exec_req *req)
+build_env(const struct job_exec_req *req)
 {
     size_t n = 0;
     while (environ && environ[n])
@@ -706,7 +708,7 @@ resolve(const char *name, const char *path, char *out, size_t len, char *msg)
 }
 
 static int
-spawn(struct proc *p, const struct proc_exec_req *req, int fds[3][2], char *msg)
+spawn(struct job *p, const struct job_exec_req *req, int fds[3][2], char *msg)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -763,7 +765,7 @@ spawn(struct proc *p, const struct proc_exec_req *req, int fds[3][2], char *msg)
 }
 
 static int
-watch_exit(struct procs *ps, struct proc *p)
+watch_exit(struct jobs *ps, struct job *p)
 {
     p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
     if (p->pidfd >= 0)
@@ -782,17 +784,17 @@ watch_exit(struct procs *ps, struct proc *p)
 }
 
 void
-proc_exec(struct agent *a, struct chan *ch, const struct proc_exec_req *req)
+job_exec(struct agent *a, struct chan *ch, const struct job_exec_req *req)
 {
-    struct procs *ps = a->procs;
+    struct jobs *ps = a->jobs;
     int fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
-    struct proc *p = NULL;
+    struct job *p = NULL;
     const char *what = "exec";
     char msg[PROTO_MAX_MSG] = "";
     int err;
 
     if ((err = evict(ps)) < 0) {
-        session_error(ch, err, "too many processes (max %d)", MAX_PROCS);
+        host_error(ch, err, "too many processes (max %d)", MAX_PROCS);
         return;
     }
     err = -ENOMEM;
@@ -844,7 +846,7 @@ proc_exec(struct agent *a, struct chan *ch, const struct proc_exec_req *req)
     struct proto_writer w;
     proto_writer_init(&w, body, sizeof(body));
     proto_put_u64(&w, p->id);
-    session_reply(ch, body, w.len);
+    host_reply(ch, body, w.len);
     return;
 err_fds:
     for (int i = 0; i < 3; i++)
@@ -852,18 +854,18 @@ err_fds:
             if (fds[i][j] >= 0)
                 close(fds[i][j]);
 err_free:
-    proc_free(p);
+    job_free(p);
 err:
     if (msg[0])
-        session_error(ch, err, "%s", msg);
+        host_error(ch, err, "%s", msg);
     else
-        session_error(ch, err, "%s: %s", what, strerror(-err));
+        host_error(ch, err, "%s: %s", what, strerror(-err));
 }
 
 int
-procs_new(struct agent *a, struct procs **out)
+jobs_new(struct agent *a, struct jobs **out)
 {
-    struct procs *ps = calloc(1, sizeof(*ps));
+    struct jobs *ps = calloc(1, sizeof(*ps));
     if (!ps)
         return -ENOMEM;
     ps->a = a;
@@ -872,14 +874,14 @@ procs_new(struct agent *a, struct procs **out)
 }
 
 void
-procs_free(struct procs *ps)
+jobs_free(struct jobs *ps)
 {
     if (!ps)
         return;
     while (ps->list) {
-        struct proc *p = ps->list;
+        struct job *p = ps->list;
         ps->list = p->next;
-        proc_free(p);
+        job_free(p);
     }
     free(ps);
 }

@@ -1,6 +1,7 @@
 /*
- * handle.c - guest files opened by the host, by handle: open, read,
- * write, seek, close, and streaming a handle (fd_stream).
+ * fileio.c - guest files opened by the host, by handle (file#N): open,
+ * read, write, seek, close, and streaming a handle (fd_stream). One open
+ * file is a struct ofile; struct fileio is the agent's table of them.
  *
  * Nothing here blocks the agent. Regular files are read and written
  * directly (the page cache answers). Pipes, FIFOs and terminals are
@@ -13,7 +14,7 @@
  * a pipe reads the pipe itself (and so competes with reads by handle). A
  * stream ends when its handle is closed, or at the pipe's end of file.
  */
-#include "agent.h"
+#include "guest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,8 +31,8 @@ enum pending_op { PENDING_NONE, PENDING_READ, PENDING_WRITE };
 
 struct hstream;
 
-struct handle {
-    struct handles *hs;
+struct ofile {
+    struct fileio *hs;
     uint64_t id;
     int fd;
     bool regular;
@@ -41,11 +42,11 @@ struct handle {
     uint8_t *buf;
     size_t len;
     struct hstream *streams;
-    struct handle *next;
+    struct ofile *next;
 };
 
 struct hstream {
-    struct handle *h;
+    struct ofile *h;
     struct chan *ch;
     uint64_t off;
     bool want_fd; /* waits for the fd to be readable (pipes) */
@@ -53,28 +54,28 @@ struct hstream {
     struct hstream *next;
 };
 
-struct handles {
+struct fileio {
     struct agent *a;
-    struct handle *list;
+    struct ofile *list;
     size_t count;
     uint64_t next_id;
 };
 
-static struct handle *
+static struct ofile *
 find_or_error(struct agent *a, struct chan *ch, uint64_t id)
 {
-    for (struct handle *h = a->handles->list; h; h = h->next)
+    for (struct ofile *h = a->files->list; h; h = h->next)
         if (h->id == id)
             return h;
-    session_error(ch, -EBADF, "file#%llu: no such open file handle",
+    host_error(ch, -EBADF, "file#%llu: no such open file handle",
                   (unsigned long long)id);
     return NULL;
 }
 
-static void handle_ready(struct reactor *r, int fd, unsigned events, void *arg);
+static void ofile_ready(struct reactor *r, int fd, unsigned events, void *arg);
 
 static void
-update_watch(struct handle *h)
+update_watch(struct ofile *h)
 {
     struct reactor *r = h->hs->a->r;
     unsigned want = 0;
@@ -90,7 +91,7 @@ update_watch(struct handle *h)
         return;
     if (!want)
         reactor_unwatch(r, h->fd);
-    else if (reactor_watch(r, h->fd, want, handle_ready, h) < 0)
+    else if (reactor_watch(r, h->fd, want, ofile_ready, h) < 0)
         want = 0; /* not pollable: never parked, see read/write */
     h->watched = want;
 }
@@ -102,7 +103,7 @@ reply_count(struct chan *ch, size_t n)
     struct proto_writer w;
     proto_writer_init(&w, body, sizeof(body));
     proto_put_u32(&w, (uint32_t)n);
-    session_reply(ch, body, w.len);
+    host_reply(ch, body, w.len);
 }
 
 static void
@@ -112,12 +113,12 @@ reply_data(struct chan *ch, const void *buf, size_t n)
     struct proto_writer w;
     proto_writer_init(&w, body, sizeof(body));
     proto_put_bytes(&w, buf, n);
-    session_reply(ch, body, w.len);
+    host_reply(ch, body, w.len);
 }
 
 /* Try the parked op; true when it was answered. */
 static bool
-try_pending(struct handle *h)
+try_pending(struct ofile *h)
 {
     ssize_t n;
 
@@ -134,7 +135,7 @@ try_pending(struct handle *h)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return false;
     if (n < 0)
-        session_error(h->pending, -errno, "file#%llu: %s",
+        host_error(h->pending, -errno, "file#%llu: %s",
                       (unsigned long long)h->id, strerror(errno));
     free(h->buf);
     h->buf = NULL;
@@ -144,16 +145,16 @@ try_pending(struct handle *h)
 }
 
 static void
-handle_ready(struct reactor *r, int fd, unsigned events, void *arg)
+ofile_ready(struct reactor *r, int fd, unsigned events, void *arg)
 {
-    struct handle *h = arg;
+    struct ofile *h = arg;
 
     if (h->op != PENDING_NONE)
         try_pending(h);
     for (struct hstream *st = h->streams; st; st = st->next)
         if (st->want_fd) {
             st->want_fd = false;
-            session_wake(st->ch);
+            host_wake(st->ch);
         }
     update_watch(h);
 }
@@ -161,7 +162,7 @@ handle_ready(struct reactor *r, int fd, unsigned events, void *arg)
 static void
 pending_cancel(void *arg)
 {
-    struct handle *h = arg;
+    struct ofile *h = arg;
     free(h->buf);
     h->buf = NULL;
     h->pending = NULL;
@@ -170,12 +171,12 @@ pending_cancel(void *arg)
 }
 
 static void
-park(struct handle *h, struct chan *ch, enum pending_op op, const void *buf,
+park(struct ofile *h, struct chan *ch, enum pending_op op, const void *buf,
      size_t len)
 {
     if (op == PENDING_WRITE) {
         if (!(h->buf = malloc(len ? len : 1))) {
-            session_error(ch, -ENOMEM, "out of memory");
+            host_error(ch, -ENOMEM, "out of memory");
             return;
         }
         memcpy(h->buf, buf, len);
@@ -184,20 +185,20 @@ park(struct handle *h, struct chan *ch, enum pending_op op, const void *buf,
     h->pending = ch;
     h->len = len;
     update_watch(h);
-    session_park(ch, pending_cancel, h);
+    host_park(ch, pending_cancel, h);
 }
 
 void
-handle_open(struct agent *a, struct chan *ch, const char *path, unsigned flags,
+fileio_open(struct agent *a, struct chan *ch, const char *path, unsigned flags,
             unsigned mode)
 {
-    struct handles *hs = a->handles;
-    struct handle *h;
+    struct fileio *hs = a->files;
+    struct ofile *h;
     struct stat st;
     int oflags = O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
 
     if (hs->count >= MAX_HANDLES) {
-        session_error(ch, -EMFILE, "%s: too many open handles (max %d)", path,
+        host_error(ch, -EMFILE, "%s: too many open handles (max %d)", path,
                       MAX_HANDLES);
         return;
     }
@@ -214,7 +215,7 @@ handle_open(struct agent *a, struct chan *ch, const char *path, unsigned flags,
     if (flags & PROTO_O_TRUNCATE)
         oflags |= O_TRUNC;
     if (!(h = calloc(1, sizeof(*h)))) {
-        session_error(ch, -ENOMEM, "%s: out of memory", path);
+        host_error(ch, -ENOMEM, "%s: out of memory", path);
         return;
     }
     h->fd = open(path, oflags, mode ? mode : 0644);
@@ -223,7 +224,7 @@ handle_open(struct agent *a, struct chan *ch, const char *path, unsigned flags,
         if (h->fd >= 0)
             close(h->fd);
         free(h);
-        session_error(ch, err, "%s: %s", path, strerror(-err));
+        host_error(ch, err, "%s: %s", path, strerror(-err));
         return;
     }
     h->hs = hs;
@@ -236,20 +237,20 @@ handle_open(struct agent *a, struct chan *ch, const char *path, unsigned flags,
     struct proto_writer w;
     proto_writer_init(&w, body, sizeof(body));
     proto_put_u64(&w, h->id);
-    session_reply(ch, body, w.len);
+    host_reply(ch, body, w.len);
 }
 
 void
-handle_read(struct agent *a, struct chan *ch, uint64_t id, size_t n)
+fileio_read(struct agent *a, struct chan *ch, uint64_t id, size_t n)
 {
-    struct handle *h = find_or_error(a, ch, id);
+    struct ofile *h = find_or_error(a, ch, id);
     uint8_t buf[PROTO_MAX_DATA];
     ssize_t got;
 
     if (!h)
         return;
     if (h->op != PENDING_NONE) {
-        session_error(ch, -EBUSY, "file#%llu: another read or write is pending",
+        host_error(ch, -EBUSY, "file#%llu: another read or write is pending",
                       (unsigned long long)id);
         return;
     }
@@ -259,22 +260,22 @@ handle_read(struct agent *a, struct chan *ch, uint64_t id, size_t n)
     } else if (errno == EAGAIN && !h->regular) {
         park(h, ch, PENDING_READ, NULL, n);
     } else {
-        session_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
+        host_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
                       strerror(errno));
     }
 }
 
 void
-handle_write(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
+fileio_write(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
              size_t len)
 {
-    struct handle *h = find_or_error(a, ch, id);
+    struct ofile *h = find_or_error(a, ch, id);
     size_t done = 0;
 
     if (!h)
         return;
     if (h->op != PENDING_NONE) {
-        session_error(ch, -EBUSY, "file#%llu: another read or write is pending",
+        host_error(ch, -EBUSY, "file#%llu: another read or write is pending",
                       (unsigned long long)id);
         return;
     }
@@ -288,7 +289,7 @@ handle_write(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
             return;
         }
         if (n < 0 && done == 0) {
-            session_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
+            host_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
                           strerror(errno));
             return;
         }
@@ -300,10 +301,10 @@ handle_write(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
 }
 
 void
-handle_seek(struct agent *a, struct chan *ch, uint64_t id, int64_t off,
+fileio_seek(struct agent *a, struct chan *ch, uint64_t id, int64_t off,
             unsigned whence)
 {
-    struct handle *h = find_or_error(a, ch, id);
+    struct ofile *h = find_or_error(a, ch, id);
     static const int whences[] = {SEEK_SET, SEEK_CUR, SEEK_END};
     uint8_t body[8];
     struct proto_writer w;
@@ -312,20 +313,20 @@ handle_seek(struct agent *a, struct chan *ch, uint64_t id, int64_t off,
         return;
     off_t pos = lseek(h->fd, (off_t)off, whences[whence]);
     if (pos < 0) {
-        session_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
+        host_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
                       strerror(errno));
         return;
     }
     proto_writer_init(&w, body, sizeof(body));
     proto_put_u64(&w, (uint64_t)pos);
-    session_reply(ch, body, w.len);
+    host_reply(ch, body, w.len);
 }
 
 static void
-handle_destroy(struct handle *h)
+ofile_destroy(struct ofile *h)
 {
-    struct handles *hs = h->hs;
-    struct handle **pp = &hs->list;
+    struct fileio *hs = h->hs;
+    struct ofile **pp = &hs->list;
 
     while (*pp != h)
         pp = &(*pp)->next;
@@ -334,7 +335,7 @@ handle_destroy(struct handle *h)
     if (h->op != PENDING_NONE) {
         struct chan *pending = h->pending;
         pending_cancel(h);
-        session_error(pending, -EBADF, "handle closed");
+        host_error(pending, -EBADF, "handle closed");
     }
     /* Streams end; their sources are freed by the session later, so
      * detach them from the handle now. */
@@ -345,7 +346,7 @@ handle_destroy(struct handle *h)
         st->next = NULL;
         watch_remove(st->sub);
         st->sub = NULL;
-        session_end(st->ch, 0, PROTO_END_EOF, "handle closed");
+        host_end(st->ch, 0, PROTO_END_EOF, "handle closed");
     }
     if (h->watched)
         reactor_unwatch(hs->a->r, h->fd);
@@ -355,13 +356,13 @@ handle_destroy(struct handle *h)
 }
 
 void
-handle_close(struct agent *a, struct chan *ch, uint64_t id)
+fileio_close(struct agent *a, struct chan *ch, uint64_t id)
 {
-    struct handle *h = find_or_error(a, ch, id);
+    struct ofile *h = find_or_error(a, ch, id);
     if (!h)
         return;
-    handle_destroy(h);
-    session_reply(ch, NULL, 0);
+    ofile_destroy(h);
+    host_reply(ch, NULL, 0);
 }
 
 /* ---- fd_stream ---- */
@@ -370,7 +371,7 @@ static ssize_t
 hstream_read(void *src, void *buf, size_t len)
 {
     struct hstream *st = src;
-    struct handle *h = st->h;
+    struct ofile *h = st->h;
     ssize_t n;
 
     if (!h)
@@ -385,7 +386,7 @@ hstream_read(void *src, void *buf, size_t len)
     if (n > 0)
         return n;
     if (n == 0) {
-        session_end(st->ch, 0, PROTO_END_EOF, NULL);
+        host_end(st->ch, 0, PROTO_END_EOF, NULL);
         return 0;
     }
     if (errno != EAGAIN && errno != EINTR)
@@ -420,20 +421,20 @@ hstream_event(void *arg, uint32_t mask, const char *name)
 {
     struct hstream *st = arg;
     if (mask & (IN_MODIFY | IN_Q_OVERFLOW))
-        session_wake(st->ch);
+        host_wake(st->ch);
 }
 
 void
-handle_stream_open(struct agent *a, struct chan *ch, uint64_t id)
+fileio_stream_open(struct agent *a, struct chan *ch, uint64_t id)
 {
-    struct handle *h = find_or_error(a, ch, id);
+    struct ofile *h = find_or_error(a, ch, id);
     struct hstream *st;
     int err;
 
     if (!h)
         return;
     if (!(st = calloc(1, sizeof(*st)))) {
-        session_error(ch, -ENOMEM, "out of memory");
+        host_error(ch, -ENOMEM, "out of memory");
         return;
     }
     st->h = h;
@@ -446,20 +447,20 @@ handle_stream_open(struct agent *a, struct chan *ch, uint64_t id)
         if ((err = watch_add(a->watch, proc, hstream_event, st, &st->sub)) <
             0) {
             free(st);
-            session_error(ch, err, "file#%llu: cannot watch it: %s",
+            host_error(ch, err, "file#%llu: cannot watch it: %s",
                           (unsigned long long)id, strerror(-err));
             return;
         }
     }
     st->next = h->streams;
     h->streams = st;
-    session_ack(ch, st->off, &hstream_ops, st);
+    host_ack(ch, st->off, &hstream_ops, st);
 }
 
 int
-handles_new(struct agent *a, struct handles **out)
+fileio_new(struct agent *a, struct fileio **out)
 {
-    struct handles *hs = calloc(1, sizeof(*hs));
+    struct fileio *hs = calloc(1, sizeof(*hs));
     if (!hs)
         return -ENOMEM;
     hs->a = a;
@@ -468,12 +469,12 @@ handles_new(struct agent *a, struct handles **out)
 }
 
 void
-handles_free(struct handles *hs)
+fileio_free(struct fileio *hs)
 {
     if (!hs)
         return;
     while (hs->list) {
-        struct handle *h = hs->list;
+        struct ofile *h = hs->list;
         hs->list = h->next;
         if (h->watched)
             reactor_unwatch(hs->a->r, h->fd);

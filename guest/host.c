@@ -1,15 +1,16 @@
 /*
- * session.c - one host connection of provium-agent: the handshake, frame
- * decoding and dispatch, the channel table, and the sender.
+ * host.c - one host connection of provium-agent (a session): the
+ * handshake, frame decoding and dispatch, the channel table, and the
+ * sender.
  *
  * Flow control lives here and only here (docs/protocol.md): a source is
- * read only from session_pump(), only when its channel has credit and the
+ * read only from host_pump(), only when its channel has credit and the
  * output buffer is below OUT_HIGH, and channels take turns one frame at a
  * time. Host frames are not even decoded while the output is above the
  * mark, so neither a slow nor a hostile host makes the agent buffer
  * without bound.
  */
-#include "agent.h"
+#include "guest.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -28,10 +29,10 @@
 #define READS_PER_TURN 4 /* input reads per readiness callback */
 
 struct chan {
-    struct session *s;
+    struct host *s;
     uint32_t id;
     bool stream;
-    const struct source_ops *ops; /* set by session_ack */
+    const struct source_ops *ops; /* set by host_ack */
     void *src;
     uint64_t credit;
     bool want; /* the source may have bytes */
@@ -46,7 +47,7 @@ struct chan {
     struct chan *hnext;
 };
 
-struct session {
+struct host {
     struct agent *a;
     int rfd, wfd;
     unsigned rev, wev; /* events currently watched on rfd / wfd */
@@ -62,17 +63,17 @@ struct session {
     struct chan *buckets[CHAN_BUCKETS];
     struct chan *qhead, *qtail;
     struct reactor_timer pump_timer, close_timer;
-    session_closed_fn *closed;
+    host_closed_fn *closed;
     void *arg;
 };
 
-static void session_update(struct session *s);
-static void session_pump(struct reactor *r, void *arg);
+static void host_update(struct host *s);
+static void host_pump(struct reactor *r, void *arg);
 
 /* ---- output buffer ---- */
 
 static uint8_t *
-out_reserve(struct session *s, size_t n)
+out_reserve(struct host *s, size_t n)
 {
     if (s->out_cap - s->out_off - s->out_len < n && s->out_off) {
         memmove(s->out, s->out + s->out_off, s->out_len);
@@ -91,12 +92,12 @@ out_reserve(struct session *s, size_t n)
     return s->out + s->out_off + s->out_len;
 }
 
-static void fail(struct session *s, const char *fmt, ...)
+static void fail(struct host *s, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
 /* Append one frame with the given body. */
 static void
-send_frame(struct session *s, unsigned type, uint32_t ch, const void *body,
+send_frame(struct host *s, unsigned type, uint32_t ch, const void *body,
            size_t len)
 {
     uint8_t *p;
@@ -112,11 +113,11 @@ send_frame(struct session *s, unsigned type, uint32_t ch, const void *body,
         memcpy(p + PROTO_HEADER_LEN, body, len);
     s->out_len += PROTO_HEADER_LEN + len;
     if (!reactor_timer_armed(&s->pump_timer))
-        reactor_timer_start(s->a->r, &s->pump_timer, 0, session_pump, s);
+        reactor_timer_start(s->a->r, &s->pump_timer, 0, host_pump, s);
 }
 
 static void
-send_msg(struct session *s, unsigned type, uint32_t ch, int err,
+send_msg(struct host *s, unsigned type, uint32_t ch, int err,
          unsigned reason, uint64_t value, const char *msg)
 {
     uint8_t body[32 + PROTO_MAX_MSG];
@@ -139,7 +140,7 @@ send_msg(struct session *s, unsigned type, uint32_t ch, int err,
 /* ---- channels ---- */
 
 static struct chan **
-chan_slot(struct session *s, uint32_t id)
+chan_slot(struct host *s, uint32_t id)
 {
     struct chan **pp = &s->buckets[id % CHAN_BUCKETS];
     while (*pp && (*pp)->id != id)
@@ -148,7 +149,7 @@ chan_slot(struct session *s, uint32_t id)
 }
 
 static void
-queue_remove(struct session *s, struct chan *ch)
+queue_remove(struct host *s, struct chan *ch)
 {
     if (!ch->queued)
         return;
@@ -165,7 +166,7 @@ queue_remove(struct session *s, struct chan *ch)
 }
 
 static void
-queue_push(struct session *s, struct chan *ch)
+queue_push(struct host *s, struct chan *ch)
 {
     if (ch->queued)
         return;
@@ -178,7 +179,7 @@ queue_push(struct session *s, struct chan *ch)
     s->qtail = ch;
     ch->queued = true;
     if (!reactor_timer_armed(&s->pump_timer))
-        reactor_timer_start(s->a->r, &s->pump_timer, 0, session_pump, s);
+        reactor_timer_start(s->a->r, &s->pump_timer, 0, host_pump, s);
 }
 
 /* Forget a channel. A parked request is cancelled only when the host
@@ -186,7 +187,7 @@ queue_push(struct session *s, struct chan *ch)
 static void
 chan_drop(struct chan *ch, bool cancel)
 {
-    struct session *s = ch->s;
+    struct host *s = ch->s;
     struct chan **pp = chan_slot(s, ch->id);
 
     if (*pp == ch)
@@ -202,7 +203,7 @@ chan_drop(struct chan *ch, bool cancel)
 }
 
 void
-session_ack(struct chan *ch, uint64_t offset, const struct source_ops *ops,
+host_ack(struct chan *ch, uint64_t offset, const struct source_ops *ops,
             void *src)
 {
     uint8_t body[8];
@@ -213,11 +214,11 @@ session_ack(struct chan *ch, uint64_t offset, const struct source_ops *ops,
     send_frame(ch->s, PROTO_ACK, ch->id, body, w.len);
     ch->ops = ops;
     ch->src = src;
-    session_wake(ch);
+    host_wake(ch);
 }
 
 void
-session_wake(struct chan *ch)
+host_wake(struct chan *ch)
 {
     ch->want = true;
     if (ch->credit > 0 && ch->ops)
@@ -225,13 +226,13 @@ session_wake(struct chan *ch)
 }
 
 void
-session_note(struct chan *ch, unsigned code, uint64_t value, const char *msg)
+host_note(struct chan *ch, unsigned code, uint64_t value, const char *msg)
 {
     send_msg(ch->s, PROTO_NOTE, ch->id, 0, code, value, msg);
 }
 
 void
-session_end(struct chan *ch, int err, unsigned reason, const char *msg)
+host_end(struct chan *ch, int err, unsigned reason, const char *msg)
 {
     if (ch->ending)
         return;
@@ -243,14 +244,14 @@ session_end(struct chan *ch, int err, unsigned reason, const char *msg)
 }
 
 void
-session_reply(struct chan *ch, const void *body, size_t len)
+host_reply(struct chan *ch, const void *body, size_t len)
 {
     send_frame(ch->s, PROTO_REPLY, ch->id, body, len);
     chan_drop(ch, false);
 }
 
 void
-session_error(struct chan *ch, int err, const char *fmt, ...)
+host_error(struct chan *ch, int err, const char *fmt, ...)
 {
     char msg[PROTO_MAX_MSG];
     va_list ap;
@@ -263,7 +264,7 @@ session_error(struct chan *ch, int err, const char *fmt, ...)
 }
 
 void
-session_park(struct chan *ch, void (*cancel)(void *arg), void *arg)
+host_park(struct chan *ch, void (*cancel)(void *arg), void *arg)
 {
     ch->cancel = cancel;
     ch->cancel_arg = arg;
@@ -272,14 +273,14 @@ session_park(struct chan *ch, void (*cancel)(void *arg), void *arg)
 /* ---- the sender ---- */
 
 static size_t
-out_pending(const struct session *s)
+out_pending(const struct host *s)
 {
     return s->out_len;
 }
 
 /* Write what the socket takes. */
 static void
-flush(struct session *s)
+flush(struct host *s)
 {
     while (s->out_len > 0 && !s->dead) {
         ssize_t n = write(s->wfd, s->out + s->out_off, s->out_len);
@@ -299,7 +300,7 @@ flush(struct session *s)
 
 /* One frame from one channel. */
 static void
-pump_chan(struct session *s, struct chan *ch)
+pump_chan(struct host *s, struct chan *ch)
 {
     size_t n = ch->credit < PROTO_MAX_DATA ? ch->credit : PROTO_MAX_DATA;
     ssize_t got;
@@ -325,16 +326,16 @@ pump_chan(struct session *s, struct chan *ch)
     } else {
         char msg[PROTO_MAX_MSG];
         snprintf(msg, sizeof(msg), "read: %s", strerror((int)-got));
-        session_end(ch, (int)got, PROTO_END_ERROR, msg);
+        host_end(ch, (int)got, PROTO_END_ERROR, msg);
     }
 }
 
-static void process_input(struct session *s);
+static void process_input(struct host *s);
 
 static void
-session_pump(struct reactor *r, void *arg)
+host_pump(struct reactor *r, void *arg)
 {
-    struct session *s = arg;
+    struct host *s = arg;
 
     for (;;) {
         flush(s);
@@ -359,21 +360,21 @@ session_pump(struct reactor *r, void *arg)
     /* Input parked above the mark can go on now. */
     if (s->in_len > 0 && out_pending(s) < OUT_HIGH)
         process_input(s);
-    session_update(s);
+    host_update(s);
 }
 
 /* ---- the fds ---- */
 
-static void session_io(struct reactor *r, int fd, unsigned events, void *arg);
+static void host_io(struct reactor *r, int fd, unsigned events, void *arg);
 
 static void
-watch_fd(struct session *s, int fd, unsigned want, unsigned *cur)
+watch_fd(struct host *s, int fd, unsigned want, unsigned *cur)
 {
     if (want == *cur)
         return;
     if (want == 0)
         reactor_unwatch(s->a->r, fd);
-    else if (reactor_watch(s->a->r, fd, want, session_io, s) < 0) {
+    else if (reactor_watch(s->a->r, fd, want, host_io, s) < 0) {
         fail(s, "watch: %s", strerror(errno));
         return;
     }
@@ -381,7 +382,7 @@ watch_fd(struct session *s, int fd, unsigned want, unsigned *cur)
 }
 
 static void
-session_update(struct session *s)
+host_update(struct host *s)
 {
     unsigned rd = 0, wr = 0;
 
@@ -400,12 +401,12 @@ session_update(struct session *s)
 }
 
 static void
-session_io(struct reactor *r, int fd, unsigned events, void *arg)
+host_io(struct reactor *r, int fd, unsigned events, void *arg)
 {
-    struct session *s = arg;
+    struct host *s = arg;
 
     if (fd == s->wfd && (events & (REACTOR_OUT | REACTOR_ERR))) {
-        session_pump(r, s);
+        host_pump(r, s);
         if (s->dead)
             return;
     }
@@ -433,15 +434,15 @@ session_io(struct reactor *r, int fd, unsigned events, void *arg)
         if (s->dead)
             return;
     }
-    session_update(s);
+    host_update(s);
 }
 
 /* ---- dispatch ---- */
 
-static void drop_all(struct session *s, bool cancel);
+static void drop_all(struct host *s, bool cancel);
 
 static void
-send_hello_ok(struct session *s)
+send_hello_ok(struct host *s)
 {
     uint8_t body[64 + 3 * PROTO_MAX_FACT];
     struct proto_writer w;
@@ -460,7 +461,7 @@ send_hello_ok(struct session *s)
 }
 
 static void
-on_hello(struct session *s, const struct proto_frame *f)
+on_hello(struct host *s, const struct proto_frame *f)
 {
     struct proto_reader rd;
     uint32_t magic, vmin, vmax;
@@ -491,7 +492,7 @@ on_hello(struct session *s, const struct proto_frame *f)
 }
 
 static struct chan *
-chan_new(struct session *s, uint32_t id, bool stream)
+chan_new(struct host *s, uint32_t id, bool stream)
 {
     struct chan *ch = calloc(1, sizeof(*ch));
     if (!ch)
@@ -507,7 +508,7 @@ chan_new(struct session *s, uint32_t id, bool stream)
 
 /* Parse exec's strings into one block: argv, env, then the bytes. */
 static int
-parse_exec(struct proto_reader *rd, struct proc_exec_req *req, char **block,
+parse_exec(struct proto_reader *rd, struct job_exec_req *req, char **block,
            size_t body_len)
 {
     char cwd[PROTO_MAX_PATH];
@@ -554,7 +555,7 @@ on_stat(struct chan *ch, const char *path)
     struct proto_writer w;
 
     if (stat(path, &st) < 0) {
-        session_error(ch, -errno, "%s: %s", path, strerror(errno));
+        host_error(ch, -errno, "%s: %s", path, strerror(errno));
         return;
     }
     proto_writer_init(&w, body, sizeof(body));
@@ -562,12 +563,12 @@ on_stat(struct chan *ch, const char *path)
     proto_put_u32(&w, st.st_mode);
     proto_put_u64(&w, (uint64_t)((int64_t)st.st_mtim.tv_sec * 1000000000 +
                                  st.st_mtim.tv_nsec));
-    session_reply(ch, body, w.len);
+    host_reply(ch, body, w.len);
 }
 
 /* A frame for an existing channel: credit or close. */
 static void
-on_existing(struct session *s, const struct proto_frame *f)
+on_existing(struct host *s, const struct proto_frame *f)
 {
     struct chan *ch = *chan_slot(s, f->channel);
     struct proto_reader rd;
@@ -593,11 +594,11 @@ on_existing(struct session *s, const struct proto_frame *f)
     if (ch->credit > MAX_CREDIT)
         ch->credit = MAX_CREDIT;
     if (ch->want)
-        session_wake(ch);
+        host_wake(ch);
 }
 
 static void
-dispatch(struct session *s, const struct proto_frame *f)
+dispatch(struct host *s, const struct proto_frame *f)
 {
     struct agent *a = s->a;
     struct proto_reader rd;
@@ -634,7 +635,7 @@ dispatch(struct session *s, const struct proto_frame *f)
         return;
     }
     if (s->nchans > MAX_CHANNELS) {
-        session_error(ch, -EMFILE, "too many channels (max %d)", MAX_CHANNELS);
+        host_error(ch, -EMFILE, "too many channels (max %d)", MAX_CHANNELS);
         return;
     }
     proto_reader_init(&rd, f->body, f->len);
@@ -652,7 +653,7 @@ dispatch(struct session *s, const struct proto_frame *f)
             break;
         if (req.start > PROTO_START_BACK ||
             (req.flags & ~PROTO_TAIL_FOLLOW_DESCRIPTOR) || !path[0]) {
-            session_error(ch, -EINVAL, "bad start or flags");
+            host_error(ch, -EINVAL, "bad start or flags");
             return;
         }
         follow_open(a, ch, &req);
@@ -662,7 +663,7 @@ dispatch(struct session *s, const struct proto_frame *f)
         uint64_t h = proto_get_u64(&rd);
         if (proto_get_done(&rd) < 0)
             break;
-        handle_stream_open(a, ch, h);
+        fileio_stream_open(a, ch, h);
         return;
     }
     case PROTO_OPEN_PROC: {
@@ -671,19 +672,19 @@ dispatch(struct session *s, const struct proto_frame *f)
         if (proto_get_done(&rd) < 0)
             break;
         if (which != PROTO_STDOUT && which != PROTO_STDERR) {
-            session_error(ch, -EINVAL, "bad output %u (1 stdout, 2 stderr)",
+            host_error(ch, -EINVAL, "bad output %u (1 stdout, 2 stderr)",
                           which);
             return;
         }
-        proc_stream_open(a, ch, id, which);
+        job_stream_open(a, ch, id, which);
         return;
     }
     case PROTO_EXEC: {
-        struct proc_exec_req req;
+        struct job_exec_req req;
         char *block;
         int err = parse_exec(&rd, &req, &block, f->len);
         if (err == -ENOMEM) {
-            session_error(ch, err, "out of memory");
+            host_error(ch, err, "out of memory");
             return;
         }
         if (err < 0 || proto_get_done(&rd) < 0) {
@@ -691,7 +692,7 @@ dispatch(struct session *s, const struct proto_frame *f)
                 free(block);
             break;
         }
-        proc_exec(a, ch, &req);
+        job_exec(a, ch, &req);
         free(block);
         return;
     }
@@ -702,11 +703,11 @@ dispatch(struct session *s, const struct proto_frame *f)
         if (proto_get_done(&rd) < 0)
             break;
         if (f->type == PROTO_WAIT)
-            proc_wait(a, ch, id);
+            job_wait(a, ch, id);
         else if (f->type == PROTO_STDIN_CLOSE)
-            proc_stdin_close(a, ch, id);
+            job_stdin_close(a, ch, id);
         else
-            handle_close(a, ch, id);
+            fileio_close(a, ch, id);
         return;
     }
     case PROTO_KILL: {
@@ -714,7 +715,7 @@ dispatch(struct session *s, const struct proto_frame *f)
         uint32_t sig = proto_get_u32(&rd);
         if (proto_get_done(&rd) < 0)
             break;
-        proc_kill(a, ch, id, (int)(sig > 1024 ? 1024 : sig));
+        job_kill(a, ch, id, (int)(sig > 1024 ? 1024 : sig));
         return;
     }
     case PROTO_STDIN:
@@ -726,9 +727,9 @@ dispatch(struct session *s, const struct proto_frame *f)
         if (proto_get_done(&rd) < 0)
             break;
         if (f->type == PROTO_STDIN)
-            proc_stdin(a, ch, id, p, n);
+            job_stdin(a, ch, id, p, n);
         else
-            handle_write(a, ch, id, p, n);
+            fileio_write(a, ch, id, p, n);
         return;
     }
     case PROTO_FOPEN: {
@@ -737,10 +738,10 @@ dispatch(struct session *s, const struct proto_frame *f)
         if (proto_get_done(&rd) < 0)
             break;
         if ((flags & ~PROTO_O_ALL) || !path[0] || mode > 07777) {
-            session_error(ch, -EINVAL, "bad flags or mode");
+            host_error(ch, -EINVAL, "bad flags or mode");
             return;
         }
-        handle_open(a, ch, path, flags, mode);
+        fileio_open(a, ch, path, flags, mode);
         return;
     }
     case PROTO_FREAD: {
@@ -749,10 +750,10 @@ dispatch(struct session *s, const struct proto_frame *f)
         if (proto_get_done(&rd) < 0)
             break;
         if (n > PROTO_MAX_DATA) {
-            session_error(ch, -EINVAL, "count %u over %d", n, PROTO_MAX_DATA);
+            host_error(ch, -EINVAL, "count %u over %d", n, PROTO_MAX_DATA);
             return;
         }
-        handle_read(a, ch, h, n);
+        fileio_read(a, ch, h, n);
         return;
     }
     case PROTO_FSEEK: {
@@ -762,10 +763,10 @@ dispatch(struct session *s, const struct proto_frame *f)
         if (proto_get_done(&rd) < 0)
             break;
         if (whence > PROTO_SEEK_END) {
-            session_error(ch, -EINVAL, "bad whence %u", whence);
+            host_error(ch, -EINVAL, "bad whence %u", whence);
             return;
         }
-        handle_seek(a, ch, h, off, whence);
+        fileio_seek(a, ch, h, off, whence);
         return;
     }
     case PROTO_STAT:
@@ -779,7 +780,7 @@ dispatch(struct session *s, const struct proto_frame *f)
 }
 
 static void
-process_input(struct session *s)
+process_input(struct host *s)
 {
     while (s->in_len > 0 && !s->dead && !s->closing &&
            out_pending(s) < OUT_HIGH) {
@@ -801,7 +802,7 @@ process_input(struct session *s)
 /* ---- life ---- */
 
 static void
-drop_all(struct session *s, bool cancel)
+drop_all(struct host *s, bool cancel)
 {
     for (size_t i = 0; i < CHAN_BUCKETS; i++)
         while (s->buckets[i])
@@ -809,14 +810,14 @@ drop_all(struct session *s, bool cancel)
 }
 
 static void
-session_closed(struct reactor *r, void *arg)
+host_closed(struct reactor *r, void *arg)
 {
-    struct session *s = arg;
+    struct host *s = arg;
     s->closed(s->arg);
 }
 
 static void
-fail(struct session *s, const char *fmt, ...)
+fail(struct host *s, const char *fmt, ...)
 {
     char msg[256];
     va_list ap;
@@ -826,7 +827,7 @@ fail(struct session *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (!s->quiet_end || agent_verbose())
+    if (!s->quiet_end || agent_log_verbose())
         agent_log("session ended: %s", msg);
     s->dead = true;
     if (s->rev)
@@ -835,14 +836,14 @@ fail(struct session *s, const char *fmt, ...)
         reactor_unwatch(s->a->r, s->wfd);
     s->rev = s->wev = 0;
     reactor_timer_stop(s->a->r, &s->pump_timer);
-    reactor_timer_start(s->a->r, &s->close_timer, 0, session_closed, s);
+    reactor_timer_start(s->a->r, &s->close_timer, 0, host_closed, s);
 }
 
 int
-session_new(struct agent *a, int rfd, int wfd, session_closed_fn *closed,
-            void *arg, struct session **out)
+host_new(struct agent *a, int rfd, int wfd, host_closed_fn *closed,
+            void *arg, struct host **out)
 {
-    struct session *s = calloc(1, sizeof(*s));
+    struct host *s = calloc(1, sizeof(*s));
     int err = -ENOMEM;
 
     if (!s)
@@ -860,7 +861,7 @@ session_new(struct agent *a, int rfd, int wfd, session_closed_fn *closed,
         goto err_free;
     if ((err = proto_decoder_init(&s->dec)) < 0)
         goto err_free;
-    session_update(s);
+    host_update(s);
     if (s->dead) {
         err = -EIO;
         goto err_free;
@@ -882,7 +883,7 @@ err_fds:
 }
 
 void
-session_free(struct session *s)
+host_free(struct host *s)
 {
     if (!s)
         return;
