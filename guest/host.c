@@ -54,8 +54,7 @@ struct host {
     struct proto_decoder dec;
     uint8_t *in;
     size_t in_off, in_len;
-    uint8_t *out;
-    size_t out_off, out_len, out_cap;
+    struct outq out; /* frames for the host; OUT_HIGH is its mark */
     uint8_t *scratch; /* one source read */
     bool hello, closing, dead, quiet_end;
     uint32_t max_id;
@@ -70,27 +69,7 @@ struct host {
 static void host_update(struct host *s);
 static void host_pump(struct reactor *r, void *arg);
 
-/* ---- output buffer ---- */
-
-static uint8_t *
-out_reserve(struct host *s, size_t n)
-{
-    if (s->out_cap - s->out_off - s->out_len < n && s->out_off) {
-        memmove(s->out, s->out + s->out_off, s->out_len);
-        s->out_off = 0;
-    }
-    if (s->out_cap - s->out_len < n) {
-        size_t cap = s->out_cap * 2;
-        while (cap - s->out_len < n)
-            cap *= 2;
-        uint8_t *p = realloc(s->out, cap);
-        if (!p)
-            return NULL;
-        s->out = p;
-        s->out_cap = cap;
-    }
-    return s->out + s->out_off + s->out_len;
-}
+/* ---- output ---- */
 
 static void fail(struct host *s, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
@@ -103,7 +82,7 @@ send_frame(struct host *s, unsigned type, uint32_t ch, const void *body,
     uint8_t *p;
     if (s->dead)
         return;
-    p = out_reserve(s, PROTO_HEADER_LEN + len);
+    p = outq_reserve(&s->out, PROTO_HEADER_LEN + len);
     if (!p) {
         fail(s, "out of memory for output");
         return;
@@ -111,7 +90,7 @@ send_frame(struct host *s, unsigned type, uint32_t ch, const void *body,
     proto_header(p, (uint32_t)len, type, ch);
     if (len)
         memcpy(p + PROTO_HEADER_LEN, body, len);
-    s->out_len += PROTO_HEADER_LEN + len;
+    outq_commit(&s->out, PROTO_HEADER_LEN + len);
     if (!reactor_timer_armed(&s->pump_timer))
         reactor_timer_start(s->a->r, &s->pump_timer, 0, host_pump, s);
 }
@@ -272,30 +251,14 @@ host_park(struct chan *ch, void (*cancel)(void *arg), void *arg)
 
 /* ---- the sender ---- */
 
-static size_t
-out_pending(const struct host *s)
-{
-    return s->out_len;
-}
-
-/* Write what the socket takes. */
+/* Write what the connection takes. */
 static void
 flush(struct host *s)
 {
-    while (s->out_len > 0 && !s->dead) {
-        ssize_t n = write(s->wfd, s->out + s->out_off, s->out_len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN)
-                fail(s, "write to host: %s", strerror(errno));
-            break;
-        }
-        s->out_off += (size_t)n;
-        s->out_len -= (size_t)n;
-    }
-    if (s->out_len == 0)
-        s->out_off = 0;
+    int rc;
+
+    if (!s->dead && (rc = outq_flush(&s->out, s->wfd)) < 0)
+        fail(s, "write to host: %s", strerror(-rc));
 }
 
 /* One frame from one channel. */
@@ -341,9 +304,9 @@ host_pump(struct reactor *r, void *arg)
         flush(s);
         if (s->dead)
             return;
-        if (!s->qhead || out_pending(s) >= OUT_HIGH)
+        if (!s->qhead || outq_high(&s->out))
             break;
-        while (s->qhead && out_pending(s) < OUT_HIGH) {
+        while (s->qhead && !outq_high(&s->out)) {
             struct chan *ch = s->qhead;
             queue_remove(s, ch);
             pump_chan(s, ch);
@@ -351,14 +314,14 @@ host_pump(struct reactor *r, void *arg)
                 return;
         }
     }
-    if (s->closing && s->out_len == 0) {
+    if (s->closing && outq_len(&s->out) == 0) {
         fail(s, "handshake refused");
         return;
     }
     /* Everything queued was sent or waits for REACTOR_OUT. */
     reactor_timer_stop(r, &s->pump_timer);
     /* Input parked above the mark can go on now. */
-    if (s->in_len > 0 && out_pending(s) < OUT_HIGH)
+    if (s->in_len > 0 && !outq_high(&s->out))
         process_input(s);
     host_update(s);
 }
@@ -388,9 +351,9 @@ host_update(struct host *s)
 
     if (s->dead)
         return;
-    if (!s->closing && s->in_len == 0 && out_pending(s) < OUT_HIGH)
+    if (!s->closing && s->in_len == 0 && !outq_high(&s->out))
         rd = REACTOR_IN;
-    if (s->out_len > 0)
+    if (outq_len(&s->out) > 0)
         wr = REACTOR_OUT;
     if (s->rfd == s->wfd) {
         watch_fd(s, s->rfd, rd | wr, &s->rev);
@@ -413,7 +376,7 @@ host_io(struct reactor *r, int fd, unsigned events, void *arg)
     if (fd != s->rfd || !(events & (REACTOR_IN | REACTOR_ERR)))
         return;
     for (int i = 0; i < READS_PER_TURN && s->in_len == 0 && !s->closing &&
-                    out_pending(s) < OUT_HIGH;
+                    !outq_high(&s->out);
          i++) {
         ssize_t n = read(s->rfd, s->in, IN_CAP);
         if (n == 0) {
@@ -783,7 +746,7 @@ static void
 process_input(struct host *s)
 {
     while (s->in_len > 0 && !s->dead && !s->closing &&
-           out_pending(s) < OUT_HIGH) {
+           !outq_high(&s->out)) {
         struct proto_frame f;
         size_t used;
         int rc = proto_decode(&s->dec, s->in + s->in_off, s->in_len, &used, &f);
@@ -853,11 +816,10 @@ host_new(struct agent *a, int rfd, int wfd, host_closed_fn *closed,
     s->wfd = wfd;
     s->closed = closed;
     s->arg = arg;
-    s->out_cap = OUT_HIGH + 2 * PROTO_MAX_FRAME;
+    outq_init(&s->out, 0, OUT_HIGH);
     s->in = malloc(IN_CAP);
-    s->out = malloc(s->out_cap);
     s->scratch = malloc(PROTO_MAX_DATA);
-    if (!s->in || !s->out || !s->scratch)
+    if (!s->in || !s->scratch)
         goto err_free;
     if ((err = proto_decoder_init(&s->dec)) < 0)
         goto err_free;
@@ -872,7 +834,7 @@ err_free:
     reactor_timer_stop(a->r, &s->close_timer);
     proto_decoder_fini(&s->dec);
     free(s->scratch);
-    free(s->out);
+    outq_fini(&s->out);
     free(s->in);
     free(s);
 err_fds:
@@ -899,7 +861,7 @@ host_free(struct host *s)
         close(s->wfd);
     proto_decoder_fini(&s->dec);
     free(s->scratch);
-    free(s->out);
+    outq_fini(&s->out);
     free(s->in);
     free(s);
 }

@@ -574,22 +574,6 @@ job_stream_open(struct agent *a, struct chan *ch, uint64_t id, unsigned which)
 
 /* ---- spawn ---- */
 
-static int
-spool_open(const char *dir)
-{
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
-        return fd >= 0 ? fd : -errno;
-    /* Filesystems without O_TMPFILE. */
-    char path[PROTO_MAX_PATH];
-    snprintf(path, sizeof(path), "%s/provium-agent-XXXXXX", dir);
-    fd = mkostemp(path, O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    unlink(path);
-    return fd;
-}
-
 static void
 job_free(struct job *p)
 {
@@ -806,7 +790,7 @@ job_exec(struct agent *a, struct chan *ch, const struct job_exec_req *req)
     p->out[0].spool = p->out[1].spool = -1;
     what = "spool";
     for (int i = 0; i < 2; i++)
-        if ((p->out[i].spool = spool_open(a->spool_dir)) < 0) {
+        if ((p->out[i].spool = spool_tmpfile(a->spool_dir)) < 0) {
             err = p->out[i].spool;
             goto err_free;
         }

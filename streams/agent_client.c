@@ -135,15 +135,13 @@ struct agent_client {
 
     struct proto_decoder dec;
     uint8_t *in;
-    uint8_t *out;
-    size_t out_off, out_len, out_cap;
+    struct outq out; /* frames for the agent, at most OUT_MAX bytes */
 
     uint32_t next_id;
     size_t nchans;
     struct agent_chan *buckets[CHAN_BUCKETS];
 
-    struct reactor_timer retry;
-    uint64_t backoff;
+    struct backoff retry;
     agent_client_state_fn *state_fn;
     void *state_arg;
     agent_client_event_fn *event_fn;
@@ -381,7 +379,7 @@ update_watch(struct agent_client *c)
     if (c->fd < 0)
         return;
     want = c->connecting ? REACTOR_OUT
-                         : REACTOR_IN | (c->out_len ? REACTOR_OUT : 0);
+                         : REACTOR_IN | (outq_len(&c->out) ? REACTOR_OUT : 0);
     if (want == c->watched)
         return;
     if (reactor_watch(c->r, c->fd, want, client_io, c) < 0) {
@@ -394,47 +392,15 @@ update_watch(struct agent_client *c)
 static void
 flush(struct agent_client *c)
 {
-    while (c->out_len > 0 && c->fd >= 0 && !c->connecting) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0 && errno == ENOTSOCK)
-            n = write(c->fd, c->out + c->out_off, c->out_len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN)
-                fail(c, -errno, "write to agent: %s", strerror(errno));
-            break;
-        }
-        c->out_off += (size_t)n;
-        c->out_len -= (size_t)n;
-    }
-    if (c->out_len == 0)
-        c->out_off = 0;
-    update_watch(c);
-}
+    int rc;
 
-/* Room for n more bytes of output, or NULL. */
-static uint8_t *
-out_reserve(struct agent_client *c, size_t n)
-{
-    if (c->out_len + n > OUT_MAX)
-        return NULL;
-    if (c->out_cap - c->out_off - c->out_len < n && c->out_off) {
-        memmove(c->out, c->out + c->out_off, c->out_len);
-        c->out_off = 0;
+    if (c->fd < 0 || c->connecting)
+        return;
+    if ((rc = outq_flush(&c->out, c->fd)) < 0) {
+        fail(c, rc, "write to agent: %s", strerror(-rc));
+        return;
     }
-    if (c->out_cap - c->out_len < n) {
-        size_t cap = c->out_cap ? c->out_cap : 65536;
-        while (cap - c->out_len < n)
-            cap *= 2;
-        uint8_t *p = realloc(c->out, cap);
-        if (!p)
-            return NULL;
-        c->out = p;
-        c->out_cap = cap;
-    }
-    return c->out + c->out_off + c->out_len;
+    update_watch(c);
 }
 
 /* Queue a frame whose body a writer built in w (a scratch buffer). */
@@ -445,12 +411,12 @@ send_frame(struct agent_client *c, unsigned type, uint32_t channel,
     uint8_t *p;
     if (len > PROTO_MAX_BODY)
         return -E2BIG;
-    if (!(p = out_reserve(c, PROTO_HEADER_LEN + len)))
+    if (!(p = outq_reserve(&c->out, PROTO_HEADER_LEN + len)))
         return -ENOBUFS;
     proto_header(p, (uint32_t)len, type, channel);
     if (len)
         memcpy(p + PROTO_HEADER_LEN, body, len);
-    c->out_len += PROTO_HEADER_LEN + len;
+    outq_commit(&c->out, PROTO_HEADER_LEN + len);
     flush(c);
     return 0;
 }
@@ -569,7 +535,7 @@ close_fd(struct agent_client *c)
     close(c->fd);
     c->fd = -1;
     c->connecting = false;
-    c->out_off = c->out_len = 0;
+    outq_clear(&c->out);
     proto_decoder_reset(&c->dec);
     reactor_timer_stop(c->r, &c->hs_timer);
     /* A spawned agent whose connection broke is no use any more (it may
@@ -629,12 +595,8 @@ fail(struct agent_client *c, int err, const char *fmt, ...)
     set_state(c, retry ? AGENT_DOWN : AGENT_DEAD);
     snprintf(msg, sizeof(msg), "agent connection lost: %s", c->error);
     end_all(c, err < 0 ? err : -ECONNRESET, msg);
-    if (retry) {
-        reactor_timer_start(c->r, &c->retry, clock_now() + c->backoff,
-                            client_connect, c);
-        c->backoff =
-                c->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : c->backoff * 2;
-    }
+    if (retry)
+        backoff_schedule(c->r, &c->retry, client_connect, c);
 }
 
 static void
@@ -798,7 +760,7 @@ on_hello_ok(struct agent_client *c, const struct proto_frame *f)
     }
     c->facts = facts;
     c->have_facts = true;
-    c->backoff = BACKOFF_MIN;
+    backoff_reset(&c->retry);
     c->error[0] = 0;
     c->lost_logged[0] = 0;
     reactor_timer_stop(c->r, &c->hs_timer);
@@ -1138,7 +1100,8 @@ client_alloc(struct reactor *r, const char *endpoint, struct agent_client **out)
     c->r = r;
     c->fd = -1;
     c->child_pidfd = -1;
-    c->backoff = BACKOFF_MIN;
+    backoff_init(&c->retry, BACKOFF_MIN, BACKOFF_MAX);
+    outq_init(&c->out, OUT_MAX, OUT_MAX);
     c->timeout = AGENT_DEFAULT_TIMEOUT;
     c->state = AGENT_CONNECTING;
     if (!(c->endpoint = strdup(endpoint)) || !(c->in = malloc(IN_CAP)))
@@ -1282,7 +1245,7 @@ agent_client_stop(struct agent_client *c, agent_client_stopped_fn *fn,
     c->stopping = true;
     c->stop_fn = fn;
     c->stop_arg = arg;
-    reactor_timer_stop(c->r, &c->retry);
+    backoff_stop(c->r, &c->retry);
     close_fd(c); /* a spawned agent gets SIGTERM and end of file */
     set_state(c, AGENT_DEAD);
     end_all(c, -ECONNABORTED, "agent client closed");
@@ -1297,7 +1260,7 @@ agent_client_free(struct agent_client *c)
 {
     if (!c)
         return;
-    reactor_timer_stop(c->r, &c->retry);
+    backoff_stop(c->r, &c->retry);
     reactor_timer_stop(c->r, &c->hs_timer);
     reactor_timer_stop(c->r, &c->req_timer);
     reactor_timer_stop(c->r, &c->stop_timer);
@@ -1319,7 +1282,7 @@ agent_client_free(struct agent_client *c)
     }
     proto_decoder_fini(&c->dec);
     free(c->in);
-    free(c->out);
+    outq_fini(&c->out);
     free(c->endpoint);
     free(c->path);
     free(c->spool_dir);

@@ -92,6 +92,71 @@ void reactor_stop(struct reactor *r);
 bool reactor_stopped(const struct reactor *r);
 
 /* ------------------------------------------------------------------ */
+/* backoff.c - retrying with exponential backoff (reconnects).         */
+/* ------------------------------------------------------------------ */
+
+/* Embedded in its owner; backoff_init before use. */
+struct backoff {
+    struct reactor_timer timer;
+    uint64_t min, max; /* the first delay, and the cap */
+    uint64_t delay;    /* the delay of the next attempt */
+};
+
+void backoff_init(struct backoff *b, uint64_t min, uint64_t max);
+/* Run fn(arg) after the current delay, and double the next delay (at
+ * most max). Returns reactor_timer_start's result. */
+int backoff_schedule(struct reactor *r, struct backoff *b, reactor_fn *fn,
+                     void *arg);
+/* It worked: the next attempt after a loss comes after the minimum. */
+void backoff_reset(struct backoff *b);
+/* Cancel a scheduled attempt (harmless when none is). */
+void backoff_stop(struct reactor *r, struct backoff *b);
+
+/* ------------------------------------------------------------------ */
+/* outq.c - bytes queued for a non-blocking fd: reserve, fill, commit, */
+/* flush; a limit and a high-water mark.                               */
+/* ------------------------------------------------------------------ */
+
+/* Embedded in its owner; outq_init before use, outq_fini to free. */
+struct outq {
+    uint8_t *buf;
+    size_t off, len, cap; /* queued bytes are buf[off, off + len) */
+    size_t limit;         /* most bytes queued; 0 = no limit */
+    size_t mark;          /* high-water mark: see outq_high */
+    bool not_socket;      /* the fd takes write(2), not send(2) */
+};
+
+void outq_init(struct outq *q, size_t limit, size_t mark);
+void outq_fini(struct outq *q);
+/* Drop what is queued (the connection it was for is gone). */
+void outq_clear(struct outq *q);
+/* Room for n more bytes at the tail, valid until the next call on q; NULL
+ * past the limit or when memory ran out. Nothing is queued until
+ * outq_commit. */
+void *outq_reserve(struct outq *q, size_t n);
+/* Queue the first n bytes of the room last reserved. */
+void outq_commit(struct outq *q, size_t n);
+/* Reserve, copy and commit: 0 or -ENOBUFS. */
+int outq_put(struct outq *q, const void *buf, size_t len);
+/* Write what fd takes now. Returns 0 (all written, or the fd would
+ * block: see outq_len) or -errno (EPIPE, ECONNRESET, ...: the bytes
+ * stay queued). Never raises SIGPIPE on a socket. */
+int outq_flush(struct outq *q, int fd);
+/* Bytes queued, and what the limit leaves. */
+static inline size_t
+outq_len(const struct outq *q)
+{
+    return q->len;
+}
+size_t outq_room(const struct outq *q);
+/* At or above the high-water mark: stop producing until it drains. */
+static inline bool
+outq_high(const struct outq *q)
+{
+    return q->len >= q->mark;
+}
+
+/* ------------------------------------------------------------------ */
 /* command.c - the command line syntax of SPEC §5: words separated by */
 /* blanks, double-quoted words with C escapes, durations.              */
 /* ------------------------------------------------------------------ */
@@ -166,8 +231,12 @@ size_t text_keyval(char *buf, size_t len, const char *key, const char *value);
 
 struct spool;
 
-/* Create a spool in dir (O_TMPFILE, or mkstemp + unlink). */
+/* Create a spool in dir (two spool_tmpfile files). */
 int spool_new(const char *dir, struct spool **out);
+/* An unlinked read-write file in dir (O_TMPFILE, or mkostemp + unlink on
+ * a file system without it), close-on-exec: its fd, or -errno. Nothing
+ * is left in dir whatever becomes of the process. */
+int spool_tmpfile(const char *dir);
 void spool_free(struct spool *sp);
 /* Append one frame (len > 0). All or nothing: -errno leaves the spool as
  * it was. */

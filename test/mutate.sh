@@ -110,11 +110,11 @@ mutant creation-site-off-by-one lua/provium.lua '^lua$' \
     'return { file = src, line = info.currentline + 1 }' \
     "creation_site() one line off"
 mutant agent-output-unbounded guest/host.c '^agent$' \
-    $'if (!s->qhead || out_pending(s) >= OUT_HIGH)\n            break;\n        while (s->qhead && out_pending(s) < OUT_HIGH) {' \
+    $'if (!s->qhead || outq_high(&s->out))\n            break;\n        while (s->qhead && !outq_high(&s->out)) {' \
     $'if (!s->qhead)\n            break;\n        while (s->qhead) {' \
     "the agent reads its sources for a host that does not read"
 mutant agent-send-loop-ignores-mark guest/host.c '^agent$' \
-    'while (s->qhead && out_pending(s) < OUT_HIGH) {' 'while (s->qhead) {' \
+    'while (s->qhead && !outq_high(&s->out)) {' 'while (s->qhead) {' \
     "the agent's send loop ignores its output mark"
 # Checked by a fuzz target on its corpus (--fuzz).
 mutant decoder-resume-overwrites streams/proto.c fuzz:proto \
