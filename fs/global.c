@@ -34,7 +34,7 @@ gctl_status(struct fs *fs, char *buf, size_t len)
     fs_appendf(buf, len, "vms:");
     for (struct vm *vm = fs->vms; vm; vm = vm->next)
         fs_appendf(buf, len, " %s(%s)", vm->name,
-                   agent_state_name(agent_client_state(vm->agent)));
+                   agent_client_state_name(agent_client_state(vm->agent)));
     fs_appendf(buf, len, "\nstreams: %zu\nparked: %u\n", fs->nslots,
                fs->nparked);
 #if PROVIUM_HAVE_CAPTURE

@@ -179,7 +179,7 @@ static void pwait_answer(struct pwait *w, struct reply *rp);
 static void
 proc_free(struct proc *p)
 {
-    agent_client_close(p->wait_ch);
+    agent_client_cancel(p->wait_ch);
     while (p->waiters) {
         struct reply *rp = NULL;
         reply_new_fmt(REPLY_ERROR, &rp,
@@ -744,7 +744,7 @@ request_cancel(struct ctl_entry *e)
 {
     struct vctl *vc = e->owner;
 
-    agent_client_close(e->ch);
+    agent_client_cancel(e->ch);
     e->ch = NULL;
     reactor_timer_stop(vc->vm->fs->r, &e->timer);
     if (e->kind == C_WAIT && e->aux)
@@ -758,7 +758,7 @@ wait_timed_out(struct reactor *r, void *arg)
     struct reply *rp = NULL;
     char t[32];
 
-    agent_client_close(e->ch);
+    agent_client_cancel(e->ch);
     e->ch = NULL;
     if (e->aux)
         pwait_unlink((struct pwait *)(void *)e->aux);

@@ -35,7 +35,7 @@
  * SIGTERM, so that it can end the processes it started (TERM, grace,
  * KILL), and waits for it, boundedly, before SIGKILL.
  */
-#include "agent.h"
+#include "streams.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -152,7 +152,7 @@ static void client_io(struct reactor *r, int fd, unsigned events, void *arg);
 static void client_connect(struct reactor *r, void *arg);
 
 const char *
-agent_state_name(enum agent_state st)
+agent_client_state_name(enum agent_state st)
 {
     switch (st) {
     case AGENT_CONNECTING:
@@ -250,7 +250,7 @@ chan_release(struct agent_chan *ch)
 }
 
 uint32_t
-agent_chan_id(const struct agent_chan *ch)
+agent_client_chan_id(const struct agent_chan *ch)
 {
     return ch->id;
 }
@@ -1348,7 +1348,7 @@ agent_client_info(const struct agent_client *c, char *buf, size_t len)
     /* Every fact and the error may come from the guest: escaped, so that
      * a kernel string cannot add an `agent_state:` line of its own. */
     text_keyval(buf, len, "agent", c->endpoint);
-    text_keyval(buf, len, "agent_state", agent_state_name(c->state));
+    text_keyval(buf, len, "agent_state", agent_client_state_name(c->state));
     if (c->have_facts) {
         text_keyval(buf, len, "agent_os", c->facts.os);
         text_keyval(buf, len, "agent_kernel", c->facts.kernel);
@@ -1416,7 +1416,7 @@ chan_start(struct agent_client *c, struct agent_chan *ch,
 }
 
 void
-agent_client_close(struct agent_chan *ch)
+agent_client_cancel(struct agent_chan *ch)
 {
     if (!ch)
         return;
