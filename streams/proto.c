@@ -763,18 +763,20 @@ proto_msg_size(unsigned type, unsigned request, const union proto_body *b)
 }
 
 ssize_t
-proto_msg_encode(struct proto_writer *w, unsigned type, unsigned request,
+proto_msg_encode(void *buf, size_t cap, unsigned type, unsigned request,
                  uint32_t channel, const union proto_body *b)
 {
     ssize_t len = proto_msg_size(type, request, b);
+    struct proto_writer w;
 
     if (len < 0)
         return len;
-    if (w->overflow || w->cap - w->len < (size_t)len)
+    if (cap < (size_t)len)
         return -EMSGSIZE;
-    proto_frame_begin(w, type, channel);
-    encode_body(layout_of(type, request), b, w);
-    return proto_frame_end(w);
+    proto_writer_init(&w, buf, (size_t)len);
+    proto_frame_begin(&w, type, channel);
+    encode_body(layout_of(type, request), b, &w);
+    return proto_frame_end(&w);
 }
 
 /* The field's name without its message ("start" for "open.start"). */

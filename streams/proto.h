@@ -515,9 +515,10 @@ int proto_decode(struct proto_decoder *d, const void *buf, size_t len,
  */
 ssize_t proto_msg_size(unsigned type, unsigned request,
                        const union proto_body *b);
-/* Append the frame to w. Returns its length, the errors above, or
- * -EMSGSIZE when w lacks the room; on error nothing is appended. */
-ssize_t proto_msg_encode(struct proto_writer *w, unsigned type,
+/* Write the frame into buf (cap bytes: proto_msg_size's are enough, so a
+ * sender reserves that much in its output queue and encodes in place).
+ * Returns its length, the errors above, or -EMSGSIZE when cap is short. */
+ssize_t proto_msg_encode(void *buf, size_t cap, unsigned type,
                          unsigned request, uint32_t channel,
                          const union proto_body *b);
 /*

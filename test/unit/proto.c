@@ -542,13 +542,11 @@ Test(proto_table, every_message_encodes_and_decodes_to_itself)
     for (size_t c = 0; c < ncases; c++) {
         for (unsigned v = 0; v < 6; v++) {
             union proto_body b;
-            struct proto_writer w;
             sample(cases[c].l, &b, v, &st);
             ssize_t size = proto_msg_size(cases[c].type, cases[c].request, &b);
             cr_assert_gt(size, 0, "%s: %zd", cases[c].what, size);
-            proto_writer_init(&w, frame, sizeof(frame));
-            cr_assert_eq(proto_msg_encode(&w, cases[c].type, cases[c].request,
-                                          77, &b),
+            cr_assert_eq(proto_msg_encode(frame, sizeof(frame), cases[c].type,
+                                          cases[c].request, 77, &b),
                          size, "%s", cases[c].what);
             cr_assert_eq(frame[4], cases[c].type);
             cr_assert_eq(decode_frame(frame, (size_t)size, cases[c].request,
@@ -557,12 +555,18 @@ Test(proto_table, every_message_encodes_and_decodes_to_itself)
             cr_assert_eq(msg.type, cases[c].type);
             same_body(cases[c].l, &b, &msg.body, cases[c].what);
             /* What was decoded is sent again as the same bytes. */
-            proto_writer_init(&w, again, sizeof(again));
-            cr_assert_eq(proto_msg_encode(&w, cases[c].type, cases[c].request,
-                                          77, &msg.body),
+            cr_assert_eq(proto_msg_encode(again, sizeof(again), cases[c].type,
+                                          cases[c].request, 77, &msg.body),
                          size);
             cr_assert_eq(memcmp(frame, again, (size_t)size), 0, "%s",
                          cases[c].what);
+            /* Short of room by a byte: refused, nothing written. */
+            memset(again, 0xee, sizeof(again));
+            cr_assert_eq(proto_msg_encode(again, (size_t)size - 1,
+                                          cases[c].type, cases[c].request, 77,
+                                          &msg.body),
+                         -EMSGSIZE);
+            cr_assert_eq(again[0], 0xee);
         }
     }
 }
@@ -589,12 +593,10 @@ Test(proto_table, every_truncation_and_every_extra_byte_is_refused)
     size_t ncases = all_layouts(cases);
     for (size_t c = 0; c < ncases; c++) {
         union proto_body b;
-        struct proto_writer w;
         const struct proto_layout *l = cases[c].l;
         sample(l, &b, 1, &st); /* the longest values */
-        proto_writer_init(&w, frame, sizeof(frame));
-        ssize_t size = proto_msg_encode(&w, cases[c].type, cases[c].request,
-                                        1, &b);
+        ssize_t size = proto_msg_encode(frame, sizeof(frame), cases[c].type,
+                                        cases[c].request, 1, &b);
         cr_assert_gt(size, 0);
         const uint8_t *body = frame + PROTO_HEADER_LEN;
         size_t len = (size_t)size - PROTO_HEADER_LEN;
@@ -672,12 +674,13 @@ refused(const struct layout_case *c, const union proto_body *b, int want_send,
         int want_recv, const char *field, const char *how)
 {
     struct proto_writer w;
-    proto_writer_init(&w, frame, sizeof(frame));
     cr_assert_eq(proto_msg_size(c->type, c->request, b), want_send,
                  "%s %s %s", c->what, field, how);
-    cr_assert_eq(proto_msg_encode(&w, c->type, c->request, 1, b), want_send,
-                 "%s %s %s", c->what, field, how);
-    cr_assert_eq(w.len, 0, "nothing appended");
+    memset(frame, 0xee, 16);
+    cr_assert_eq(proto_msg_encode(frame, sizeof(frame), c->type, c->request, 1,
+                                  b),
+                 want_send, "%s %s %s", c->what, field, how);
+    cr_assert_eq(frame[0], 0xee, "nothing written");
     proto_writer_init(&w, frame, sizeof(frame));
     forge(c->l, b, &w);
     int rc = decode_body(c->type, c->request, frame, w.len, &msg2);
@@ -808,9 +811,8 @@ Test(proto_table, wire_bytes_are_version_2s)
                                    .flags = PROTO_TAIL_FOLLOW_DESCRIPTOR,
                                    .offset = 42,
                                    .path = "/xy"}};
-    struct proto_writer w;
-    proto_writer_init(&w, frame, sizeof(frame));
-    cr_assert_eq(proto_msg_encode(&w, PROTO_OPEN_TAIL, 0, 7, &b),
+    cr_assert_eq(proto_msg_encode(frame, sizeof(frame), PROTO_OPEN_TAIL, 0, 7,
+                                  &b),
                  (ssize_t)sizeof(want));
     cr_assert_eq(memcmp(frame, want, sizeof(want)), 0);
 }
