@@ -1,6 +1,7 @@
 /*
- * agent.c - provium-agent's main: options, the agent-wide state, one
- * host connection at a time over the chosen transport.
+ * agent.c - provium-agent's main: options, the agent-wide state, the
+ * table of what the agent does for each request, and one host connection
+ * at a time over the chosen transport.
  *
  *   provium-agent [--listen unix:PATH | --listen vsock:PORT |
  *                  --virtio-port NAME | --stdio]
@@ -29,11 +30,34 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * What the agent does for each request and stream open of the protocol
+ * (docs/protocol.md; the message table in streams/proto.c defines their
+ * bodies). The host connection (host.c) decodes and checks a request,
+ * then calls its handler here; a type with none is answered ENOSYS.
+ */
+static host_request_fn *const requests[PROTO_TYPE_MAX] = {
+        [PROTO_OPEN_TAIL] = follow_open,
+        [PROTO_OPEN_FD] = fileio_stream_open,
+        [PROTO_OPEN_PROC] = job_stream_open,
+        [PROTO_EXEC] = job_exec,
+        [PROTO_WAIT] = job_wait,
+        [PROTO_KILL] = job_kill,
+        [PROTO_STDIN] = job_stdin,
+        [PROTO_STDIN_CLOSE] = job_stdin_close,
+        [PROTO_FOPEN] = fileio_open,
+        [PROTO_FREAD] = fileio_read,
+        [PROTO_FWRITE] = fileio_write,
+        [PROTO_FSEEK] = fileio_seek,
+        [PROTO_FCLOSE] = fileio_close,
+        [PROTO_STAT] = fileio_stat,
+};
+
 static struct {
     struct agent a;
     struct transport *t;
     struct host *host;
-} g;
+} g = {.a = {.requests = requests}};
 
 /* A random non-zero number for this agent process (hello_ok's instance):
  * a host that sees another one after a reconnect knows the agent was

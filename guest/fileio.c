@@ -32,7 +32,7 @@ enum pending_op { PENDING_NONE, PENDING_READ, PENDING_WRITE };
 struct hstream;
 
 struct ofile {
-    struct fileio *hs;
+    struct fileio *fio;
     uint64_t id;
     int fd;
     bool regular;
@@ -77,7 +77,7 @@ static void ofile_ready(struct reactor *r, int fd, unsigned events, void *arg);
 static void
 update_watch(struct ofile *h)
 {
-    struct reactor *r = h->hs->a->r;
+    struct reactor *r = h->fio->a->r;
     unsigned want = 0;
 
     if (h->op == PENDING_READ)
@@ -96,24 +96,20 @@ update_watch(struct ofile *h)
     h->watched = want;
 }
 
+/* fwrite's reply: the count written. */
 static void
 reply_count(struct chan *ch, size_t n)
 {
-    uint8_t body[4];
-    struct proto_writer w;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u32(&w, (uint32_t)n);
-    host_reply(ch, body, w.len);
+    union proto_body rp = {.fwrite_reply = {.written = (uint32_t)n}};
+    host_reply(ch, &rp);
 }
 
+/* fread's reply: the bytes read (none at end of file). */
 static void
 reply_data(struct chan *ch, const void *buf, size_t n)
 {
-    uint8_t body[4 + PROTO_MAX_DATA];
-    struct proto_writer w;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_bytes(&w, buf, n);
-    host_reply(ch, body, w.len);
+    union proto_body rp = {.fread_reply = {.data = {buf, n}}};
+    host_reply(ch, &rp);
 }
 
 /* Try the parked op; true when it was answered. */
@@ -189,15 +185,34 @@ park(struct ofile *h, struct chan *ch, enum pending_op op, const void *buf,
 }
 
 void
-fileio_open(struct agent *a, struct chan *ch, const char *path, unsigned flags,
-            unsigned mode)
+fileio_stat(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct fileio *hs = a->files;
+    const char *path = req->stat.path;
+    struct stat st;
+
+    if (stat(path, &st) < 0) {
+        host_error(ch, -errno, "%s: %s", path, strerror(errno));
+        return;
+    }
+    union proto_body rp = {
+            .stat_reply = {.size = (uint64_t)st.st_size,
+                           .mode = st.st_mode,
+                           .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+                                       st.st_mtim.tv_nsec}};
+    host_reply(ch, &rp);
+}
+
+void
+fileio_open(struct agent *a, struct chan *ch, const union proto_body *req)
+{
+    const char *path = req->fopen.path;
+    unsigned flags = req->fopen.flags, mode = req->fopen.mode;
+    struct fileio *fio = a->files;
     struct ofile *h;
     struct stat st;
     int oflags = O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
 
-    if (hs->count >= MAX_HANDLES) {
+    if (fio->count >= MAX_HANDLES) {
         host_error(ch, -EMFILE, "%s: too many open handles (max %d)", path,
                       MAX_HANDLES);
         return;
@@ -227,22 +242,21 @@ fileio_open(struct agent *a, struct chan *ch, const char *path, unsigned flags,
         host_error(ch, err, "%s: %s", path, strerror(-err));
         return;
     }
-    h->hs = hs;
+    h->fio = fio;
     h->regular = S_ISREG(st.st_mode);
-    h->id = ++hs->next_id;
-    h->next = hs->list;
-    hs->list = h;
-    hs->count++;
-    uint8_t body[8];
-    struct proto_writer w;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u64(&w, h->id);
-    host_reply(ch, body, w.len);
+    h->id = ++fio->next_id;
+    h->next = fio->list;
+    fio->list = h;
+    fio->count++;
+    union proto_body rp = {.fopen_reply = {.handle = h->id}};
+    host_reply(ch, &rp);
 }
 
 void
-fileio_read(struct agent *a, struct chan *ch, uint64_t id, size_t n)
+fileio_read(struct agent *a, struct chan *ch, const union proto_body *req)
 {
+    uint64_t id = req->fread.handle;
+    size_t n = req->fread.count; /* at most PROTO_MAX_DATA: the table */
     struct ofile *h = find_or_error(a, ch, id);
     uint8_t buf[PROTO_MAX_DATA];
     ssize_t got;
@@ -266,9 +280,11 @@ fileio_read(struct agent *a, struct chan *ch, uint64_t id, size_t n)
 }
 
 void
-fileio_write(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
-             size_t len)
+fileio_write(struct agent *a, struct chan *ch, const union proto_body *req)
 {
+    uint64_t id = req->fwrite.handle;
+    const void *buf = req->fwrite.data.p;
+    size_t len = req->fwrite.data.len;
     struct ofile *h = find_or_error(a, ch, id);
     size_t done = 0;
 
@@ -301,37 +317,36 @@ fileio_write(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
 }
 
 void
-fileio_seek(struct agent *a, struct chan *ch, uint64_t id, int64_t off,
-            unsigned whence)
+fileio_seek(struct agent *a, struct chan *ch, const union proto_body *req)
 {
+    uint64_t id = req->fseek.handle;
     struct ofile *h = find_or_error(a, ch, id);
+    /* whence is 0..2: the table */
     static const int whences[] = {SEEK_SET, SEEK_CUR, SEEK_END};
-    uint8_t body[8];
-    struct proto_writer w;
 
     if (!h)
         return;
-    off_t pos = lseek(h->fd, (off_t)off, whences[whence]);
+    off_t pos =
+            lseek(h->fd, (off_t)req->fseek.offset, whences[req->fseek.whence]);
     if (pos < 0) {
         host_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
-                      strerror(errno));
+                   strerror(errno));
         return;
     }
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u64(&w, (uint64_t)pos);
-    host_reply(ch, body, w.len);
+    union proto_body rp = {.fseek_reply = {.offset = (uint64_t)pos}};
+    host_reply(ch, &rp);
 }
 
 static void
 ofile_destroy(struct ofile *h)
 {
-    struct fileio *hs = h->hs;
-    struct ofile **pp = &hs->list;
+    struct fileio *fio = h->fio;
+    struct ofile **pp = &fio->list;
 
     while (*pp != h)
         pp = &(*pp)->next;
     *pp = h->next;
-    hs->count--;
+    fio->count--;
     if (h->op != PENDING_NONE) {
         struct chan *pending = h->pending;
         pending_cancel(h);
@@ -349,20 +364,20 @@ ofile_destroy(struct ofile *h)
         host_end(st->ch, 0, PROTO_END_EOF, "handle closed");
     }
     if (h->watched)
-        reactor_unwatch(hs->a->r, h->fd);
+        reactor_unwatch(fio->a->r, h->fd);
     close(h->fd);
     free(h->buf);
     free(h);
 }
 
 void
-fileio_close(struct agent *a, struct chan *ch, uint64_t id)
+fileio_close(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct ofile *h = find_or_error(a, ch, id);
+    struct ofile *h = find_or_error(a, ch, req->fclose.handle);
     if (!h)
         return;
     ofile_destroy(h);
-    host_reply(ch, NULL, 0);
+    host_reply(ch, NULL);
 }
 
 /* ---- fd_stream ---- */
@@ -425,8 +440,9 @@ hstream_event(void *arg, uint32_t mask, const char *name)
 }
 
 void
-fileio_stream_open(struct agent *a, struct chan *ch, uint64_t id)
+fileio_stream_open(struct agent *a, struct chan *ch, const union proto_body *req)
 {
+    uint64_t id = req->open.handle;
     struct ofile *h = find_or_error(a, ch, id);
     struct hstream *st;
     int err;
@@ -460,27 +476,27 @@ fileio_stream_open(struct agent *a, struct chan *ch, uint64_t id)
 int
 fileio_new(struct agent *a, struct fileio **out)
 {
-    struct fileio *hs = calloc(1, sizeof(*hs));
-    if (!hs)
+    struct fileio *fio = calloc(1, sizeof(*fio));
+    if (!fio)
         return -ENOMEM;
-    hs->a = a;
-    *out = hs;
+    fio->a = a;
+    *out = fio;
     return 0;
 }
 
 void
-fileio_free(struct fileio *hs)
+fileio_free(struct fileio *fio)
 {
-    if (!hs)
+    if (!fio)
         return;
-    while (hs->list) {
-        struct ofile *h = hs->list;
-        hs->list = h->next;
+    while (fio->list) {
+        struct ofile *h = fio->list;
+        fio->list = h->next;
         if (h->watched)
-            reactor_unwatch(hs->a->r, h->fd);
+            reactor_unwatch(fio->a->r, h->fd);
         close(h->fd);
         free(h->buf);
         free(h);
     }
-    free(hs);
+    free(fio);
 }

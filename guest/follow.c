@@ -352,8 +352,9 @@ regular_kind(int fd, const struct stat *st, const char **why)
 }
 
 void
-follow_open(struct agent *a, struct chan *ch, const struct follow_req *req)
+follow_open(struct agent *a, struct chan *ch, const union proto_body *body)
 {
+    const struct proto_open *req = &body->open;
     struct follow *f = calloc(1, sizeof(*f));
     struct stat st;
     const char *why = NULL;

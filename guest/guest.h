@@ -27,14 +27,26 @@
 
 #define AGENT_VERSION "0.1.0"
 
+struct agent;
 struct watch;
 struct jobs;
 struct fileio;
 struct host;
 struct chan;
 
+/*
+ * What the agent does for one request or stream open: answer it through
+ * ch, now or later (host_reply or host_error; for an open, host_ack or
+ * host_error). req is its body, decoded and checked against the message
+ * table (every value in its range); it lives for the call only.
+ */
+typedef void host_request_fn(struct agent *a, struct chan *ch,
+                             const union proto_body *req);
+
 /* The agent-wide state: what outlives a host connection. */
 struct agent {
+    /* The handler of each request and open type: agent.c's table. */
+    host_request_fn *const *requests;
     struct reactor *r;
     struct watch *watch;
     struct jobs *jobs;
@@ -112,21 +124,23 @@ struct source_ops {
 typedef void host_closed_fn(void *arg);
 
 int host_new(struct agent *a, int rfd, int wfd, host_closed_fn *closed,
-                void *arg, struct host **out);
+             void *arg, struct host **out);
 void host_free(struct host *s);
 
 /* Stream channels. */
 void host_ack(struct chan *ch, uint64_t offset, const struct source_ops *ops,
-                 void *src);
+              void *src);
 /* The source may have bytes: put the channel on the send queue. */
 void host_wake(struct chan *ch);
 void host_note(struct chan *ch, unsigned code, uint64_t value,
-                  const char *msg);
+               const char *msg);
 /* End the stream after everything already read; the source is freed. */
 void host_end(struct chan *ch, int err, unsigned reason, const char *msg);
 
-/* Request channels: answer exactly once with _reply or _error. */
-void host_reply(struct chan *ch, const void *body, size_t len);
+/* Request channels: answer exactly once with _reply or _error. reply is
+ * the body for the channel's request (exec_reply, wait_reply, ...), NULL
+ * for the requests whose reply is empty. */
+void host_reply(struct chan *ch, const union proto_body *reply);
 /* Also the failure of a stream open. err is -errno. */
 void host_error(struct chan *ch, int err, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
@@ -156,41 +170,21 @@ void watch_remove(struct watch_sub *sub);
 /* follow.c - tail a file by name (tail -F) or by descriptor.         */
 /* ------------------------------------------------------------------ */
 
-struct follow_req {
-    const char *path;
-    unsigned start; /* enum proto_start */
-    uint64_t offset;
-    unsigned flags; /* PROTO_TAIL_* */
-};
-
-/* Open the file and ack the channel, or answer the error. */
-void follow_open(struct agent *a, struct chan *ch,
-                 const struct follow_req *req);
+/* The open_tail request (host_request_fn): open the file and ack the
+ * channel, or answer the error. */
+host_request_fn follow_open;
 
 /* ------------------------------------------------------------------ */
 /* job.c - the processes the host started (proc#N): spawn, output    */
 /* spools, reaping, wait, kill, stdin, and the output stream source.   */
 /* ------------------------------------------------------------------ */
 
-struct job_exec_req {
-    const char *cwd; /* NULL: the agent's */
-    int argc;
-    char **argv; /* argc entries then NULL */
-    int envc;
-    char **env; /* "K=V" overrides */
-};
-
 int jobs_new(struct agent *a, struct jobs **out);
-void jobs_free(struct jobs *ps);
-void job_exec(struct agent *a, struct chan *ch,
-               const struct job_exec_req *req);
-void job_wait(struct agent *a, struct chan *ch, uint64_t id);
-void job_kill(struct agent *a, struct chan *ch, uint64_t id, int sig);
-void job_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
-                size_t len);
-void job_stdin_close(struct agent *a, struct chan *ch, uint64_t id);
-void job_stream_open(struct agent *a, struct chan *ch, uint64_t id,
-                      unsigned which);
+void jobs_free(struct jobs *js);
+/* The requests (host_request_fn): exec, wait, kill, stdin, stdin_close,
+ * and open_proc (a stream of a job's stdout or stderr). */
+host_request_fn job_exec, job_wait, job_kill, job_stdin, job_stdin_close,
+        job_stream_open;
 
 /* ------------------------------------------------------------------ */
 /* fileio.c - guest files for the host: stat, and files opened by    */
@@ -198,15 +192,10 @@ void job_stream_open(struct agent *a, struct chan *ch, uint64_t id,
 /* ------------------------------------------------------------------ */
 
 int fileio_new(struct agent *a, struct fileio **out);
-void fileio_free(struct fileio *hs);
-void fileio_open(struct agent *a, struct chan *ch, const char *path,
-                 unsigned flags, unsigned mode);
-void fileio_read(struct agent *a, struct chan *ch, uint64_t h, size_t n);
-void fileio_write(struct agent *a, struct chan *ch, uint64_t h, const void *buf,
-                  size_t len);
-void fileio_seek(struct agent *a, struct chan *ch, uint64_t h, int64_t off,
-                 unsigned whence);
-void fileio_close(struct agent *a, struct chan *ch, uint64_t h);
-void fileio_stream_open(struct agent *a, struct chan *ch, uint64_t h);
+void fileio_free(struct fileio *fio);
+/* The requests (host_request_fn): stat, fopen, fread, fwrite, fseek,
+ * fclose, and open_fd (a stream of a handle: fd_stream). */
+host_request_fn fileio_stat, fileio_open, fileio_read, fileio_write,
+        fileio_seek, fileio_close, fileio_stream_open;
 
 #endif

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -31,7 +30,7 @@
 struct chan {
     struct host *s;
     uint32_t id;
-    bool stream;
+    unsigned type; /* the request or open that made it */
     const struct source_ops *ops; /* set by host_ack */
     void *src;
     uint64_t credit;
@@ -52,6 +51,7 @@ struct host {
     int rfd, wfd;
     unsigned rev, wev; /* events currently watched on rfd / wfd */
     struct proto_decoder dec;
+    struct proto_msg *msg; /* the host's frame being handled, decoded */
     uint8_t *in;
     size_t in_off, in_len;
     struct outq out; /* frames for the host; OUT_HIGH is its mark */
@@ -74,46 +74,38 @@ static void host_pump(struct reactor *r, void *arg);
 static void fail(struct host *s, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
-/* Append one frame with the given body. */
+/* Queue one message, encoded from the table straight into the output.
+ * A body the table refuses is a bug of ours: the session ends, loudly. */
 static void
-send_frame(struct host *s, unsigned type, uint32_t ch, const void *body,
-           size_t len)
+send_msg(struct host *s, unsigned type, unsigned request, uint32_t ch,
+         const union proto_body *b)
 {
+    ssize_t len = proto_msg_size(type, request, b);
     uint8_t *p;
+
     if (s->dead)
         return;
-    p = outq_reserve(&s->out, PROTO_HEADER_LEN + len);
-    if (!p) {
+    if (len < 0) {
+        fail(s, "cannot send %s: %s", proto_type_name(type), strerror(-len));
+        return;
+    }
+    if (!(p = outq_reserve(&s->out, (size_t)len))) {
         fail(s, "out of memory for output");
         return;
     }
-    proto_header(p, (uint32_t)len, type, ch);
-    if (len)
-        memcpy(p + PROTO_HEADER_LEN, body, len);
-    outq_commit(&s->out, PROTO_HEADER_LEN + len);
+    proto_msg_encode(p, (size_t)len, type, request, ch, b);
+    outq_commit(&s->out, (size_t)len);
     if (!reactor_timer_armed(&s->pump_timer))
         reactor_timer_start(s->a->r, &s->pump_timer, 0, host_pump, s);
 }
 
-static void
-send_msg(struct host *s, unsigned type, uint32_t ch, int err,
-         unsigned reason, uint64_t value, const char *msg)
+/* note, end and error carry a message of at most PROTO_MAX_MSG - 1
+ * bytes: a longer one is cut there. */
+static const char *
+message(char *buf, const char *msg)
 {
-    uint8_t body[32 + PROTO_MAX_MSG];
-    struct proto_writer w;
-    size_t len = msg ? strnlen(msg, PROTO_MAX_MSG - 1) : 0;
-
-    proto_writer_init(&w, body, sizeof(body));
-    if (type == PROTO_NOTE) {
-        proto_put_u8(&w, (uint8_t)reason);
-        proto_put_u64(&w, value);
-    } else {
-        proto_put_u32(&w, (uint32_t)err);
-        if (type == PROTO_END)
-            proto_put_u8(&w, (uint8_t)reason);
-    }
-    proto_put_str(&w, msg ? msg : "", len);
-    send_frame(s, type, ch, body, w.len);
+    snprintf(buf, PROTO_MAX_MSG, "%s", msg ? msg : "");
+    return buf;
 }
 
 /* ---- channels ---- */
@@ -183,14 +175,11 @@ chan_drop(struct chan *ch, bool cancel)
 
 void
 host_ack(struct chan *ch, uint64_t offset, const struct source_ops *ops,
-            void *src)
+         void *src)
 {
-    uint8_t body[8];
-    struct proto_writer w;
+    union proto_body b = {.ack = {.offset = offset}};
 
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u64(&w, offset);
-    send_frame(ch->s, PROTO_ACK, ch->id, body, w.len);
+    send_msg(ch->s, PROTO_ACK, 0, ch->id, &b);
     ch->ops = ops;
     ch->src = src;
     host_wake(ch);
@@ -207,7 +196,12 @@ host_wake(struct chan *ch)
 void
 host_note(struct chan *ch, unsigned code, uint64_t value, const char *msg)
 {
-    send_msg(ch->s, PROTO_NOTE, ch->id, 0, code, value, msg);
+    char text[PROTO_MAX_MSG];
+    union proto_body b = {.note = {.code = (uint8_t)code,
+                                   .value = value,
+                                   .message = message(text, msg)}};
+
+    send_msg(ch->s, PROTO_NOTE, 0, ch->id, &b);
 }
 
 void
@@ -223,9 +217,11 @@ host_end(struct chan *ch, int err, unsigned reason, const char *msg)
 }
 
 void
-host_reply(struct chan *ch, const void *body, size_t len)
+host_reply(struct chan *ch, const union proto_body *reply)
 {
-    send_frame(ch->s, PROTO_REPLY, ch->id, body, len);
+    static const union proto_body empty;
+
+    send_msg(ch->s, PROTO_REPLY, ch->type, ch->id, reply ? reply : &empty);
     chan_drop(ch, false);
 }
 
@@ -233,12 +229,14 @@ void
 host_error(struct chan *ch, int err, const char *fmt, ...)
 {
     char msg[PROTO_MAX_MSG];
+    union proto_body b = {.error = {.err = (uint32_t)(err < 0 ? -err : EIO),
+                                    .message = msg}};
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    send_msg(ch->s, PROTO_ERROR, ch->id, err < 0 ? -err : EIO, 0, 0, msg);
+    send_msg(ch->s, PROTO_ERROR, 0, ch->id, &b);
     chan_drop(ch, false);
 }
 
@@ -269,8 +267,11 @@ pump_chan(struct host *s, struct chan *ch)
     ssize_t got;
 
     if (ch->ending) {
-        send_msg(s, PROTO_END, ch->id, ch->end_err, ch->end_reason, 0,
-                 ch->end_msg);
+        char text[PROTO_MAX_MSG];
+        union proto_body b = {.end = {.err = (uint32_t)ch->end_err,
+                                      .reason = (uint8_t)ch->end_reason,
+                                      .message = message(text, ch->end_msg)}};
+        send_msg(s, PROTO_END, 0, ch->id, &b);
         chan_drop(ch, false);
         return;
     }
@@ -280,7 +281,8 @@ pump_chan(struct host *s, struct chan *ch)
      * a note or end to the output while it reads. */
     got = ch->ops->read(ch->src, s->scratch, n);
     if (got > 0) {
-        send_frame(s, PROTO_DATA, ch->id, s->scratch, (size_t)got);
+        union proto_body b = {.data = {s->scratch, (size_t)got}};
+        send_msg(s, PROTO_DATA, 0, ch->id, &b);
         ch->credit -= (uint64_t)got;
         if (ch->credit > 0)
             queue_push(s, ch); /* back of the line: round-robin */
@@ -407,33 +409,26 @@ static void drop_all(struct host *s, bool cancel);
 static void
 send_hello_ok(struct host *s)
 {
-    uint8_t body[64 + 3 * PROTO_MAX_FACT];
-    struct proto_writer w;
     struct utsname u;
 
     if (uname(&u) < 0)
         memset(&u, 0, sizeof(u));
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u32(&w, PROTO_MAGIC);
-    proto_put_u32(&w, PROTO_VERSION);
-    proto_put_str(&w, u.sysname, strnlen(u.sysname, sizeof(u.sysname)));
-    proto_put_str(&w, u.release, strnlen(u.release, sizeof(u.release)));
-    proto_put_str(&w, AGENT_VERSION, strlen(AGENT_VERSION));
-    proto_put_u64(&w, s->a->instance);
-    send_frame(s, PROTO_HELLO_OK, 0, body, w.len);
+    union proto_body b = {.hello_ok = {.magic = PROTO_MAGIC,
+                                       .version = PROTO_VERSION,
+                                       .os = u.sysname,
+                                       .kernel = u.release,
+                                       .agent_version = AGENT_VERSION,
+                                       .instance = s->a->instance}};
+    send_msg(s, PROTO_HELLO_OK, 0, 0, &b);
 }
 
 static void
 on_hello(struct host *s, const struct proto_frame *f)
 {
-    struct proto_reader rd;
-    uint32_t magic, vmin, vmax;
+    const struct proto_hello *h = &s->msg->body.hello;
 
-    proto_reader_init(&rd, f->body, f->len);
-    magic = proto_get_u32(&rd);
-    vmin = proto_get_u32(&rd);
-    vmax = proto_get_u32(&rd);
-    if (proto_get_done(&rd) < 0 || magic != PROTO_MAGIC || f->channel) {
+    /* The table checks the magic. */
+    if (proto_msg_decode(f, 0, s->msg) < 0 || f->channel) {
         fail(s, "malformed hello");
         return;
     }
@@ -441,12 +436,14 @@ on_hello(struct host *s, const struct proto_frame *f)
      * connection boundary (virtio-serial): start over. */
     drop_all(s, true);
     s->max_id = 0;
-    if (vmin > PROTO_VERSION || vmax < PROTO_VERSION) {
+    if (h->version_min > PROTO_VERSION || h->version_max < PROTO_VERSION) {
         char msg[128];
+        union proto_body b = {
+                .error = {.err = EPROTONOSUPPORT, .message = msg}};
         snprintf(msg, sizeof(msg),
-                 "protocol version mismatch (host: %u-%u, agent: %u)", vmin,
-                 vmax, PROTO_VERSION);
-        send_msg(s, PROTO_ERROR, 0, EPROTONOSUPPORT, 0, 0, msg);
+                 "protocol version mismatch (host: %u-%u, agent: %u)",
+                 h->version_min, h->version_max, PROTO_VERSION);
+        send_msg(s, PROTO_ERROR, 0, 0, &b);
         s->closing = true;
         return;
     }
@@ -455,78 +452,18 @@ on_hello(struct host *s, const struct proto_frame *f)
 }
 
 static struct chan *
-chan_new(struct host *s, uint32_t id, bool stream)
+chan_new(struct host *s, uint32_t id, unsigned type)
 {
     struct chan *ch = calloc(1, sizeof(*ch));
     if (!ch)
         return NULL;
     ch->s = s;
     ch->id = id;
-    ch->stream = stream;
+    ch->type = type;
     struct chan **pp = chan_slot(s, id);
     *pp = ch;
     s->nchans++;
     return ch;
-}
-
-/* Parse exec's strings into one block: argv, env, then the bytes. */
-static int
-parse_exec(struct proto_reader *rd, struct job_exec_req *req, char **block,
-           size_t body_len)
-{
-    char cwd[PROTO_MAX_PATH];
-    proto_get_str(rd, cwd, sizeof(cwd));
-    unsigned argc = proto_get_u16(rd), envc = proto_get_u16(rd);
-    if (rd->bad || argc < 1 || argc > PROTO_MAX_ARGS || envc > PROTO_MAX_ARGS)
-        return -EPROTO;
-    size_t ptrs = (argc + 1 + envc + 1) * sizeof(char *);
-    size_t cap = body_len + argc + envc + 1; /* every string + its NUL */
-    char *b = malloc(ptrs + cap + sizeof(cwd));
-    if (!b)
-        return -ENOMEM;
-    char **v = (char **)(void *)b, *p = b + ptrs, *end = p + cap;
-    for (unsigned i = 0; i < argc + envc; i++) {
-        size_t room = (size_t)(end - p);
-        proto_get_str(rd, p, room < PROTO_MAX_ARG ? room : PROTO_MAX_ARG);
-        if (rd->bad) {
-            free(b);
-            return -EPROTO;
-        }
-        v[i < argc ? i : i + 1] = p;
-        p += strlen(p) + 1;
-    }
-    v[argc] = NULL;
-    v[argc + 1 + envc] = NULL;
-    req->argc = (int)argc;
-    req->argv = v;
-    req->envc = (int)envc;
-    req->env = v + argc + 1;
-    req->cwd = NULL;
-    if (cwd[0]) {
-        strcpy(end, cwd);
-        req->cwd = end;
-    }
-    *block = b;
-    return 0;
-}
-
-static void
-on_stat(struct chan *ch, const char *path)
-{
-    struct stat st;
-    uint8_t body[32];
-    struct proto_writer w;
-
-    if (stat(path, &st) < 0) {
-        host_error(ch, -errno, "%s: %s", path, strerror(errno));
-        return;
-    }
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u64(&w, (uint64_t)st.st_size);
-    proto_put_u32(&w, st.st_mode);
-    proto_put_u64(&w, (uint64_t)((int64_t)st.st_mtim.tv_sec * 1000000000 +
-                                 st.st_mtim.tv_nsec));
-    host_reply(ch, body, w.len);
 }
 
 /* A frame for an existing channel: credit or close. */
@@ -534,11 +471,8 @@ static void
 on_existing(struct host *s, const struct proto_frame *f)
 {
     struct chan *ch = *chan_slot(s, f->channel);
-    struct proto_reader rd;
 
-    proto_reader_init(&rd, f->body, f->len);
-    uint32_t credit = f->type == PROTO_CREDIT ? proto_get_u32(&rd) : 0;
-    if (proto_get_done(&rd) < 0 || f->channel == 0) {
+    if (proto_msg_decode(f, 0, s->msg) < 0 || f->channel == 0) {
         fail(s, "malformed %s frame", proto_type_name(f->type));
         return;
     }
@@ -553,22 +487,62 @@ on_existing(struct host *s, const struct proto_frame *f)
         chan_drop(ch, true);
         return;
     }
-    ch->credit += credit;
+    ch->credit += s->msg->body.credit.bytes;
     if (ch->credit > MAX_CREDIT)
         ch->credit = MAX_CREDIT;
     if (ch->want)
         host_wake(ch);
 }
 
+/* A request or a stream open: a new channel, the body decoded with the
+ * table, and the agent's handler for the type (agent.c's table). */
+static void
+on_request(struct host *s, const struct proto_frame *f)
+{
+    host_request_fn *handler = s->a->requests[f->type];
+    struct chan *ch;
+    int rc;
+
+    if (f->channel == 0 || f->channel <= s->max_id) {
+        fail(s, "%s on channel %u: channel ids must increase",
+             proto_type_name(f->type), f->channel);
+        return;
+    }
+    s->max_id = f->channel;
+    if (!(ch = chan_new(s, f->channel, f->type))) {
+        fail(s, "out of memory for a channel");
+        return;
+    }
+    if (s->nchans > MAX_CHANNELS) {
+        host_error(ch, -EMFILE, "too many channels (max %d)", MAX_CHANNELS);
+        return;
+    }
+    rc = proto_msg_decode(f, 0, s->msg);
+    if (rc == -EINVAL) { /* well formed, but a value the agent refuses */
+        host_error(ch, rc, "%s: %s", proto_type_name(f->type), s->msg->why);
+        return;
+    }
+    if (rc < 0) {
+        fail(s, "malformed %s body (%zu bytes)", proto_type_name(f->type),
+             f->len);
+        return;
+    }
+    if (!handler) {
+        host_error(ch, -ENOSYS, "%s: not served by this agent",
+                   proto_type_name(f->type));
+        return;
+    }
+    if (proto_def(f->type)->flags & PROTO_OPENS)
+        ch->credit = s->msg->body.open.credit;
+    handler(s->a, ch, &s->msg->body);
+}
+
 static void
 dispatch(struct host *s, const struct proto_frame *f)
 {
-    struct agent *a = s->a;
-    struct proto_reader rd;
-    char path[PROTO_MAX_PATH];
-    struct chan *ch;
+    const struct proto_def *d = proto_def(f->type);
 
-    if (!proto_type_from_host(f->type)) {
+    if (!d || !(d->flags & PROTO_FROM_HOST)) {
         fail(s, "host sent agent-only message %s", proto_type_name(f->type));
         return;
     }
@@ -580,166 +554,10 @@ dispatch(struct host *s, const struct proto_frame *f)
         fail(s, "received %s before hello", proto_type_name(f->type));
         return;
     }
-    if (f->type == PROTO_CREDIT || f->type == PROTO_CLOSE) {
-        on_existing(s, f);
-        return;
-    }
-    if (f->channel == 0 || f->channel <= s->max_id) {
-        fail(s, "%s on channel %u: channel ids must increase",
-             proto_type_name(f->type), f->channel);
-        return;
-    }
-    s->max_id = f->channel;
-    bool stream = f->type == PROTO_OPEN_TAIL || f->type == PROTO_OPEN_FD ||
-                  f->type == PROTO_OPEN_PROC;
-    ch = chan_new(s, f->channel, stream);
-    if (!ch) {
-        fail(s, "out of memory for a channel");
-        return;
-    }
-    if (s->nchans > MAX_CHANNELS) {
-        host_error(ch, -EMFILE, "too many channels (max %d)", MAX_CHANNELS);
-        return;
-    }
-    proto_reader_init(&rd, f->body, f->len);
-    if (stream)
-        ch->credit = proto_get_u32(&rd);
-
-    switch (f->type) {
-    case PROTO_OPEN_TAIL: {
-        struct follow_req req = {.path = path};
-        req.start = proto_get_u8(&rd);
-        req.flags = proto_get_u8(&rd);
-        req.offset = proto_get_u64(&rd);
-        proto_get_str(&rd, path, sizeof(path));
-        if (proto_get_done(&rd) < 0)
-            break;
-        if (req.start > PROTO_START_BACK ||
-            (req.flags & ~PROTO_TAIL_FOLLOW_DESCRIPTOR) || !path[0]) {
-            host_error(ch, -EINVAL, "bad start or flags");
-            return;
-        }
-        follow_open(a, ch, &req);
-        return;
-    }
-    case PROTO_OPEN_FD: {
-        uint64_t h = proto_get_u64(&rd);
-        if (proto_get_done(&rd) < 0)
-            break;
-        fileio_stream_open(a, ch, h);
-        return;
-    }
-    case PROTO_OPEN_PROC: {
-        uint64_t id = proto_get_u64(&rd);
-        unsigned which = proto_get_u8(&rd);
-        if (proto_get_done(&rd) < 0)
-            break;
-        if (which != PROTO_STDOUT && which != PROTO_STDERR) {
-            host_error(ch, -EINVAL, "bad output %u (1 stdout, 2 stderr)",
-                          which);
-            return;
-        }
-        job_stream_open(a, ch, id, which);
-        return;
-    }
-    case PROTO_EXEC: {
-        struct job_exec_req req;
-        char *block;
-        int err = parse_exec(&rd, &req, &block, f->len);
-        if (err == -ENOMEM) {
-            host_error(ch, err, "out of memory");
-            return;
-        }
-        if (err < 0 || proto_get_done(&rd) < 0) {
-            if (!err)
-                free(block);
-            break;
-        }
-        job_exec(a, ch, &req);
-        free(block);
-        return;
-    }
-    case PROTO_WAIT:
-    case PROTO_STDIN_CLOSE:
-    case PROTO_FCLOSE: {
-        uint64_t id = proto_get_u64(&rd);
-        if (proto_get_done(&rd) < 0)
-            break;
-        if (f->type == PROTO_WAIT)
-            job_wait(a, ch, id);
-        else if (f->type == PROTO_STDIN_CLOSE)
-            job_stdin_close(a, ch, id);
-        else
-            fileio_close(a, ch, id);
-        return;
-    }
-    case PROTO_KILL: {
-        uint64_t id = proto_get_u64(&rd);
-        uint32_t sig = proto_get_u32(&rd);
-        if (proto_get_done(&rd) < 0)
-            break;
-        job_kill(a, ch, id, (int)(sig > 1024 ? 1024 : sig));
-        return;
-    }
-    case PROTO_STDIN:
-    case PROTO_FWRITE: {
-        uint64_t id = proto_get_u64(&rd);
-        const void *p;
-        size_t n;
-        proto_get_bytes(&rd, &p, &n, PROTO_MAX_DATA);
-        if (proto_get_done(&rd) < 0)
-            break;
-        if (f->type == PROTO_STDIN)
-            job_stdin(a, ch, id, p, n);
-        else
-            fileio_write(a, ch, id, p, n);
-        return;
-    }
-    case PROTO_FOPEN: {
-        uint32_t flags = proto_get_u32(&rd), mode = proto_get_u32(&rd);
-        proto_get_str(&rd, path, sizeof(path));
-        if (proto_get_done(&rd) < 0)
-            break;
-        if ((flags & ~PROTO_O_ALL) || !path[0] || mode > 07777) {
-            host_error(ch, -EINVAL, "bad flags or mode");
-            return;
-        }
-        fileio_open(a, ch, path, flags, mode);
-        return;
-    }
-    case PROTO_FREAD: {
-        uint64_t h = proto_get_u64(&rd);
-        uint32_t n = proto_get_u32(&rd);
-        if (proto_get_done(&rd) < 0)
-            break;
-        if (n > PROTO_MAX_DATA) {
-            host_error(ch, -EINVAL, "count %u over %d", n, PROTO_MAX_DATA);
-            return;
-        }
-        fileio_read(a, ch, h, n);
-        return;
-    }
-    case PROTO_FSEEK: {
-        uint64_t h = proto_get_u64(&rd);
-        int64_t off = (int64_t)proto_get_u64(&rd);
-        unsigned whence = proto_get_u8(&rd);
-        if (proto_get_done(&rd) < 0)
-            break;
-        if (whence > PROTO_SEEK_END) {
-            host_error(ch, -EINVAL, "bad whence %u", whence);
-            return;
-        }
-        fileio_seek(a, ch, h, off, whence);
-        return;
-    }
-    case PROTO_STAT:
-        proto_get_str(&rd, path, sizeof(path));
-        if (proto_get_done(&rd) < 0)
-            break;
-        on_stat(ch, path);
-        return;
-    }
-    fail(s, "malformed %s body (%zu bytes)", proto_type_name(f->type), f->len);
+    if (d->flags & (PROTO_OPENS | PROTO_REQUEST))
+        on_request(s, f);
+    else
+        on_existing(s, f); /* credit, close */
 }
 
 static void
@@ -819,7 +637,8 @@ host_new(struct agent *a, int rfd, int wfd, host_closed_fn *closed,
     outq_init(&s->out, 0, OUT_HIGH);
     s->in = malloc(IN_CAP);
     s->scratch = malloc(PROTO_MAX_DATA);
-    if (!s->in || !s->scratch)
+    s->msg = malloc(sizeof(*s->msg));
+    if (!s->in || !s->scratch || !s->msg)
         goto err_free;
     if ((err = proto_decoder_init(&s->dec)) < 0)
         goto err_free;
@@ -833,6 +652,7 @@ host_new(struct agent *a, int rfd, int wfd, host_closed_fn *closed,
 err_free:
     reactor_timer_stop(a->r, &s->close_timer);
     proto_decoder_fini(&s->dec);
+    free(s->msg);
     free(s->scratch);
     outq_fini(&s->out);
     free(s->in);
@@ -860,6 +680,7 @@ host_free(struct host *s)
     if (s->wfd != s->rfd)
         close(s->wfd);
     proto_decoder_fini(&s->dec);
+    free(s->msg);
     free(s->scratch);
     outq_fini(&s->out);
     free(s->in);

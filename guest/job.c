@@ -61,7 +61,7 @@ struct output {
 };
 
 struct job {
-    struct jobs *ps;
+    struct jobs *js;
     uint64_t id;
     pid_t pid;
     int pidfd; /* -1 when reaped or unsupported */
@@ -101,9 +101,9 @@ struct jobs {
 };
 
 static struct job *
-job_find(struct jobs *ps, uint64_t id)
+job_find(struct jobs *js, uint64_t id)
 {
-    for (struct job *p = ps->list; p; p = p->next)
+    for (struct job *p = js->list; p; p = p->next)
         if (p->id == id)
             return p;
     return NULL;
@@ -197,27 +197,27 @@ spool_put(int fd, const uint8_t *buf, size_t len, uint64_t off, int *err)
 static void
 drain(struct job *p, struct output *o, int max)
 {
-    struct jobs *ps = p->ps;
+    struct jobs *js = p->js;
     bool grew = false;
 
     for (int i = 0; i < max && o->pipe >= 0; i++) {
-        ssize_t n = read(o->pipe, ps->buf, sizeof(ps->buf));
+        ssize_t n = read(o->pipe, js->buf, sizeof(js->buf));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
             break;
         if (n <= 0) { /* EOF, or an error that ends the output alike */
-            output_close(ps->a, o);
+            output_close(js->a, o);
             grew = true;
             break;
         }
         size_t keep = (size_t)n, put = 0;
         if (!o->lost) {
-            uint64_t room = ps->a->proc_spool_max - o->size;
+            uint64_t room = js->a->proc_spool_max - o->size;
             int err = 0;
             if (keep > room)
                 keep = (size_t)room;
-            put = spool_put(o->spool, ps->buf, keep, o->size, &err);
+            put = spool_put(o->spool, js->buf, keep, o->size, &err);
             o->size += put;
             if (put < keep)
                 output_lose(p, o, err);
@@ -241,35 +241,35 @@ output_ready(struct reactor *r, int fd, unsigned events, void *arg)
 
 /* ---- reaping and wait ---- */
 
+/* The wait reply: how it ended, and what became of its output. */
 static void
 send_status(struct job *p, struct chan *ch)
 {
-    uint8_t body[16 + 2 * (24 + PROTO_MAX_MSG)];
-    char msg[PROTO_MAX_MSG];
-    struct proto_writer w;
+    char msg[2][PROTO_MAX_MSG];
+    union proto_body rp = {.wait_reply = {.how = (uint8_t)p->how,
+                                          .value = p->value}};
 
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u8(&w, (uint8_t)p->how);
-    proto_put_u32(&w, p->value);
     for (int i = 0; i < 2; i++) {
         struct output *o = &p->out[i];
-        msg[0] = 0;
+        msg[i][0] = 0;
         if (o->lost)
-            loss_text(p, o, msg, sizeof(msg));
-        proto_put_u64(&w, o->size);
-        proto_put_u32(&w, (uint32_t)o->lost);
-        proto_put_u64(&w, o->discarded);
-        proto_put_str(&w, msg, strlen(msg));
+            loss_text(p, o, msg[i], sizeof(msg[i]));
+        rp.wait_reply.out[i] = (struct proto_output){
+                .recorded = o->size,
+                .err = (uint32_t)o->lost,
+                .discarded = o->discarded,
+                .message = msg[i],
+        };
     }
-    host_reply(ch, body, w.len);
+    host_reply(ch, &rp);
 }
 
 /* Tell the keeper about groups that have emptied, so that it never
  * signals a group id the system has since handed to someone else. */
 static void
-forget_empty_groups(struct jobs *ps)
+forget_empty_groups(struct jobs *js)
 {
-    for (struct job *p = ps->list; p; p = p->next)
+    for (struct job *p = js->list; p; p = p->next)
         if (p->kept && p->reaped && kill(-p->pid, 0) < 0 && errno == ESRCH) {
             keeper_forget(p->pid);
             p->kept = false;
@@ -279,7 +279,7 @@ forget_empty_groups(struct jobs *ps)
 static void
 reaped(struct job *p, int status)
 {
-    struct agent *a = p->ps->a;
+    struct agent *a = p->js->a;
 
     p->reaped = true;
     if (WIFSIGNALED(status)) {
@@ -304,7 +304,7 @@ reaped(struct job *p, int status)
         send_status(p, wt->ch);
         free(wt);
     }
-    forget_empty_groups(p->ps);
+    forget_empty_groups(p->js);
 }
 
 static void
@@ -329,8 +329,8 @@ pidfd_ready(struct reactor *r, int fd, unsigned events, void *arg)
 static void
 on_sigchld(struct reactor *r, void *arg)
 {
-    struct jobs *ps = arg;
-    for (struct job *p = ps->list; p; p = p->next)
+    struct jobs *js = arg;
+    for (struct job *p = js->list; p; p = p->next)
         try_reap(p);
 }
 
@@ -346,9 +346,9 @@ waiter_cancel(void *arg)
 }
 
 void
-job_wait(struct agent *a, struct chan *ch, uint64_t id)
+job_wait(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct job *p = find_or_error(a, ch, id);
+    struct job *p = find_or_error(a, ch, req->wait.proc);
     struct waiter *wt;
 
     if (!p)
@@ -369,18 +369,21 @@ job_wait(struct agent *a, struct chan *ch, uint64_t id)
 }
 
 void
-job_kill(struct agent *a, struct chan *ch, uint64_t id, int sig)
+job_kill(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct job *p = find_or_error(a, ch, id);
+    struct job *p = find_or_error(a, ch, req->kill.proc);
+    /* Any u32 on the wire; kill(2) refuses what is no signal. */
+    int sig = (int)(req->kill.signal > 1024 ? 1024 : req->kill.signal);
+
     if (!p)
         return;
     /* The whole group: the process was started as its leader. */
     if (kill(-p->pid, sig) < 0) {
-        host_error(ch, -errno, "proc#%llu: %s", (unsigned long long)id,
-                      strerror(errno));
+        host_error(ch, -errno, "proc#%llu: %s", (unsigned long long)p->id,
+                   strerror(errno));
         return;
     }
-    host_reply(ch, NULL, 0);
+    host_reply(ch, NULL);
 }
 
 /* ---- stdin ---- */
@@ -391,18 +394,14 @@ static void
 stdin_finish(struct job *p, int err)
 {
     struct chan *ch = p->stdin_ch;
-    uint8_t body[4];
-    struct proto_writer w;
+    union proto_body rp = {.input_reply = {.written = (uint32_t)p->stdin_len}};
 
     p->stdin_ch = NULL;
     if (err < 0)
         host_error(ch, err, "proc#%llu: %s", (unsigned long long)p->id,
-                      strerror(-err));
-    else {
-        proto_writer_init(&w, body, sizeof(body));
-        proto_put_u32(&w, (uint32_t)p->stdin_len);
-        host_reply(ch, body, w.len);
-    }
+                   strerror(-err));
+    else
+        host_reply(ch, &rp);
     free(p->stdin_buf);
     p->stdin_buf = NULL;
 }
@@ -438,16 +437,17 @@ static void
 stdin_cancel(void *arg)
 {
     struct job *p = arg;
-    reactor_unwatch(p->ps->a->r, p->stdin_fd);
+    reactor_unwatch(p->js->a->r, p->stdin_fd);
     p->stdin_ch = NULL;
     free(p->stdin_buf);
     p->stdin_buf = NULL;
 }
 
 void
-job_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
-           size_t len)
+job_stdin(struct agent *a, struct chan *ch, const union proto_body *req)
 {
+    uint64_t id = req->input.proc;
+    size_t len = req->input.data.len;
     struct job *p = find_or_error(a, ch, id);
     int rc;
 
@@ -467,7 +467,7 @@ job_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
         host_error(ch, -ENOMEM, "out of memory");
         return;
     }
-    memcpy(p->stdin_buf, buf, len);
+    memcpy(p->stdin_buf, req->input.data.p, len);
     p->stdin_len = len;
     p->stdin_done = 0;
     p->stdin_ch = ch;
@@ -487,7 +487,7 @@ stdin_close_fd(struct job *p)
     if (p->stdin_fd < 0)
         return;
     if (p->stdin_ch) {
-        reactor_unwatch(p->ps->a->r, p->stdin_fd);
+        reactor_unwatch(p->js->a->r, p->stdin_fd);
         stdin_finish(p, -ECANCELED);
     }
     close(p->stdin_fd);
@@ -495,13 +495,13 @@ stdin_close_fd(struct job *p)
 }
 
 void
-job_stdin_close(struct agent *a, struct chan *ch, uint64_t id)
+job_stdin_close(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct job *p = find_or_error(a, ch, id);
+    struct job *p = find_or_error(a, ch, req->stdin_close.proc);
     if (!p)
         return;
     stdin_close_fd(p);
-    host_reply(ch, NULL, 0);
+    host_reply(ch, NULL);
 }
 
 /* ---- the stream source ---- */
@@ -553,9 +553,9 @@ static const struct source_ops pstream_ops = {
 };
 
 void
-job_stream_open(struct agent *a, struct chan *ch, uint64_t id, unsigned which)
+job_stream_open(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct job *p = find_or_error(a, ch, id);
+    struct job *p = find_or_error(a, ch, req->open.proc);
     struct pstream *st;
 
     if (!p)
@@ -565,7 +565,7 @@ job_stream_open(struct agent *a, struct chan *ch, uint64_t id, unsigned which)
         return;
     }
     st->p = p;
-    st->o = &p->out[which == PROTO_STDOUT ? 0 : 1];
+    st->o = &p->out[req->open.which == PROTO_STDOUT ? 0 : 1];
     st->ch = ch;
     st->next = st->o->streams;
     st->o->streams = st;
@@ -577,7 +577,7 @@ job_stream_open(struct agent *a, struct chan *ch, uint64_t id, unsigned which)
 static void
 job_free(struct job *p)
 {
-    struct agent *a = p->ps->a;
+    struct agent *a = p->js->a;
     if (p->kept && p->reaped && kill(-p->pid, 0) < 0 && errno == ESRCH)
         keeper_forget(p->pid);
     for (int i = 0; i < 2; i++) {
@@ -596,12 +596,12 @@ job_free(struct job *p)
 /* Make room for one more process: forget the oldest finished one that
  * nobody is reading or waiting for. */
 static int
-evict(struct jobs *ps)
+evict(struct jobs *js)
 {
     struct job **victim = NULL;
-    if (ps->count < MAX_PROCS)
+    if (js->count < MAX_PROCS)
         return 0;
-    for (struct job **pp = &ps->list; *pp; pp = &(*pp)->next) {
+    for (struct job **pp = &js->list; *pp; pp = &(*pp)->next) {
         struct job *p = *pp;
         if (p->reaped && !p->waiters && p->out[0].pipe < 0 &&
             p->out[1].pipe < 0 && !p->out[0].streams && !p->out[1].streams)
@@ -611,14 +611,14 @@ evict(struct jobs *ps)
         return -EAGAIN;
     struct job *p = *victim;
     *victim = p->next;
-    ps->count--;
+    js->count--;
     job_free(p);
     return 0;
 }
 
 /* environ with the request's K=V entries added or replaced. */
 static char **
-build_env(const struct job_exec_req *req)
+build_env(const struct proto_exec *req)
 {
     size_t n = 0;
     while (environ && environ[n])
@@ -631,13 +631,13 @@ build_env(const struct job_exec_req *req)
         const char *eq = strchr(environ[i], '=');
         size_t klen = eq ? (size_t)(eq - environ[i]) + 1 : 0;
         bool replaced = false;
-        for (int j = 0; j < req->envc && klen; j++)
+        for (size_t j = 0; j < req->envc && klen; j++)
             if (strncmp(req->env[j], environ[i], klen) == 0)
                 replaced = true;
         if (!replaced)
             env[k++] = environ[i];
     }
-    for (int j = 0; j < req->envc; j++)
+    for (size_t j = 0; j < req->envc; j++)
         env[k++] = req->env[j];
     env[k] = NULL;
     return env;
@@ -692,7 +692,7 @@ resolve(const char *name, const char *path, char *out, size_t len, char *msg)
 }
 
 static int
-spawn(struct job *p, const struct job_exec_req *req, int fds[3][2], char *msg)
+spawn(struct job *p, const struct proto_exec *req, int fds[3][2], char *msg)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -705,8 +705,8 @@ spawn(struct job *p, const struct job_exec_req *req, int fds[3][2], char *msg)
     if (!env)
         return -ENOMEM;
     /* A missing cwd would make posix_spawn fail with ENOENT, which would
-     * read as a missing program. */
-    if (req->cwd) {
+     * read as a missing program. An empty one is the agent's. */
+    if (req->cwd[0]) {
         err = stat(req->cwd, &st) < 0 ? -errno
               : S_ISDIR(st.st_mode)   ? 0
                                       : -ENOTDIR;
@@ -727,7 +727,7 @@ spawn(struct job *p, const struct job_exec_req *req, int fds[3][2], char *msg)
     posix_spawn_file_actions_adddup2(&fa, fds[0][0], 0);
     posix_spawn_file_actions_adddup2(&fa, fds[1][1], 1);
     posix_spawn_file_actions_adddup2(&fa, fds[2][1], 2);
-    if (req->cwd)
+    if (req->cwd[0])
         posix_spawn_file_actions_addchdir_np(&fa, req->cwd);
     /* Its own group, so that kill reaches its children; no signal mask
      * or dispositions of ours (SIGCHLD blocked, SIGPIPE ignored). */
@@ -749,42 +749,42 @@ spawn(struct job *p, const struct job_exec_req *req, int fds[3][2], char *msg)
 }
 
 static int
-watch_exit(struct jobs *ps, struct job *p)
+watch_exit(struct jobs *js, struct job *p)
 {
     p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
     if (p->pidfd >= 0)
-        return reactor_watch(ps->a->r, p->pidfd, REACTOR_IN, pidfd_ready, p);
+        return reactor_watch(js->a->r, p->pidfd, REACTOR_IN, pidfd_ready, p);
     if (errno != ENOSYS)
         return -errno;
     /* Kernel older than 5.3: SIGCHLD through the reactor's signalfd. */
-    if (!ps->sigchld) {
-        int err = reactor_signal(ps->a->r, SIGCHLD, on_sigchld, ps);
+    if (!js->sigchld) {
+        int err = reactor_signal(js->a->r, SIGCHLD, on_sigchld, js);
         if (err < 0)
             return err;
-        ps->sigchld = true;
+        js->sigchld = true;
     }
     try_reap(p); /* it may be gone already */
     return 0;
 }
 
 void
-job_exec(struct agent *a, struct chan *ch, const struct job_exec_req *req)
+job_exec(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct jobs *ps = a->jobs;
+    struct jobs *js = a->jobs;
     int fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
     struct job *p = NULL;
     const char *what = "exec";
     char msg[PROTO_MAX_MSG] = "";
     int err;
 
-    if ((err = evict(ps)) < 0) {
+    if ((err = evict(js)) < 0) {
         host_error(ch, err, "too many processes (max %d)", MAX_PROCS);
         return;
     }
     err = -ENOMEM;
     if (!(p = calloc(1, sizeof(*p))))
         goto err;
-    p->ps = ps;
+    p->js = js;
     p->pidfd = p->stdin_fd = -1;
     p->out[0].pipe = p->out[1].pipe = -1;
     p->out[0].spool = p->out[1].spool = -1;
@@ -800,7 +800,7 @@ job_exec(struct agent *a, struct chan *ch, const struct job_exec_req *req)
             err = -errno;
             goto err_fds;
         }
-    if ((err = spawn(p, req, fds, msg)) < 0)
+    if ((err = spawn(p, &req->exec, fds, msg)) < 0)
         goto err_fds;
     keeper_add(p->pid);
     p->kept = true;
@@ -811,10 +811,10 @@ job_exec(struct agent *a, struct chan *ch, const struct job_exec_req *req)
     p->out[0].pipe = fds[1][0];
     p->out[1].pipe = fds[2][0];
     fcntl(p->stdin_fd, F_SETFL, O_NONBLOCK);
-    p->id = ++ps->next_id;
-    p->next = ps->list;
-    ps->list = p;
-    ps->count++;
+    p->id = ++js->next_id;
+    p->next = js->list;
+    js->list = p;
+    js->count++;
     for (int i = 0; i < 2; i++) {
         fcntl(p->out[i].pipe, F_SETFL, O_NONBLOCK);
         err = reactor_watch(a->r, p->out[i].pipe, REACTOR_IN, output_ready, p);
@@ -823,14 +823,11 @@ job_exec(struct agent *a, struct chan *ch, const struct job_exec_req *req)
                       strerror(-err));
         p->out[i].watched = err == 0;
     }
-    if ((err = watch_exit(ps, p)) < 0)
+    if ((err = watch_exit(js, p)) < 0)
         agent_log("proc#%llu: watch exit: %s", (unsigned long long)p->id,
                   strerror(-err));
-    uint8_t body[8];
-    struct proto_writer w;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u64(&w, p->id);
-    host_reply(ch, body, w.len);
+    union proto_body rp = {.exec_reply = {.proc = p->id}};
+    host_reply(ch, &rp);
     return;
 err_fds:
     for (int i = 0; i < 3; i++)
@@ -849,23 +846,23 @@ err:
 int
 jobs_new(struct agent *a, struct jobs **out)
 {
-    struct jobs *ps = calloc(1, sizeof(*ps));
-    if (!ps)
+    struct jobs *js = calloc(1, sizeof(*js));
+    if (!js)
         return -ENOMEM;
-    ps->a = a;
-    *out = ps;
+    js->a = a;
+    *out = js;
     return 0;
 }
 
 void
-jobs_free(struct jobs *ps)
+jobs_free(struct jobs *js)
 {
-    if (!ps)
+    if (!js)
         return;
-    while (ps->list) {
-        struct job *p = ps->list;
-        ps->list = p->next;
+    while (js->list) {
+        struct job *p = js->list;
+        js->list = p->next;
         job_free(p);
     }
-    free(ps);
+    free(js);
 }

@@ -1516,12 +1516,11 @@ agent_client_exec(struct agent_client *c, const char *cwd, char *const argv[],
     /* The table caps the counts; this keeps them from wrapping first. */
     if (argc > UINT16_MAX || envc > UINT16_MAX)
         return -E2BIG;
-    /* The strings are only read: argv's type is exec(3)'s. */
     union proto_body b = {.exec = {.cwd = cwd,
                                    .argc = (uint16_t)argc,
                                    .envc = (uint16_t)envc,
-                                   .argv = (const char *const *)argv,
-                                   .env = (const char *const *)env}};
+                                   .argv = argv,
+                                   .env = env}};
     return request(c, PROTO_EXEC, &b, done, arg, out);
 }
 

@@ -40,7 +40,7 @@
 #define REST(m, lo, hi) FIELD(PROTO_REST, m, struct proto_bytes, lo, hi)
 #define COUNT(m, lo, hi) FIELD(PROTO_COUNT, m, uint16_t, lo, hi)
 #define STRV(m, count, hi)                                                     \
-    {#m, PROTO_STRV, MEMBER(m, const char *const *), MEMBER(count, uint16_t),  \
+    {#m, PROTO_STRV, MEMBER(m, char *const *), MEMBER(count, uint16_t),        \
      0, hi}
 
 #define MSG PROTO_MAX_MSG - 1   /* error, note and end messages */
@@ -727,7 +727,7 @@ encode_body(const struct proto_layout *l, const union proto_body *b,
             break;
         }
         case PROTO_STRV: {
-            const char *const *v;
+            char *const *v;
             uint16_t count;
             LOAD(v, b, f->off);
             LOAD(count, b, f->count);
@@ -806,7 +806,7 @@ out_of_range(struct proto_msg *m, int *bad, const char *fmt, ...)
 }
 
 /* A string field into m->text. NULL when malformed (r is then bad). */
-static const char *
+static char *
 get_cstr(struct proto_reader *r, const struct proto_field *f,
          struct proto_msg *m, size_t *text, int *bad)
 {
@@ -893,8 +893,8 @@ proto_msg_decode(const struct proto_frame *f, unsigned request,
             break;
         }
         case PROTO_STRV: {
-            const char **v = m->vec + vec;
-            const char *const *cv = v;
+            char **v = m->vec + vec;
+            char *const *cv = v;
             uint16_t count;
             LOAD(count, b, fd->count);
             if (sizeof(m->vec) / sizeof(m->vec[0]) - vec < (size_t)count + 1) {

@@ -169,9 +169,10 @@ struct proto_exec {
     const char *cwd; /* "" = the agent's */
     uint16_t argc;   /* 1 .. PROTO_MAX_ARGS */
     uint16_t envc;   /* 0 .. PROTO_MAX_ARGS */
-    /* argc and envc entries; decoded, each is also NULL-terminated */
-    const char *const *argv;
-    const char *const *env; /* "K=V", added to the agent's environment */
+    /* argc and envc entries, typed as exec(3) takes them; decoded, each
+     * list is also NULL-terminated */
+    char *const *argv;
+    char *const *env; /* "K=V", added to the agent's environment */
 };
 
 /* wait, stdin_close (host): a process. */
@@ -337,7 +338,7 @@ struct proto_msg {
     unsigned type; /* the frame's */
     union proto_body body;
     char why[160]; /* proto_msg_decode's -EINVAL: which value, and why */
-    const char *vec[2 * (PROTO_MAX_ARGS + 1)];
+    char *vec[2 * (PROTO_MAX_ARGS + 1)];
     char text[PROTO_MAX_BODY];
 };
 

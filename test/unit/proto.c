@@ -263,7 +263,7 @@ Test(proto, writer_overflow_is_reported)
 struct store {
     char text[2 * PROTO_MAX_BODY];
     size_t used;
-    const char *vec[2][PROTO_MAX_ARGS + 1];
+    char *vec[2][PROTO_MAX_ARGS + 1];
     int nvec;
 };
 
@@ -410,13 +410,13 @@ sample_field(const struct proto_field *f, union proto_body *b,
     }
     case PROTO_STRV: {
         uint16_t count;
-        const char **v = st->vec[st->nvec++];
+        char **v = st->vec[st->nvec++];
         member_get(b, f->count, &count, sizeof(count));
         for (size_t k = 0; k < count; k++)
             v[k] = text_of(st, len != SIZE_MAX ? len : (k * 3 + variant) % 9,
                            (unsigned)k);
         v[count] = NULL;
-        const char *const *cv = v;
+        char *const *cv = v;
         member_put(b, f->off, &cv, sizeof(cv));
         break;
     }
@@ -466,7 +466,7 @@ same_body(const struct proto_layout *l, const union proto_body *a,
             break;
         }
         case PROTO_STRV: {
-            const char *const *x, *const *y;
+            char *const *x, *const *y;
             uint16_t count;
             member_get(a, f->off, &x, sizeof(x));
             member_get(b, f->off, &y, sizeof(y));
@@ -646,7 +646,7 @@ forge(const struct proto_layout *l, const union proto_body *b,
             break;
         }
         case PROTO_STRV: {
-            const char *const *v;
+            char *const *v;
             uint16_t count;
             member_get(b, f->off, &v, sizeof(v));
             member_get(b, f->count, &count, sizeof(count));
