@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -41,8 +42,8 @@ struct chan {
     char *end_msg;
     void (*cancel)(void *arg); /* a parked request */
     void *cancel_arg;
-    bool queued;
-    struct chan *qnext, *qprev;
+    bool queued;              /* on the send queue */
+    TAILQ_ENTRY(chan) qlink; /* its place there */
     struct chan *hnext;
 };
 
@@ -60,7 +61,7 @@ struct host {
     uint32_t max_id;
     size_t nchans;
     struct chan *buckets[CHAN_BUCKETS];
-    struct chan *qhead, *qtail;
+    TAILQ_HEAD(, chan) queue; /* channels with something to send */
     struct reactor_timer pump_timer, close_timer;
     host_closed_fn *closed;
     void *arg;
@@ -74,27 +75,22 @@ static void host_pump(struct reactor *r, void *arg);
 static void fail(struct host *s, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
-/* Queue one message, encoded from the table straight into the output.
- * A body the table refuses is a bug of ours: the session ends, loudly. */
+/* Queue one message; the pump sends it. The output has no limit (the
+ * mark bounds it), so a failure is memory, or a body the table refuses:
+ * a bug of ours. Either way the session ends, loudly. */
 static void
 send_msg(struct host *s, unsigned type, unsigned request, uint32_t ch,
          const union proto_body *b)
 {
-    ssize_t len = proto_msg_size(type, request, b);
-    uint8_t *p;
+    int err;
 
     if (s->dead)
         return;
-    if (len < 0) {
-        fail(s, "cannot send %s: %s", proto_type_name(type), strerror(-len));
+    if ((err = proto_msg_queue(&s->out, type, request, ch, b)) < 0) {
+        fail(s, "cannot send %s: %s", proto_type_name(type),
+             err == -ENOBUFS ? "out of memory for output" : strerror(-err));
         return;
     }
-    if (!(p = outq_reserve(&s->out, (size_t)len))) {
-        fail(s, "out of memory for output");
-        return;
-    }
-    proto_msg_encode(p, (size_t)len, type, request, ch, b);
-    outq_commit(&s->out, (size_t)len);
     if (!reactor_timer_armed(&s->pump_timer))
         reactor_timer_start(s->a->r, &s->pump_timer, 0, host_pump, s);
 }
@@ -124,15 +120,7 @@ queue_remove(struct host *s, struct chan *ch)
 {
     if (!ch->queued)
         return;
-    if (ch->qprev)
-        ch->qprev->qnext = ch->qnext;
-    else
-        s->qhead = ch->qnext;
-    if (ch->qnext)
-        ch->qnext->qprev = ch->qprev;
-    else
-        s->qtail = ch->qprev;
-    ch->qnext = ch->qprev = NULL;
+    TAILQ_REMOVE(&s->queue, ch, qlink);
     ch->queued = false;
 }
 
@@ -141,13 +129,7 @@ queue_push(struct host *s, struct chan *ch)
 {
     if (ch->queued)
         return;
-    ch->qprev = s->qtail;
-    ch->qnext = NULL;
-    if (s->qtail)
-        s->qtail->qnext = ch;
-    else
-        s->qhead = ch;
-    s->qtail = ch;
+    TAILQ_INSERT_TAIL(&s->queue, ch, qlink);
     ch->queued = true;
     if (!reactor_timer_armed(&s->pump_timer))
         reactor_timer_start(s->a->r, &s->pump_timer, 0, host_pump, s);
@@ -306,10 +288,10 @@ host_pump(struct reactor *r, void *arg)
         flush(s);
         if (s->dead)
             return;
-        if (!s->qhead || outq_high(&s->out))
+        if (TAILQ_EMPTY(&s->queue) || outq_high(&s->out))
             break;
-        while (s->qhead && !outq_high(&s->out)) {
-            struct chan *ch = s->qhead;
+        while (!TAILQ_EMPTY(&s->queue) && !outq_high(&s->out)) {
+            struct chan *ch = TAILQ_FIRST(&s->queue);
             queue_remove(s, ch);
             pump_chan(s, ch);
             if (s->dead)
@@ -634,6 +616,7 @@ host_new(struct agent *a, int rfd, int wfd, host_closed_fn *closed,
     s->wfd = wfd;
     s->closed = closed;
     s->arg = arg;
+    TAILQ_INIT(&s->queue);
     outq_init(&s->out, 0, OUT_HIGH);
     s->in = malloc(IN_CAP);
     s->scratch = malloc(PROTO_MAX_DATA);

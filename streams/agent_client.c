@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -96,7 +97,7 @@ struct agent_chan {
     struct agent_chan *hnext;
     /* The deadline queue: in send order, so oldest deadline first. */
     uint64_t deadline; /* 0: none */
-    struct agent_chan *dnext, *dprev;
+    TAILQ_ENTRY(agent_chan) dlink;
     bool expired; /* answered ETIMEDOUT; kept to catch a late answer */
 };
 
@@ -125,7 +126,7 @@ struct agent_client {
 
     uint64_t timeout; /* handshake and request deadline; 0 = none */
     struct reactor_timer hs_timer, req_timer;
-    struct agent_chan *dhead, *dtail;
+    TAILQ_HEAD(, agent_chan) deadlines;
     unsigned nexpired;
 
     bool stopping;
@@ -265,8 +266,10 @@ static void deadlines_expired(struct reactor *r, void *arg);
 static void
 deadline_arm(struct agent_client *c)
 {
-    if (c->dhead)
-        reactor_timer_start(c->r, &c->req_timer, c->dhead->deadline,
+    struct agent_chan *first = TAILQ_FIRST(&c->deadlines);
+
+    if (first)
+        reactor_timer_start(c->r, &c->req_timer, first->deadline,
                             deadlines_expired, c);
     else
         reactor_timer_stop(c->r, &c->req_timer);
@@ -287,14 +290,8 @@ deadline_add(struct agent_chan *ch)
     if (!c->timeout || deadline_exempt(ch->type))
         return;
     ch->deadline = clock_now() + c->timeout;
-    ch->dprev = c->dtail;
-    ch->dnext = NULL;
-    if (c->dtail)
-        c->dtail->dnext = ch;
-    else
-        c->dhead = ch;
-    c->dtail = ch;
-    if (c->dhead == ch)
+    TAILQ_INSERT_TAIL(&c->deadlines, ch, dlink);
+    if (TAILQ_FIRST(&c->deadlines) == ch)
         deadline_arm(c);
 }
 
@@ -302,19 +299,11 @@ static void
 deadline_remove(struct agent_chan *ch)
 {
     struct agent_client *c = ch->c;
-    bool was_head = c->dhead == ch;
+    bool was_head = TAILQ_FIRST(&c->deadlines) == ch;
 
     if (!ch->deadline)
         return;
-    if (ch->dprev)
-        ch->dprev->dnext = ch->dnext;
-    else
-        c->dhead = ch->dnext;
-    if (ch->dnext)
-        ch->dnext->dprev = ch->dprev;
-    else
-        c->dtail = ch->dprev;
-    ch->dnext = ch->dprev = NULL;
+    TAILQ_REMOVE(&c->deadlines, ch, dlink);
     ch->deadline = 0;
     if (was_head)
         deadline_arm(c);
@@ -332,8 +321,8 @@ deadlines_expired(struct reactor *r, void *arg)
 
     duration_format(c->timeout, t, sizeof(t));
     snprintf(msg, sizeof(msg), "the agent did not answer within %s", t);
-    while (c->dhead && c->dhead->deadline <= now) {
-        struct agent_chan *ch = c->dhead;
+    struct agent_chan *ch;
+    while ((ch = TAILQ_FIRST(&c->deadlines)) && ch->deadline <= now) {
         deadline_remove(ch);
         ch->expired = true;
         c->nexpired++;
@@ -403,24 +392,18 @@ flush(struct agent_client *c)
     update_watch(c);
 }
 
-/* Queue a message, encoded from the table straight into the queue: 0,
- * the table's -EINVAL / -E2BIG / -ENAMETOOLONG for a body it refuses, or
- * -ENOBUFS when too much is queued for a slow agent. */
+/* Queue a message and send what the connection takes: 0, the table's
+ * -EINVAL / -E2BIG / -ENAMETOOLONG for a body it refuses, or -ENOBUFS
+ * when too much is queued for a slow agent. */
 static int
 send_msg(struct agent_client *c, unsigned type, unsigned request,
          uint32_t channel, const union proto_body *b)
 {
-    ssize_t len = proto_msg_size(type, request, b);
-    uint8_t *p;
+    int err = proto_msg_queue(&c->out, type, request, channel, b);
 
-    if (len < 0)
-        return (int)len;
-    if (!(p = outq_reserve(&c->out, (size_t)len)))
-        return -ENOBUFS;
-    proto_msg_encode(p, (size_t)len, type, request, channel, b);
-    outq_commit(&c->out, (size_t)len);
-    flush(c);
-    return 0;
+    if (err == 0)
+        flush(c);
+    return err;
 }
 
 /* ---- spawned agents: reaping ---- */
@@ -1123,6 +1106,7 @@ client_alloc(struct reactor *r, const char *endpoint, struct agent_client **out)
     c->r = r;
     c->fd = -1;
     c->child_pidfd = -1;
+    TAILQ_INIT(&c->deadlines);
     backoff_init(&c->retry, BACKOFF_MIN, BACKOFF_MAX);
     outq_init(&c->out, OUT_MAX, OUT_MAX);
     c->timeout = AGENT_DEFAULT_TIMEOUT;

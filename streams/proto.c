@@ -3,10 +3,11 @@
  * and the codec that encodes and decodes every body from it, the field
  * writer and reader under it, and the resumable frame decoder. Shared by
  * provium-agent and the host's agent client, so it depends on nothing
- * but libc. Input is untrusted on both sides: every length is checked
- * before it is used.
+ * but libc and the output queue (outq.c). Input is untrusted on both
+ * sides: every length is checked before it is used.
  */
 #include "proto.h"
+#include "streams.h" /* the output queue */
 
 #include <errno.h>
 #include <stdarg.h>
@@ -777,6 +778,22 @@ proto_msg_encode(void *buf, size_t cap, unsigned type, unsigned request,
     proto_frame_begin(&w, type, channel);
     encode_body(layout_of(type, request), b, &w);
     return proto_frame_end(&w);
+}
+
+int
+proto_msg_queue(struct outq *q, unsigned type, unsigned request,
+                uint32_t channel, const union proto_body *b)
+{
+    ssize_t len = proto_msg_size(type, request, b);
+    void *p;
+
+    if (len < 0)
+        return (int)len;
+    if (!(p = outq_reserve(q, (size_t)len)))
+        return -ENOBUFS;
+    proto_msg_encode(p, (size_t)len, type, request, channel, b);
+    outq_commit(q, (size_t)len);
+    return 0;
 }
 
 /* The field's name without its message ("start" for "open.start"). */

@@ -522,6 +522,12 @@ ssize_t proto_msg_size(unsigned type, unsigned request,
 ssize_t proto_msg_encode(void *buf, size_t cap, unsigned type,
                          unsigned request, uint32_t channel,
                          const union proto_body *b);
+/* What both ends send with: encode the frame in place at the tail of an
+ * output queue (streams/outq.c). 0, the errors of proto_msg_size, or
+ * -ENOBUFS when the queue will not take it (its limit, or memory). */
+struct outq;
+int proto_msg_queue(struct outq *q, unsigned type, unsigned request,
+                    uint32_t channel, const union proto_body *b);
 /*
  * Decode the body of frame f into m (the body's strings point into m,
  * its byte strings into f's body). Returns 0; -EPROTO when the body is

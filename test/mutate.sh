@@ -110,11 +110,12 @@ mutant creation-site-off-by-one lua/provium.lua '^lua$' \
     'return { file = src, line = info.currentline + 1 }' \
     "creation_site() one line off"
 mutant agent-output-unbounded guest/host.c '^agent$' \
-    $'if (!s->qhead || outq_high(&s->out))\n            break;\n        while (s->qhead && !outq_high(&s->out)) {' \
-    $'if (!s->qhead)\n            break;\n        while (s->qhead) {' \
+    $'if (TAILQ_EMPTY(&s->queue) || outq_high(&s->out))\n            break;\n        while (!TAILQ_EMPTY(&s->queue) && !outq_high(&s->out)) {' \
+    $'if (TAILQ_EMPTY(&s->queue))\n            break;\n        while (!TAILQ_EMPTY(&s->queue)) {' \
     "the agent reads its sources for a host that does not read"
 mutant agent-send-loop-ignores-mark guest/host.c '^agent$' \
-    'while (s->qhead && !outq_high(&s->out)) {' 'while (s->qhead) {' \
+    'while (!TAILQ_EMPTY(&s->queue) && !outq_high(&s->out)) {' \
+    'while (!TAILQ_EMPTY(&s->queue)) {' \
     "the agent's send loop ignores its output mark"
 # Checked by a fuzz target on its corpus (--fuzz).
 mutant decoder-resume-overwrites streams/proto.c fuzz:proto \
