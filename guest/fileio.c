@@ -68,7 +68,7 @@ find_or_error(struct agent *a, struct chan *ch, uint64_t id)
         if (h->id == id)
             return h;
     host_error(ch, -EBADF, "file#%llu: no such open file handle",
-                  (unsigned long long)id);
+               (unsigned long long)id);
     return NULL;
 }
 
@@ -132,7 +132,7 @@ try_pending(struct ofile *h)
         return false;
     if (n < 0)
         host_error(h->pending, -errno, "file#%llu: %s",
-                      (unsigned long long)h->id, strerror(errno));
+                   (unsigned long long)h->id, strerror(errno));
     free(h->buf);
     h->buf = NULL;
     h->pending = NULL;
@@ -214,7 +214,7 @@ fileio_open(struct agent *a, struct chan *ch, const union proto_body *req)
 
     if (fio->count >= MAX_HANDLES) {
         host_error(ch, -EMFILE, "%s: too many open handles (max %d)", path,
-                      MAX_HANDLES);
+                   MAX_HANDLES);
         return;
     }
     if ((flags & PROTO_O_WRITE) && (flags & PROTO_O_READ))
@@ -265,7 +265,7 @@ fileio_read(struct agent *a, struct chan *ch, const union proto_body *req)
         return;
     if (h->op != PENDING_NONE) {
         host_error(ch, -EBUSY, "file#%llu: another read or write is pending",
-                      (unsigned long long)id);
+                   (unsigned long long)id);
         return;
     }
     got = read(h->fd, buf, n);
@@ -275,7 +275,7 @@ fileio_read(struct agent *a, struct chan *ch, const union proto_body *req)
         park(h, ch, PENDING_READ, NULL, n);
     } else {
         host_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
-                      strerror(errno));
+                   strerror(errno));
     }
 }
 
@@ -292,7 +292,7 @@ fileio_write(struct agent *a, struct chan *ch, const union proto_body *req)
         return;
     if (h->op != PENDING_NONE) {
         host_error(ch, -EBUSY, "file#%llu: another read or write is pending",
-                      (unsigned long long)id);
+                   (unsigned long long)id);
         return;
     }
     /* Regular files take it all; a pipe may take part (a short count). */
@@ -306,7 +306,7 @@ fileio_write(struct agent *a, struct chan *ch, const union proto_body *req)
         }
         if (n < 0 && done == 0) {
             host_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
-                          strerror(errno));
+                       strerror(errno));
             return;
         }
         if (n <= 0 || !h->regular)
@@ -440,7 +440,8 @@ hstream_event(void *arg, uint32_t mask, const char *name)
 }
 
 void
-fileio_stream_open(struct agent *a, struct chan *ch, const union proto_body *req)
+fileio_stream_open(struct agent *a, struct chan *ch,
+                   const union proto_body *req)
 {
     uint64_t id = req->open.handle;
     struct ofile *h = find_or_error(a, ch, id);
@@ -464,7 +465,7 @@ fileio_stream_open(struct agent *a, struct chan *ch, const union proto_body *req
             0) {
             free(st);
             host_error(ch, err, "file#%llu: cannot watch it: %s",
-                          (unsigned long long)id, strerror(-err));
+                       (unsigned long long)id, strerror(-err));
             return;
         }
     }

@@ -421,7 +421,7 @@ follow_open(struct agent *a, struct chan *ch, const union proto_body *body)
             goto err_free;
         }
         host_ack(ch, req->start == PROTO_START_OFFSET ? req->offset : 0,
-                    &follow_ops, f);
+                 &follow_ops, f);
         return;
     }
     uint64_t size = (uint64_t)st.st_size;

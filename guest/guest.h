@@ -132,8 +132,7 @@ void host_ack(struct chan *ch, uint64_t offset, const struct source_ops *ops,
               void *src);
 /* The source may have bytes: put the channel on the send queue. */
 void host_wake(struct chan *ch);
-void host_note(struct chan *ch, unsigned code, uint64_t value,
-               const char *msg);
+void host_note(struct chan *ch, unsigned code, uint64_t value, const char *msg);
 /* End the stream after everything already read; the source is freed. */
 void host_end(struct chan *ch, int err, unsigned reason, const char *msg);
 

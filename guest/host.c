@@ -31,7 +31,7 @@
 struct chan {
     struct host *s;
     uint32_t id;
-    unsigned type; /* the request or open that made it */
+    unsigned type;                /* the request or open that made it */
     const struct source_ops *ops; /* set by host_ack */
     void *src;
     uint64_t credit;
@@ -42,7 +42,7 @@ struct chan {
     char *end_msg;
     void (*cancel)(void *arg); /* a parked request */
     void *cancel_arg;
-    bool queued;              /* on the send queue */
+    bool queued;             /* on the send queue */
     TAILQ_ENTRY(chan) qlink; /* its place there */
     struct chan *hnext;
 };
@@ -55,7 +55,7 @@ struct host {
     struct proto_msg *msg; /* the host's frame being handled, decoded */
     uint8_t *in;
     size_t in_off, in_len;
-    struct outq out; /* frames for the host; OUT_HIGH is its mark */
+    struct outq out;  /* frames for the host; OUT_HIGH is its mark */
     uint8_t *scratch; /* one source read */
     bool hello, closing, dead, quiet_end;
     uint32_t max_id;
@@ -211,8 +211,8 @@ void
 host_error(struct chan *ch, int err, const char *fmt, ...)
 {
     char msg[PROTO_MAX_MSG];
-    union proto_body b = {.error = {.err = (uint32_t)(err < 0 ? -err : EIO),
-                                    .message = msg}};
+    union proto_body b = {
+            .error = {.err = (uint32_t)(err < 0 ? -err : EIO), .message = msg}};
     va_list ap;
 
     va_start(ap, fmt);
@@ -545,8 +545,7 @@ dispatch(struct host *s, const struct proto_frame *f)
 static void
 process_input(struct host *s)
 {
-    while (s->in_len > 0 && !s->dead && !s->closing &&
-           !outq_high(&s->out)) {
+    while (s->in_len > 0 && !s->dead && !s->closing && !outq_high(&s->out)) {
         struct proto_frame f;
         size_t used;
         int rc = proto_decode(&s->dec, s->in + s->in_off, s->in_len, &used, &f);
@@ -603,8 +602,8 @@ fail(struct host *s, const char *fmt, ...)
 }
 
 int
-host_new(struct agent *a, int rfd, int wfd, host_closed_fn *closed,
-            void *arg, struct host **out)
+host_new(struct agent *a, int rfd, int wfd, host_closed_fn *closed, void *arg,
+         struct host **out)
 {
     struct host *s = calloc(1, sizeof(*s));
     int err = -ENOMEM;

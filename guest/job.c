@@ -115,7 +115,7 @@ find_or_error(struct agent *a, struct chan *ch, uint64_t id)
     struct job *p = job_find(a->jobs, id);
     if (!p)
         host_error(ch, -ESRCH, "proc#%llu: no such process",
-                      (unsigned long long)id);
+                   (unsigned long long)id);
     return p;
 }
 
@@ -246,8 +246,8 @@ static void
 send_status(struct job *p, struct chan *ch)
 {
     char msg[2][PROTO_MAX_MSG];
-    union proto_body rp = {.wait_reply = {.how = (uint8_t)p->how,
-                                          .value = p->value}};
+    union proto_body rp = {
+            .wait_reply = {.how = (uint8_t)p->how, .value = p->value}};
 
     for (int i = 0; i < 2; i++) {
         struct output *o = &p->out[i];
@@ -455,12 +455,12 @@ job_stdin(struct agent *a, struct chan *ch, const union proto_body *req)
         return;
     if (p->stdin_fd < 0) {
         host_error(ch, -EPIPE, "proc#%llu: its stdin is closed",
-                      (unsigned long long)id);
+                   (unsigned long long)id);
         return;
     }
     if (p->stdin_ch) {
         host_error(ch, -EBUSY, "proc#%llu: a stdin write is pending",
-                      (unsigned long long)id);
+                   (unsigned long long)id);
         return;
     }
     if (!(p->stdin_buf = malloc(len ? len : 1))) {

@@ -1383,15 +1383,13 @@ agent_client_info(const struct agent_client *c, char *buf, size_t len)
 
 /* ---- public: channels ---- */
 
-/*
- * Open a channel of the given type: send its first message (body b,
- * checked by the table) and enter it in the table. The caller fills in
- * the callbacks through init, before anything can call them.
- */
+/* Open a channel of the given type: send its first message (body b,
+ * checked by the message table) and enter it, with a stream's callbacks
+ * or a request's done, in the channel table. */
 static int
 chan_start(struct agent_client *c, unsigned type, const union proto_body *b,
-           const struct agent_stream_cbs *cbs, agent_reply_fn *done,
-           void *arg, struct agent_chan **out)
+           const struct agent_stream_cbs *cbs, agent_reply_fn *done, void *arg,
+           struct agent_chan **out)
 {
     struct agent_chan *ch;
     int err;
@@ -1451,15 +1449,14 @@ agent_client_open(struct agent_client *c, const struct agent_open *req,
                   struct agent_chan **out)
 {
     const struct proto_def *d = proto_def(req->type);
-    union proto_body b = {
-            .open = {.credit = PROTO_DEFAULT_WINDOW,
-                     .start = (uint8_t)req->start,
-                     .flags = (uint8_t)req->flags,
-                     .offset = req->offset,
-                     .path = req->path,
-                     .handle = req->id,
-                     .proc = req->id,
-                     .which = (uint8_t)req->which}};
+    union proto_body b = {.open = {.credit = PROTO_DEFAULT_WINDOW,
+                                   .start = (uint8_t)req->start,
+                                   .flags = (uint8_t)req->flags,
+                                   .offset = req->offset,
+                                   .path = req->path,
+                                   .handle = req->id,
+                                   .proc = req->id,
+                                   .which = (uint8_t)req->which}};
 
     if (!usable(c))
         return -ENOTCONN;

@@ -24,6 +24,8 @@
  * (_Generic fails on anything else), so a layout cannot read or write a
  * member as the wrong size.
  */
+/* (clang-format cannot lay out a braced initialiser in a macro.) */
+/* clang-format off */
 #define MEMBER(m, type)                                                        \
     _Generic(((union proto_body *)0)->m, type: offsetof(union proto_body, m))
 #define FIELD(kind, m, type, ...) {#m, kind, MEMBER(m, type), 0, __VA_ARGS__}
@@ -43,6 +45,8 @@
 #define STRV(m, count, hi)                                                     \
     {#m, PROTO_STRV, MEMBER(m, char *const *), MEMBER(count, uint16_t),        \
      0, hi}
+
+/* clang-format on */
 
 #define MSG PROTO_MAX_MSG - 1   /* error, note and end messages */
 #define FACT PROTO_MAX_FACT - 1 /* os, kernel, agent version */
@@ -185,8 +189,10 @@ static const struct proto_field reply_stat[] = {
         I64(stat_reply.mtime_ns),
 };
 
+/* clang-format off */
 #define LAYOUT(f) {f, sizeof(f) / sizeof(f[0])}
 #define EMPTY {NULL, 0}
+/* clang-format on */
 #define HOST PROTO_FROM_HOST
 #define AGENT PROTO_FROM_AGENT
 #define OPENS (PROTO_FROM_HOST | PROTO_OPENS)
@@ -209,12 +215,14 @@ static const struct proto_def defs[PROTO_TYPE_MAX] = {
                          LAYOUT(reply_input)},
         [PROTO_STDIN_CLOSE] = {"stdin_close", REQUEST, LAYOUT(body_stdin_close),
                                EMPTY},
-        [PROTO_FOPEN] = {"fopen", REQUEST, LAYOUT(body_fopen), LAYOUT(reply_fopen)},
+        [PROTO_FOPEN] = {"fopen", REQUEST, LAYOUT(body_fopen),
+                         LAYOUT(reply_fopen)},
         [PROTO_FREAD] = {"fread", REQUEST | UNBOUNDED, LAYOUT(body_fread),
                          LAYOUT(reply_fread)},
         [PROTO_FWRITE] = {"fwrite", REQUEST | UNBOUNDED, LAYOUT(body_fwrite),
                           LAYOUT(reply_fwrite)},
-        [PROTO_FSEEK] = {"fseek", REQUEST, LAYOUT(body_fseek), LAYOUT(reply_fseek)},
+        [PROTO_FSEEK] = {"fseek", REQUEST, LAYOUT(body_fseek),
+                         LAYOUT(reply_fseek)},
         [PROTO_FCLOSE] = {"fclose", REQUEST, LAYOUT(body_fclose), EMPTY},
         [PROTO_STAT] = {"stat", REQUEST, LAYOUT(body_stat), LAYOUT(reply_stat)},
 
@@ -805,8 +813,7 @@ short_name(const struct proto_field *f)
 }
 
 /* The first value of a decoded body that is out of its range. */
-static void
-out_of_range(struct proto_msg *m, int *bad, const char *fmt, ...)
+static void out_of_range(struct proto_msg *m, int *bad, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
 static void
@@ -889,8 +896,7 @@ proto_msg_decode(const struct proto_frame *f, unsigned request,
             break;
         }
         case PROTO_STR:
-        case PROTO_PATH:
-        {
+        case PROTO_PATH: {
             const char *s = get_cstr(&r, fd, m, &text, &bad);
             STORE(b, fd->off, s);
             break;

@@ -23,8 +23,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PROTO_VERSION 2 /* 2: hello_ok carries the agent's instance; the wait
-                          * reply reports output that was not recorded */
+/* 2: hello_ok carries the agent's instance; the wait reply reports
+ * output that was not recorded. */
+#define PROTO_VERSION 2
 #define PROTO_MAGIC 0x4d565250u /* "PRVM" as little-endian bytes */
 
 #define PROTO_HEADER_LEN 9
@@ -155,8 +156,8 @@ struct proto_open {
     /* open_fd */
     uint64_t handle; /* from fopen */
     /* open_proc */
-    uint64_t proc;  /* from exec */
-    uint8_t which;  /* enum proto_which */
+    uint64_t proc; /* from exec */
+    uint8_t which; /* enum proto_which */
 };
 
 /* credit (host): more bytes the agent may send on a stream channel. */
@@ -269,9 +270,9 @@ struct proto_exec_reply {
 };
 /* wait: what became of one output (stdout, then stderr) (version 2). */
 struct proto_output {
-    uint64_t recorded;  /* bytes in the agent's spool when it answered */
-    uint32_t err;       /* 0: every byte was recorded; else why not */
-    uint64_t discarded; /* bytes read past `recorded` and thrown away */
+    uint64_t recorded;   /* bytes in the agent's spool when it answered */
+    uint32_t err;        /* 0: every byte was recorded; else why not */
+    uint64_t discarded;  /* bytes read past `recorded` and thrown away */
     const char *message; /* "stdout not recorded past N bytes: ..." */
 };
 struct proto_wait_reply {
@@ -364,10 +365,10 @@ enum proto_kind {
 
 /* One field of a body, in wire order. */
 struct proto_field {
-    const char *name;      /* its member in union proto_body */
+    const char *name; /* its member in union proto_body */
     enum proto_kind kind;
-    size_t off;            /* of the member in union proto_body */
-    size_t count;          /* PROTO_STRV: the offset of its PROTO_COUNT */
+    size_t off;   /* of the member in union proto_body */
+    size_t count; /* PROTO_STRV: the offset of its PROTO_COUNT */
     /* Integers: the values allowed. PROTO_COUNT: the entries allowed.
      * Strings and byte strings (one entry of a STRV): the lengths. */
     uint64_t min, max;
@@ -402,6 +403,12 @@ const char *proto_type_name(unsigned type);
 /* Is type one the given side may send? */
 bool proto_type_from_host(unsigned type);
 bool proto_type_from_agent(unsigned type);
+
+/* ------------------------------------------------------------------ */
+/* The field writer and reader under the table. Both ends send and     */
+/* receive through proto_msg_*; these are for the codec itself and for */
+/* tests that forge what a hostile peer could send.                    */
+/* ------------------------------------------------------------------ */
 
 /*
  * Writer: appends fields to a caller-owned buffer. Overflow is sticky and
@@ -519,9 +526,8 @@ ssize_t proto_msg_size(unsigned type, unsigned request,
 /* Write the frame into buf (cap bytes: proto_msg_size's are enough, so a
  * sender reserves that much in its output queue and encodes in place).
  * Returns its length, the errors above, or -EMSGSIZE when cap is short. */
-ssize_t proto_msg_encode(void *buf, size_t cap, unsigned type,
-                         unsigned request, uint32_t channel,
-                         const union proto_body *b);
+ssize_t proto_msg_encode(void *buf, size_t cap, unsigned type, unsigned request,
+                         uint32_t channel, const union proto_body *b);
 /* What both ends send with: encode the frame in place at the tail of an
  * output queue (streams/outq.c). 0, the errors of proto_msg_size, or
  * -ENOBUFS when the queue will not take it (its limit, or memory). */

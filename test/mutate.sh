@@ -117,6 +117,10 @@ mutant agent-send-loop-ignores-mark guest/host.c '^agent$' \
     'while (!TAILQ_EMPTY(&s->queue) && !outq_high(&s->out)) {' \
     'while (!TAILQ_EMPTY(&s->queue)) {' \
     "the agent's send loop ignores its output mark"
+mutant table-takes-trailing-bytes streams/proto.c '^proto$' \
+    $'    if (proto_get_done(&r) < 0)\n        return -EPROTO;\n    return bad;' \
+    $'    return bad;' \
+    "a body with bytes after its last field is taken (the message table)"
 # Checked by a fuzz target on its corpus (--fuzz).
 mutant decoder-resume-overwrites streams/proto.c fuzz:proto \
     'memcpy(d->body + d->body_have, in + pos, n);' \

@@ -58,12 +58,12 @@ msg_check_roundtrip(unsigned type, unsigned request, const uint8_t *body,
 
 /* Every type the protocol defines, for the seeds. */
 static const unsigned msg_types[] = {
-        PROTO_HELLO,    PROTO_OPEN_TAIL, PROTO_OPEN_FD,     PROTO_OPEN_PROC,
-        PROTO_CREDIT,   PROTO_CLOSE,     PROTO_EXEC,        PROTO_WAIT,
-        PROTO_KILL,     PROTO_STDIN,     PROTO_STDIN_CLOSE, PROTO_FOPEN,
-        PROTO_FREAD,    PROTO_FWRITE,    PROTO_FSEEK,       PROTO_FCLOSE,
-        PROTO_STAT,     PROTO_HELLO_OK,  PROTO_ACK,         PROTO_DATA,
-        PROTO_NOTE,     PROTO_END,       PROTO_ERROR,       PROTO_REPLY,
+        PROTO_HELLO,  PROTO_OPEN_TAIL, PROTO_OPEN_FD,     PROTO_OPEN_PROC,
+        PROTO_CREDIT, PROTO_CLOSE,     PROTO_EXEC,        PROTO_WAIT,
+        PROTO_KILL,   PROTO_STDIN,     PROTO_STDIN_CLOSE, PROTO_FOPEN,
+        PROTO_FREAD,  PROTO_FWRITE,    PROTO_FSEEK,       PROTO_FCLOSE,
+        PROTO_STAT,   PROTO_HELLO_OK,  PROTO_ACK,         PROTO_DATA,
+        PROTO_NOTE,   PROTO_END,       PROTO_ERROR,       PROTO_REPLY,
 };
 #define N_MSG_TYPES (sizeof(msg_types) / sizeof(msg_types[0]))
 
@@ -98,8 +98,8 @@ static size_t
 msg_sample(unsigned type, unsigned request, uint32_t ch, unsigned variant,
            uint8_t *out, size_t cap)
 {
-    static char *words[] = {"/var/log/messages", "sh", "-c", "echo hi",
-                            "PATH=/bin", ""};
+    static char *words[] = {"/var/log/messages", "sh",        "-c",
+                            "echo hi",           "PATH=/bin", ""};
     static char *vec[2][4];
     const struct proto_def *d = proto_def(type == PROTO_REPLY ? request : type);
     const struct proto_layout *l = type == PROTO_REPLY ? &d->reply : &d->body;

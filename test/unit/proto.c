@@ -375,8 +375,8 @@ int_of(const union proto_body *b, const struct proto_field *f)
 /* Set field f of b to a valid value chosen by variant. A string, byte
  * string or list entry gets `len` bytes when len is not SIZE_MAX. */
 static void
-sample_field(const struct proto_field *f, union proto_body *b,
-             unsigned variant, struct store *st, size_t len)
+sample_field(const struct proto_field *f, union proto_body *b, unsigned variant,
+             struct store *st, size_t len)
 {
     uint64_t hi = f->max < width_max(f->kind) ? f->max : width_max(f->kind);
     switch (f->kind) {
@@ -461,8 +461,8 @@ same_body(const struct proto_layout *l, const union proto_body *a,
             member_get(a, f->off, &x, sizeof(x));
             member_get(b, f->off, &y, sizeof(y));
             cr_assert_eq(x.len, y.len, "%s %s", what, f->name);
-            cr_assert(x.len == 0 || memcmp(x.p, y.p, x.len) == 0, "%s %s",
-                      what, f->name);
+            cr_assert(x.len == 0 || memcmp(x.p, y.p, x.len) == 0, "%s %s", what,
+                      f->name);
             break;
         }
         case PROTO_STRV: {
@@ -507,8 +507,7 @@ all_layouts(struct layout_case *cs)
         }
         if (d->flags & PROTO_REQUEST) {
             cs[n] = (struct layout_case){PROTO_REPLY, t, &d->reply, ""};
-            snprintf(cs[n++].what, sizeof(cs[0].what), "reply to %s",
-                     d->name);
+            snprintf(cs[n++].what, sizeof(cs[0].what), "reply to %s", d->name);
         }
     }
     return n;
@@ -549,9 +548,9 @@ Test(proto_table, every_message_encodes_and_decodes_to_itself)
                                           cases[c].request, 77, &b),
                          size, "%s", cases[c].what);
             cr_assert_eq(frame[4], cases[c].type);
-            cr_assert_eq(decode_frame(frame, (size_t)size, cases[c].request,
-                                      &msg),
-                         0, "%s variant %u: %s", cases[c].what, v, msg.why);
+            cr_assert_eq(
+                    decode_frame(frame, (size_t)size, cases[c].request, &msg),
+                    0, "%s variant %u: %s", cases[c].what, v, msg.why);
             cr_assert_eq(msg.type, cases[c].type);
             same_body(cases[c].l, &b, &msg.body, cases[c].what);
             /* What was decoded is sent again as the same bytes. */
@@ -582,8 +581,8 @@ static int
 decode_body(unsigned type, unsigned request, const uint8_t *body, size_t len,
             struct proto_msg *m)
 {
-    struct proto_frame f = {.type = type, .channel = 1, .body = body,
-                            .len = len};
+    struct proto_frame f = {
+            .type = type, .channel = 1, .body = body, .len = len};
     return proto_msg_decode(&f, request, m);
 }
 
@@ -674,12 +673,12 @@ refused(const struct layout_case *c, const union proto_body *b, int want_send,
         int want_recv, const char *field, const char *how)
 {
     struct proto_writer w;
-    cr_assert_eq(proto_msg_size(c->type, c->request, b), want_send,
-                 "%s %s %s", c->what, field, how);
+    cr_assert_eq(proto_msg_size(c->type, c->request, b), want_send, "%s %s %s",
+                 c->what, field, how);
     memset(frame, 0xee, 16);
-    cr_assert_eq(proto_msg_encode(frame, sizeof(frame), c->type, c->request, 1,
-                                  b),
-                 want_send, "%s %s %s", c->what, field, how);
+    cr_assert_eq(
+            proto_msg_encode(frame, sizeof(frame), c->type, c->request, 1, b),
+            want_send, "%s %s %s", c->what, field, how);
     cr_assert_eq(frame[0], 0xee, "nothing written");
     proto_writer_init(&w, frame, sizeof(frame));
     forge(c->l, b, &w);
@@ -725,8 +724,8 @@ Test(proto_table, every_oversize_field_and_bad_value_is_refused)
                     sample(l, &b, 0, &st2);
                     sample_field(f, &b, 0, &st2, (size_t)f->min - 1);
                     refused(&cases[c], &b, -EINVAL,
-                            f->kind == PROTO_REST ? -EPROTO : -EINVAL,
-                            f->name, "shorter than allowed");
+                            f->kind == PROTO_REST ? -EPROTO : -EINVAL, f->name,
+                            "shorter than allowed");
                     checked++;
                 }
                 break;
@@ -758,8 +757,7 @@ Test(proto_table, every_oversize_field_and_bad_value_is_refused)
 Test(proto_table, a_string_holding_a_nul_is_malformed)
 {
     uint8_t body[] = {3, 0, 'a', 0, 'b'}; /* stat's path */
-    cr_assert_eq(decode_body(PROTO_STAT, 0, body, sizeof(body), &msg),
-                 -EPROTO);
+    cr_assert_eq(decode_body(PROTO_STAT, 0, body, sizeof(body), &msg), -EPROTO);
     body[3] = 'x';
     cr_assert_eq(decode_body(PROTO_STAT, 0, body, sizeof(body), &msg), 0);
     cr_assert_str_eq(msg.body.stat.path, "axb");
@@ -789,8 +787,7 @@ Test(proto_table, names_senders_and_answers)
     union proto_body b = {.exec_reply = {.proc = 7}};
     cr_assert_eq(proto_msg_size(PROTO_REPLY, PROTO_EXEC, &b),
                  PROTO_HEADER_LEN + 8);
-    cr_assert_eq(proto_msg_size(PROTO_REPLY, PROTO_KILL, &b),
-                 PROTO_HEADER_LEN);
+    cr_assert_eq(proto_msg_size(PROTO_REPLY, PROTO_KILL, &b), PROTO_HEADER_LEN);
     cr_assert_eq(proto_msg_size(PROTO_REPLY, PROTO_ACK, &b), -EPROTO);
     cr_assert_eq(proto_msg_size(PROTO_REPLY, 0, &b), -EPROTO);
 }
@@ -799,20 +796,22 @@ Test(proto_table, wire_bytes_are_version_2s)
 {
     /* open_tail as docs/protocol.md lays it out, byte for byte. */
     static const uint8_t want[] = {
-            19, 0,   0, 0, PROTO_OPEN_TAIL, 7, 0, 0, 0, /* header */
-            0,  0,   16, 0,                             /* credit 1 MiB */
-            3,                                          /* start back */
-            1,                                          /* follow fd */
-            42, 0,   0, 0, 0, 0, 0, 0,                  /* offset */
-            3,  0,   '/', 'x', 'y',                     /* path */
+            19, 0, 0,   0,   PROTO_OPEN_TAIL,
+            7,  0, 0,   0, /* header */
+            0,  0, 16,  0, /* credit 1 MiB */
+            3,             /* start back */
+            1,             /* follow fd */
+            42, 0, 0,   0,   0,
+            0,  0, 0,             /* offset */
+            3,  0, '/', 'x', 'y', /* path */
     };
     union proto_body b = {.open = {.credit = 1u << 20,
                                    .start = PROTO_START_BACK,
                                    .flags = PROTO_TAIL_FOLLOW_DESCRIPTOR,
                                    .offset = 42,
                                    .path = "/xy"}};
-    cr_assert_eq(proto_msg_encode(frame, sizeof(frame), PROTO_OPEN_TAIL, 0, 7,
-                                  &b),
-                 (ssize_t)sizeof(want));
+    cr_assert_eq(
+            proto_msg_encode(frame, sizeof(frame), PROTO_OPEN_TAIL, 0, 7, &b),
+            (ssize_t)sizeof(want));
     cr_assert_eq(memcmp(frame, want, sizeof(want)), 0);
 }
