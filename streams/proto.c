@@ -45,11 +45,10 @@
 #define STRV(m, count, hi)                                                     \
     {#m, PROTO_STRV, MEMBER(m, char *const *), MEMBER(count, uint16_t),        \
      0, hi}
-
 /* clang-format on */
 
-#define MSG PROTO_MAX_MSG - 1   /* error, note and end messages */
-#define FACT PROTO_MAX_FACT - 1 /* os, kernel, agent version */
+#define MSG (PROTO_MAX_MSG - 1)   /* error, note and end messages */
+#define FACT (PROTO_MAX_FACT - 1) /* os, kernel, agent version */
 
 /* Host to agent. */
 static const struct proto_field body_hello[] = {
@@ -771,21 +770,30 @@ proto_msg_size(unsigned type, unsigned request, const union proto_body *b)
     return PROTO_HEADER_LEN + len;
 }
 
+/* Write a frame proto_msg_size has checked and measured (len bytes). */
+static ssize_t
+write_frame(void *buf, size_t len, unsigned type, unsigned request,
+            uint32_t channel, const union proto_body *b)
+{
+    struct proto_writer w;
+
+    proto_writer_init(&w, buf, len);
+    proto_frame_begin(&w, type, channel);
+    encode_body(layout_of(type, request), b, &w);
+    return proto_frame_end(&w);
+}
+
 ssize_t
 proto_msg_encode(void *buf, size_t cap, unsigned type, unsigned request,
                  uint32_t channel, const union proto_body *b)
 {
     ssize_t len = proto_msg_size(type, request, b);
-    struct proto_writer w;
 
     if (len < 0)
         return len;
     if (cap < (size_t)len)
         return -EMSGSIZE;
-    proto_writer_init(&w, buf, (size_t)len);
-    proto_frame_begin(&w, type, channel);
-    encode_body(layout_of(type, request), b, &w);
-    return proto_frame_end(&w);
+    return write_frame(buf, (size_t)len, type, request, channel, b);
 }
 
 int
@@ -799,7 +807,7 @@ proto_msg_queue(struct outq *q, unsigned type, unsigned request,
         return (int)len;
     if (!(p = outq_reserve(q, (size_t)len)))
         return -ENOBUFS;
-    proto_msg_encode(p, (size_t)len, type, request, channel, b);
+    write_frame(p, (size_t)len, type, request, channel, b);
     outq_commit(q, (size_t)len);
     return 0;
 }
