@@ -96,6 +96,17 @@ update_watch(struct ofile *h)
     h->watched = want;
 }
 
+/* One read or write per handle may wait (parked): refuse another. */
+static bool
+refused_busy(struct ofile *h, struct chan *ch)
+{
+    if (h->op == PENDING_NONE)
+        return false;
+    host_error(ch, -EBUSY, "file#%llu: another read or write is pending",
+               (unsigned long long)h->id);
+    return true;
+}
+
 /* fwrite's reply: the count written. */
 static void
 reply_count(struct chan *ch, size_t n)
@@ -261,13 +272,8 @@ fileio_read(struct agent *a, struct chan *ch, const union proto_body *req)
     uint8_t buf[PROTO_MAX_DATA];
     ssize_t got;
 
-    if (!h)
+    if (!h || refused_busy(h, ch))
         return;
-    if (h->op != PENDING_NONE) {
-        host_error(ch, -EBUSY, "file#%llu: another read or write is pending",
-                   (unsigned long long)id);
-        return;
-    }
     got = read(h->fd, buf, n);
     if (got >= 0) {
         reply_data(ch, buf, (size_t)got);
@@ -288,13 +294,8 @@ fileio_write(struct agent *a, struct chan *ch, const union proto_body *req)
     struct ofile *h = find_or_error(a, ch, id);
     size_t done = 0;
 
-    if (!h)
+    if (!h || refused_busy(h, ch))
         return;
-    if (h->op != PENDING_NONE) {
-        host_error(ch, -EBUSY, "file#%llu: another read or write is pending",
-                   (unsigned long long)id);
-        return;
-    }
     /* Regular files take it all; a pipe may take part (a short count). */
     while (done < len) {
         ssize_t n = write(h->fd, (const uint8_t *)buf + done, len - done);

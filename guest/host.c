@@ -608,8 +608,12 @@ host_new(struct agent *a, int rfd, int wfd, host_closed_fn *closed, void *arg,
     struct host *s = calloc(1, sizeof(*s));
     int err = -ENOMEM;
 
-    if (!s)
-        goto err_fds;
+    if (!s) {
+        close(rfd);
+        if (wfd != rfd)
+            close(wfd);
+        return -ENOMEM;
+    }
     s->a = a;
     s->rfd = rfd;
     s->wfd = wfd;
@@ -621,28 +625,18 @@ host_new(struct agent *a, int rfd, int wfd, host_closed_fn *closed, void *arg,
     s->scratch = malloc(PROTO_MAX_DATA);
     s->msg = malloc(sizeof(*s->msg));
     if (!s->in || !s->scratch || !s->msg)
-        goto err_free;
+        goto err;
     if ((err = proto_decoder_init(&s->dec)) < 0)
-        goto err_free;
+        goto err;
     host_update(s);
     if (s->dead) {
         err = -EIO;
-        goto err_free;
+        goto err;
     }
     *out = s;
     return 0;
-err_free:
-    reactor_timer_stop(a->r, &s->close_timer);
-    proto_decoder_fini(&s->dec);
-    free(s->msg);
-    free(s->scratch);
-    outq_fini(&s->out);
-    free(s->in);
-    free(s);
-err_fds:
-    close(rfd);
-    if (wfd != rfd)
-        close(wfd);
+err:
+    host_free(s); /* what was made, and rfd and wfd */
     return err;
 }
 

@@ -155,18 +155,19 @@ static const struct proto_field body_error[] = {
 static const struct proto_field reply_exec[] = {
         U64(exec_reply.proc, ANY),
 };
+/* clang-format off */
+/* What became of one output of the process (version 2). */
+#define OUTPUT(i)                                                              \
+    U64(wait_reply.out[i].recorded, ANY), U32(wait_reply.out[i].err, ANY),     \
+    U64(wait_reply.out[i].discarded, ANY),                                     \
+    STR(wait_reply.out[i].message, 0, MSG)
 static const struct proto_field reply_wait[] = {
         U8(wait_reply.how, PROTO_EXITED, PROTO_SIGNALED),
         U32(wait_reply.value, ANY),
-        U64(wait_reply.out[0].recorded, ANY),
-        U32(wait_reply.out[0].err, ANY),
-        U64(wait_reply.out[0].discarded, ANY),
-        STR(wait_reply.out[0].message, 0, MSG),
-        U64(wait_reply.out[1].recorded, ANY),
-        U32(wait_reply.out[1].err, ANY),
-        U64(wait_reply.out[1].discarded, ANY),
-        STR(wait_reply.out[1].message, 0, MSG),
+        OUTPUT(0), /* stdout */
+        OUTPUT(1), /* stderr */
 };
+/* clang-format on */
 static const struct proto_field reply_input[] = {
         U32(input_reply.written, ANY),
 };
@@ -622,45 +623,46 @@ width(enum proto_kind kind)
     }
 }
 
-static uint64_t
-int_get(const union proto_body *b, size_t off, int width)
+uint64_t
+proto_field_int(const union proto_body *b, const struct proto_field *f)
 {
     uint8_t v8;
     uint16_t v16;
     uint32_t v32;
     uint64_t v64; /* an int64_t is read as its bits */
 
-    switch (width) {
+    switch (width(f->kind)) {
     case 1:
-        return LOAD(v8, b, off), v8;
+        return LOAD(v8, b, f->off), v8;
     case 2:
-        return LOAD(v16, b, off), v16;
+        return LOAD(v16, b, f->off), v16;
     case 4:
-        return LOAD(v32, b, off), v32;
+        return LOAD(v32, b, f->off), v32;
     default:
-        return LOAD(v64, b, off), v64;
+        return LOAD(v64, b, f->off), v64;
     }
 }
 
-static void
-int_set(union proto_body *b, size_t off, int width, uint64_t v)
+void
+proto_field_set_int(union proto_body *b, const struct proto_field *f,
+                    uint64_t v)
 {
     uint8_t v8 = (uint8_t)v;
     uint16_t v16 = (uint16_t)v;
     uint32_t v32 = (uint32_t)v;
 
-    switch (width) {
+    switch (width(f->kind)) {
     case 1:
-        STORE(b, off, v8);
+        STORE(b, f->off, v8);
         break;
     case 2:
-        STORE(b, off, v16);
+        STORE(b, f->off, v16);
         break;
     case 4:
-        STORE(b, off, v32);
+        STORE(b, f->off, v32);
         break;
     default:
-        STORE(b, off, v);
+        STORE(b, f->off, v);
         break;
     }
 }
@@ -696,7 +698,7 @@ encode_body(const struct proto_layout *l, const union proto_body *b,
         case PROTO_U64:
         case PROTO_I64:
         case PROTO_COUNT: {
-            uint64_t v = int_get(b, f->off, width(f->kind));
+            uint64_t v = proto_field_int(b, f);
             if (v < f->min)
                 return -EINVAL;
             if (v > f->max)
@@ -890,7 +892,7 @@ proto_msg_decode(const struct proto_frame *f, unsigned request,
             uint64_t v = p ? get_le(p, width(fd->kind)) : 0;
             if (!p)
                 break;
-            int_set(b, fd->off, width(fd->kind), v);
+            proto_field_set_int(b, fd, v);
             /* A count says how the rest is laid out: out of range, the
              * body cannot be read. Any other value is the handler's to
              * refuse. */

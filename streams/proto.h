@@ -397,6 +397,12 @@ struct proto_def {
 
 /* The table's entry for type, or NULL if the protocol has no such type. */
 const struct proto_def *proto_def(unsigned type);
+/* An integer field of b (any integer kind, PROTO_COUNT included), by its
+ * descriptor: for code that walks the table (the codec, its tests). */
+uint64_t proto_field_int(const union proto_body *b,
+                         const struct proto_field *f);
+void proto_field_set_int(union proto_body *b, const struct proto_field *f,
+                         uint64_t v);
 
 /* Name of a type for messages ("data", "open_tail"), "?" if unknown. */
 const char *proto_type_name(unsigned type);

@@ -113,29 +113,12 @@ msg_sample(unsigned type, unsigned request, uint32_t ch, unsigned variant,
         char *s = words[(variant + k++) % 5];
         void *m = (char *)&b + f->off;
         switch (f->kind) {
-        case PROTO_U8: {
-            uint8_t v = (uint8_t)msg_sample_int(f, variant);
-            memcpy(m, &v, sizeof(v));
+        default: /* integers */
+            proto_field_set_int(&b, f, msg_sample_int(f, variant));
             break;
-        }
-        case PROTO_U16:
-        case PROTO_COUNT: {
-            /* exec: 1 to 3 arguments, 0 or 1 environment entries */
-            uint16_t v = (uint16_t)(i == 1 ? 1 + variant % 3 : variant % 2);
-            memcpy(m, &v, sizeof(v));
+        case PROTO_COUNT: /* exec: 1 to 3 arguments, 0 or 1 env entries */
+            proto_field_set_int(&b, f, i == 1 ? 1 + variant % 3 : variant % 2);
             break;
-        }
-        case PROTO_U32: {
-            uint32_t v = (uint32_t)msg_sample_int(f, variant);
-            memcpy(m, &v, sizeof(v));
-            break;
-        }
-        case PROTO_U64:
-        case PROTO_I64: {
-            uint64_t v = msg_sample_int(f, variant);
-            memcpy(m, &v, sizeof(v));
-            break;
-        }
         case PROTO_STR:
         case PROTO_PATH: {
             const char *v = s[0] || !f->min ? s : words[0];

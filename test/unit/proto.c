@@ -328,50 +328,6 @@ member_get(const union proto_body *b, size_t off, void *v, size_t n)
     memcpy(v, (const char *)b + off, n);
 }
 
-static void
-int_put(union proto_body *b, const struct proto_field *f, uint64_t v)
-{
-    uint8_t v8 = (uint8_t)v;
-    uint16_t v16 = (uint16_t)v;
-    uint32_t v32 = (uint32_t)v;
-    switch (kind_width(f->kind)) {
-    case 1:
-        member_put(b, f->off, &v8, 1);
-        break;
-    case 2:
-        member_put(b, f->off, &v16, 2);
-        break;
-    case 4:
-        member_put(b, f->off, &v32, 4);
-        break;
-    default:
-        member_put(b, f->off, &v, 8);
-    }
-}
-
-static uint64_t
-int_of(const union proto_body *b, const struct proto_field *f)
-{
-    uint8_t v8;
-    uint16_t v16;
-    uint32_t v32;
-    uint64_t v64;
-    switch (kind_width(f->kind)) {
-    case 1:
-        member_get(b, f->off, &v8, 1);
-        return v8;
-    case 2:
-        member_get(b, f->off, &v16, 2);
-        return v16;
-    case 4:
-        member_get(b, f->off, &v32, 4);
-        return v32;
-    default:
-        member_get(b, f->off, &v64, 8);
-        return v64;
-    }
-}
-
 /* Set field f of b to a valid value chosen by variant. A string, byte
  * string or list entry gets `len` bytes when len is not SIZE_MAX. */
 static void
@@ -380,15 +336,11 @@ sample_field(const struct proto_field *f, union proto_body *b, unsigned variant,
 {
     uint64_t hi = f->max < width_max(f->kind) ? f->max : width_max(f->kind);
     switch (f->kind) {
-    case PROTO_U8:
-    case PROTO_U16:
-    case PROTO_U32:
-    case PROTO_U64:
-    case PROTO_I64:
-        int_put(b, f, pick(f->min, hi, variant));
+    default: /* integers */
+        proto_field_set_int(b, f, pick(f->min, hi, variant));
         break;
     case PROTO_COUNT: /* lists stay small: the body must fit a frame */
-        int_put(b, f, pick(f->min, hi, variant) % 40 + f->min);
+        proto_field_set_int(b, f, pick(f->min, hi, variant) % 40 + f->min);
         break;
     case PROTO_STR:
     case PROTO_PATH: {
@@ -477,7 +429,8 @@ same_body(const struct proto_layout *l, const union proto_body *a,
             break;
         }
         default:
-            cr_assert_eq(int_of(a, f), int_of(b, f), "%s %s", what, f->name);
+            cr_assert_eq(proto_field_int(a, f), proto_field_int(b, f), "%s %s",
+                         what, f->name);
         }
     }
 }
@@ -655,7 +608,7 @@ forge(const struct proto_layout *l, const union proto_body *b,
             break;
         }
         default: {
-            uint64_t v = int_of(b, f);
+            uint64_t v = proto_field_int(b, f);
             uint8_t le[8];
             for (int k = 0; k < 8; k++)
                 le[k] = (uint8_t)(v >> (8 * k));
@@ -734,7 +687,7 @@ Test(proto_table, every_oversize_field_and_bad_value_is_refused)
                  * value out of its range is refused as a value. */
                 int recv = f->kind == PROTO_COUNT ? -EPROTO : -EINVAL;
                 if (f->max < width_max(f->kind)) {
-                    int_put(&b, f, f->max + 1);
+                    proto_field_set_int(&b, f, f->max + 1);
                     refused(&cases[c], &b,
                             f->kind == PROTO_COUNT ? -E2BIG : -EINVAL, recv,
                             f->name, "above its range");
@@ -742,7 +695,7 @@ Test(proto_table, every_oversize_field_and_bad_value_is_refused)
                 }
                 if (f->min > 0) {
                     sample(l, &b, 0, &st2);
-                    int_put(&b, f, f->min - 1);
+                    proto_field_set_int(&b, f, f->min - 1);
                     refused(&cases[c], &b, -EINVAL, recv, f->name,
                             "below its range");
                     checked++;
