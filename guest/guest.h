@@ -57,8 +57,9 @@ struct agent {
 };
 
 /* ------------------------------------------------------------------ */
-/* agent.c - main: options, transport selection, one host connection  */
-/* at a time.                                                          */
+/* agent.c - main: options, the request table (what the agent does   */
+/* for each request), transport selection, one host connection at a   */
+/* time.                                                               */
 /* ------------------------------------------------------------------ */
 
 /* ------------------------------------------------------------------ */

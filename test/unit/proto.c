@@ -263,7 +263,7 @@ Test(proto, writer_overflow_is_reported)
 struct store {
     char text[2 * PROTO_MAX_BODY];
     size_t used;
-    char *vec[2][PROTO_MAX_ARGS + 1];
+    char *vec[4][PROTO_MAX_ARGS + 1]; /* a sample's two, and a resample */
     int nvec;
 };
 
@@ -362,6 +362,7 @@ sample_field(const struct proto_field *f, union proto_body *b, unsigned variant,
     }
     case PROTO_STRV: {
         uint16_t count;
+        cr_assert_lt(st->nvec, 4);
         char **v = st->vec[st->nvec++];
         member_get(b, f->count, &count, sizeof(count));
         for (size_t k = 0; k < count; k++)
