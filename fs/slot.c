@@ -154,6 +154,7 @@ slot_unref(struct slot *sl)
 {
     if (!sl || --sl->refs > 0)
         return;
+    history_log_drop(sl);
     stream_unref(sl->s);
     slot_clear(sl);
     free(sl);

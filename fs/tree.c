@@ -196,6 +196,7 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
     case N_PROC_STDERR:
         s = p->out[n.node == N_PROC_STDOUT ? 0 : 1];
         set_mode(st, S_IFREG | 0400, s ? (off_t)stream_size(s) : 0);
+        st->st_blksize = FS_BLKSIZE;
         break;
     case N_S:
         set_mode(st, S_IFDIR | 0755, 0);
@@ -208,7 +209,8 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
         if (!sl->s)
             return -ENOENT;
         set_mode(st, S_IFREG | 0400,
-                 n.node == N_S_LOG ? (off_t)stream_size(sl->s) : 0);
+                 n.node == N_S_LOG ? (off_t)history_log_size(sl) : 0);
+        st->st_blksize = FS_BLKSIZE;
         break;
     case N_S_SITE:
         set_mode(st, S_IFREG | 0400,
