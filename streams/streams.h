@@ -80,6 +80,12 @@ reactor_timer_armed(const struct reactor_timer *t)
 /* Run fn(arg) on the next loop turn, before any fd is polled again.
  * Deferred calls run in the order they were queued. */
 int reactor_defer(struct reactor *r, reactor_fn *fn, void *arg);
+/* Run fn(arg) once, right before the loop next polls its fds (after this
+ * turn's deferred calls and timers, so before it may block): work batched
+ * per turn, such as a spool's write-behind. In the order queued; a call
+ * queued by such a call runs before the following poll. Queued calls are
+ * dropped by reactor_free, as deferred calls are. */
+int reactor_before_poll(struct reactor *r, reactor_fn *fn, void *arg);
 
 /* Deliver signo through a signalfd: the signal is blocked in the calling
  * thread and fn runs from the loop when it arrives. */
@@ -87,7 +93,8 @@ int reactor_signal(struct reactor *r, int signo, reactor_fn *fn, void *arg);
 
 /* Run until reactor_stop(). Returns 0, or -errno if epoll itself fails. */
 int reactor_run(struct reactor *r);
-/* Run one turn: deferred calls, expired timers, then poll fds. The poll
+/* Run one turn: deferred calls, expired timers, the calls before polling,
+ * then poll fds. The poll
  * waits, at most until max_deadline (0 = don't wait, UINT64_MAX = wait
  * forever), only when the turn found no deferred call or timer to run. */
 int reactor_run_once(struct reactor *r, uint64_t max_deadline);
