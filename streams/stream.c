@@ -25,8 +25,17 @@
  * callback cannot be re-entered by the FUSE layer and a burst of frames is
  * matched in one pass.
  *
+ * Write-behind (spool.c). Appended bytes are history at once but reach
+ * the spool's file only when the stream flushes it, once per loop turn,
+ * right before the loop polls (reactor_before_poll): after the wake that
+ * served this turn's frames to readers and ops from memory, before the
+ * loop may block. A flush that fails ends the stream with the error
+ * ("history spool write failed: ..."); the bytes it could not write stay
+ * history, in memory, so a reader that got them finds them in the log.
+ *
  * Ownership. The registry, every open file, every reader, every queued op,
- * every reply with a history payload and a queued wake hold a reference.
+ * every reply with a history payload, a queued wake and a queued flush
+ * hold a reference.
  * The spool is freed with the last one.
  */
 #include <errno.h>
@@ -76,6 +85,7 @@ struct stream {
     struct stream_op *head, *tail;
     bool running, rerun; /* stream_run() in progress / asked again */
     bool wake_queued;
+    bool flush_queued;
 
     struct stream_reader *readers;
     unsigned nreaders;
@@ -200,6 +210,45 @@ stream_wake(struct stream *s)
 
 /* ---- producer side ----------------------------------------------- */
 
+static void
+spool_write_failed(struct stream *s, int rc)
+{
+    char msg[128];
+
+    snprintf(msg, sizeof msg, "history spool write failed: %s",
+             strerror(-rc));
+    stream_end(s, rc, msg);
+}
+
+static void
+flush_cb(struct reactor *r, void *arg)
+{
+    struct stream *s = arg;
+    int rc;
+
+    s->flush_queued = false;
+    if ((rc = spool_flush(s->sp)) < 0)
+        spool_write_failed(s, rc);
+    stream_unref(s);
+}
+
+/* Flush the spool before the loop next polls. Without memory for the
+ * queue entry, flush now: nothing may stay unwritten for longer. */
+static void
+stream_flush_later(struct stream *s)
+{
+    int rc;
+
+    if (s->flush_queued)
+        return;
+    if (reactor_before_poll(s->r, flush_cb, s) == 0) {
+        s->flush_queued = true;
+        stream_ref(s);
+    } else if ((rc = spool_flush(s->sp)) < 0) {
+        spool_write_failed(s, rc);
+    }
+}
+
 int
 stream_append(struct stream *s, const void *buf, size_t len)
 {
@@ -219,12 +268,11 @@ stream_append(struct stream *s, const void *buf, size_t len)
         return -EFBIG;
     }
     if ((rc = spool_append(s->sp, buf, len)) < 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "history spool write failed: %s",
-                 strerror(-rc));
-        stream_end(s, rc, msg);
+        spool_write_failed(s, rc);
         return rc;
     }
+    if (spool_unflushed(s->sp))
+        stream_flush_later(s);
     stream_wake(s);
     return 0;
 }
