@@ -213,10 +213,14 @@ stream_wake(struct stream *s)
 static void
 spool_write_failed(struct stream *s, int rc)
 {
-    char msg[128];
+    char msg[160];
+    /* ENOSPC alone could be any device: say which one is full. */
+    const char *why = rc == -ENOSPC || rc == -EDQUOT
+                              ? " (the spool file system is full)"
+                              : "";
 
-    snprintf(msg, sizeof msg, "history spool write failed: %s",
-             strerror(-rc));
+    snprintf(msg, sizeof msg, "history spool write failed: %s%s",
+             strerror(-rc), why);
     stream_end(s, rc, msg);
 }
 
