@@ -19,13 +19,14 @@
  * What an append costs (issue 12: no syscall that does not move bytes):
  * one inotify read, one pread, then the agent's socket write. Each
  * branch rests on a kernel behaviour:
- *  - a write is reported twice, IN_MODIFY on the file's watch and on the
- *    directory's (with the name). Neither changes which file the name
- *    refers to, so the name is looked at again (a stat by path) only on
- *    the directory's IN_CREATE, IN_MOVED_TO, IN_MOVED_FROM and IN_DELETE
- *    of the name (a rename over it, a delete and re-create) and on the
- *    file's IN_ATTRIB (its link count: unlinked, renamed over), IN_MOVE_SELF
- *    and IN_DELETE_SELF;
+ *  - a write is one event, IN_MODIFY on the file's watch: the
+ *    directory is watched for name events only (watch.c), so the kernel
+ *    does not queue its IN_MODIFY with the name. A write does not change
+ *    which file the name refers to, so the name is looked at again (a
+ *    stat by path) only on the directory's IN_CREATE, IN_MOVED_TO,
+ *    IN_MOVED_FROM and IN_DELETE of the name (a rename over it, a delete
+ *    and re-create) and on the file's IN_ATTRIB (its link count: unlinked,
+ *    renamed over), IN_MOVE_SELF and IN_DELETE_SELF;
  *  - pread of a regular file comes back short only at its end of file
  *    (the page-cache read stops at i_size), so a short read means we have
  *    all it held then: the next read waits for the next event instead of
@@ -70,6 +71,13 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+/* What the file's own watch wants: its writes and truncations, and what
+ * may mean it was unlinked or renamed away. */
+#define FILE_EVENTS (IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+/* What its directory's watch wants: only events that can change what the
+ * name refers to (a write to the file is the file watch's business). */
+#define NAME_EVENTS (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)
+
 struct follow {
     struct agent *a;
     struct chan *ch;
@@ -98,9 +106,11 @@ watch_fd_inode(struct follow *f)
 {
     char proc[64];
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
-    int err = watch_add(f->a->watch, proc, follow_file_event, f, &f->fsub);
+    int err = watch_add(f->a->watch, proc, FILE_EVENTS, follow_file_event, f,
+                        &f->fsub);
     if (err == -ENOENT)
-        err = watch_add(f->a->watch, f->path, follow_file_event, f, &f->fsub);
+        err = watch_add(f->a->watch, f->path, FILE_EVENTS, follow_file_event,
+                        f, &f->fsub);
     return err;
 }
 
@@ -154,10 +164,6 @@ follow_file_event(void *arg, uint32_t mask, const char *name)
             check_links(f);
     }
 }
-
-/* Only events that can change what the name refers to: a write to the
- * file (IN_MODIFY with its name) is the file watch's business. */
-#define NAME_EVENTS (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)
 
 static void
 follow_dir_event(void *arg, uint32_t mask, const char *name)
@@ -477,8 +483,8 @@ follow_open(struct agent *a, struct chan *ch, const union proto_body *body)
     }
     f->seen = size;
     if ((err = watch_fd_inode(f)) < 0 ||
-        (f->by_name && (err = watch_add(a->watch, f->dir, follow_dir_event, f,
-                                        &f->dsub)) < 0)) {
+        (f->by_name && (err = watch_add(a->watch, f->dir, NAME_EVENTS,
+                                        follow_dir_event, f, &f->dsub)) < 0)) {
         snprintf(msg, sizeof(msg), "%.600s: cannot watch it: %s", req->path,
                  strerror(-err));
         goto err_free;

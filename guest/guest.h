@@ -164,10 +164,11 @@ typedef void watch_fn(void *arg, uint32_t mask, const char *name);
 
 int watch_new(struct reactor *r, struct watch **out);
 void watch_free(struct watch *w);
-/* Watch path (a file, a directory, or /proc/self/fd/N for a descriptor).
- * Returns 0 and *out, or -errno. */
-int watch_add(struct watch *w, const char *path, watch_fn *fn, void *arg,
-              struct watch_sub **out);
+/* Watch path (a file, a directory, or /proc/self/fd/N for a descriptor)
+ * for the inotify events in mask (fn also gets IN_Q_OVERFLOW). Returns 0
+ * and *out, or -errno. */
+int watch_add(struct watch *w, const char *path, uint32_t mask, watch_fn *fn,
+              void *arg, struct watch_sub **out);
 /* Safe from any callback; no call for sub after it returns. NULL ok. */
 void watch_remove(struct watch_sub *sub);
 

@@ -3,9 +3,10 @@
 # (issue 12 item 3), counted with strace on the real agent and daemon
 # while a reader parked on `data` is woken by appends to the tailed file,
 # one append at a time:
-#   agent:  one pread of the file per append (no second pread after a
-#           short one, no fstat, no stat of the file's path on its own
-#           IN_MODIFY), no read of its host socket that says EAGAIN;
+#   agent:  one inotify event and one pread of the file per append (no
+#           directory event, no second pread after a short one, no fstat,
+#           no stat of the file's path on its own IN_MODIFY), no read of
+#           its host socket that says EAGAIN;
 #   daemon: no read of the agent's socket that says EAGAIN, and no pread
 #           of the spool (the parked reader is answered from the bytes
 #           the daemon just received, not read back from the file).
@@ -61,6 +62,10 @@ check "agent: no stat of the file's path ($(grep -c "\"$F\"" "$T/agent.wake"))" 
     eval '! grep -q "\"$F\"" "$T/agent.wake"'
 check "agent: no fstat of the file ($(grep -cE "fstat\\($fd,|newfstatat\\($fd, \"\"|statx\\($fd, \"\"" "$T/agent.wake"))" \
     eval '! grep -qE "fstat\\($fd,|newfstatat\\($fd, \"\"|statx\\($fd, \"\"" "$T/agent.wake"'
+# The directory is watched for name events only: an append is one inotify
+# event (the file's, with no name), not two.
+check "agent: no inotify event names the file ($(grep -c 'app\.log' "$T/agent.wake"))" \
+    eval '! grep -q "app\.log" "$T/agent.wake"'
 check "agent: no read that says EAGAIN ($(grep -c "EAGAIN" "$T/agent.wake"))" \
     eval '! grep -q EAGAIN "$T/agent.wake"'
 
