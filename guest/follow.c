@@ -109,8 +109,8 @@ watch_fd_inode(struct follow *f)
     int err = watch_add(f->a->watch, proc, FILE_EVENTS, follow_file_event, f,
                         &f->fsub);
     if (err == -ENOENT)
-        err = watch_add(f->a->watch, f->path, FILE_EVENTS, follow_file_event,
-                        f, &f->fsub);
+        err = watch_add(f->a->watch, f->path, FILE_EVENTS, follow_file_event, f,
+                        &f->fsub);
     return err;
 }
 

@@ -42,9 +42,9 @@ struct watch_sub {
 struct watch {
     struct reactor *r;
     int fd;
-    int depth;      /* > 0 while dispatching */
-    size_t ndead;   /* subscribers marked dead, not swept yet */
-    size_t nsubs;   /* in the table, dead ones included */
+    int depth;       /* > 0 while dispatching */
+    size_t ndead;    /* subscribers marked dead, not swept yet */
+    size_t nsubs;    /* in the table, dead ones included */
     size_t nbuckets; /* a power of two */
     struct watch_sub **buckets;
 };

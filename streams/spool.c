@@ -64,7 +64,7 @@ struct spool {
     uint64_t written; /* [0, written) is in data_fd */
     char *wb;         /* [written, size), wb_cap bytes of room */
     size_t wb_cap;
-    size_t wb_last;   /* wb_cap when the last buffer was freed */
+    size_t wb_last; /* wb_cap when the last buffer was freed */
     uint64_t frames;
     uint64_t flushed; /* index entries already in index_fd */
     uint64_t *tail;   /* entries [flushed, frames), tail_cap of them */
@@ -374,7 +374,7 @@ spool_pread(struct spool *sp, void *buf, size_t len, uint64_t off)
         return 0;
     if (len > sp->size - off)
         len = (size_t)(sp->size - off);
-    infile = off >= sp->written ? 0
+    infile = off >= sp->written        ? 0
              : sp->written - off < len ? (size_t)(sp->written - off)
                                        : len;
     while (done < infile) {

@@ -219,8 +219,8 @@ spool_write_failed(struct stream *s, int rc)
                               ? " (the spool file system is full)"
                               : "";
 
-    snprintf(msg, sizeof msg, "history spool write failed: %s%s",
-             strerror(-rc), why);
+    snprintf(msg, sizeof msg, "history spool write failed: %s%s", strerror(-rc),
+             why);
     stream_end(s, rc, msg);
 }
 

@@ -322,8 +322,7 @@ wake_once(struct waker *w, int fd, const char *status, long want)
     static const char line[16] = "wake-up latency\n";
     long deadline = ms_now() + 5000;
 
-    while (!(w->tid && asleep(w->tid) &&
-             (!status || parked(status) == want))) {
+    while (!(w->tid && asleep(w->tid) && (!status || parked(status) == want))) {
         if (ms_now() > deadline) {
             fprintf(stderr, "fs_probe: the reader never parked\n");
             return -1;

@@ -398,8 +398,7 @@ Test(reactor, before_poll_runs_after_work_before_fds)
     cr_assert_eq(reactor_watch(r, p[0], REACTOR_IN, log_fd, (void *)7), 0);
     tlog.n = 0;
     cr_assert_eq(reactor_before_poll(r, log_tag, (void *)(intptr_t)3), 0);
-    cr_assert_eq(reactor_before_poll(r, prepoll_again, (void *)(intptr_t)4),
-                 0);
+    cr_assert_eq(reactor_before_poll(r, prepoll_again, (void *)(intptr_t)4), 0);
     cr_assert_eq(reactor_defer(r, log_tag, (void *)(intptr_t)1), 0);
     reactor_timer_start(r, &a.t, clock_now(), log_fire, &a);
     cr_assert_eq(reactor_run_once(r, UINT64_MAX), 0);
@@ -411,8 +410,9 @@ Test(reactor, before_poll_runs_after_work_before_fds)
     cr_expect_eq(tlog.order[4], 7);
     cr_assert_eq(write(p[1], "b", 1), 1);
     cr_assert_eq(reactor_run_once(r, UINT64_MAX), 0);
-    cr_assert_eq(tlog.n, 7, "the call queued by one before the poll ran "
-                            "before the next poll, once");
+    cr_assert_eq(tlog.n, 7,
+                 "the call queued by one before the poll ran "
+                 "before the next poll, once");
     cr_expect_eq(tlog.order[5], 9);
     cr_expect_eq(tlog.order[6], 7);
     cr_expect_eq(reactor_before_poll(r, NULL, NULL), -EINVAL);

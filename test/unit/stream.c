@@ -665,8 +665,8 @@ reader_take(struct stream_reader *rd, const char *input, size_t max,
     if (!by_span) {
         n = stream_reader_read(rd, buf, max);
         if (n > 0)
-            cr_assert_eq(memcmp(buf, input + off, (size_t)n), 0,
-                         "read at %llu", (unsigned long long)off);
+            cr_assert_eq(memcmp(buf, input + off, (size_t)n), 0, "read at %llu",
+                         (unsigned long long)off);
         return n;
     }
     n = stream_reader_peek(rd, max, &sp);
@@ -695,8 +695,7 @@ reader_take(struct stream_reader *rd, const char *input, size_t max,
  * sizes by span and by read, the log read at random offsets, and ops on
  * the test's cursor: every byte anyone gets is the input at its offset,
  * whether it was flushed yet or not, and everyone gets every byte. */
-Test(stream, property_write_behind_every_reader_sees_the_input,
-     .timeout = 120)
+Test(stream, property_write_behind_every_reader_sees_the_input, .timeout = 120)
 {
     static char input[3 * 1024 * 1024], buf[2 * 1024 * 1024];
 
@@ -715,10 +714,16 @@ Test(stream, property_write_behind_every_reader_sees_the_input,
         while (delivered < total) {
             size_t n;
             switch (rand() % 10) {
-            case 0: n = 1 + (size_t)rand() % (300 * 1024); break;
+            case 0:
+                n = 1 + (size_t)rand() % (300 * 1024);
+                break;
             case 1:
-            case 2: n = 1 + (size_t)rand() % (64 * 1024); break;
-            default: n = 1 + (size_t)rand() % 700; break;
+            case 2:
+                n = 1 + (size_t)rand() % (64 * 1024);
+                break;
+            default:
+                n = 1 + (size_t)rand() % 700;
+                break;
             }
             if (n > total - delivered)
                 n = total - delivered;
@@ -731,8 +736,8 @@ Test(stream, property_write_behind_every_reader_sees_the_input,
                 for (int t = rand() % 3; t > 0; t--) {
                     size_t max = 1 + (size_t)rand() % (2 * 1024 * 1024);
                     ssize_t got = reader_take(rd[k], input, max, k != 2);
-                    cr_assert(got > 0 || got == -EAGAIN, "reader %d: %zd",
-                              k, got);
+                    cr_assert(got > 0 || got == -EAGAIN, "reader %d: %zd", k,
+                              got);
                 }
                 cr_assert_leq(stream_reader_offset(rd[k]), delivered);
             }
@@ -740,9 +745,9 @@ Test(stream, property_write_behind_every_reader_sees_the_input,
             size_t off = (size_t)rand() % delivered;
             size_t len = 1 + (size_t)rand() % sizeof buf;
             ssize_t got = stream_pread(s, buf, len, off);
-            cr_assert_eq(got, (ssize_t)(len < delivered - off
-                                                ? len
-                                                : delivered - off));
+            cr_assert_eq(
+                    got,
+                    (ssize_t)(len < delivered - off ? len : delivered - off));
             cr_assert_eq(memcmp(buf, input + off, (size_t)got), 0);
             /* Now and then an op: read_until a pattern delivered ahead. */
             if (rand() % 8 == 0 && pos < delivered) {
@@ -758,7 +763,8 @@ Test(stream, property_write_behind_every_reader_sees_the_input,
                 op(s, line, &res);
                 mend = (size_t)((char *)memmem(input + pos, delivered - pos,
                                                input + at, plen) -
-                                input) + plen;
+                                input) +
+                       plen;
                 cr_assert_eq(res.st, REPLY_OK, "%s", res.payload);
                 cr_assert_eq(res.len, mend - pos);
                 cr_assert_eq(memcmp(res.payload, input + pos, res.len), 0);
@@ -781,9 +787,8 @@ Test(stream, property_write_behind_every_reader_sees_the_input,
                      "a turn flushed everything");
         cr_assert_eq(stream_pread(s, buf, sizeof buf, 0),
                      (ssize_t)(total < sizeof buf ? total : sizeof buf));
-        cr_assert_eq(memcmp(buf, input, total < sizeof buf ? total
-                                                           : sizeof buf),
-                     0);
+        cr_assert_eq(
+                memcmp(buf, input, total < sizeof buf ? total : sizeof buf), 0);
         stream_unref(s);
     }
 }
