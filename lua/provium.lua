@@ -606,12 +606,13 @@ function Stream:eof()
 end
 
 --- Close the stream (idempotent); also run by `<close>` variables and the
---- garbage collector (which only lets go of a `keep` stream).
+--- garbage collector (which only lets go of a `keep` stream). A stream
+--- from `provium.attach` is left open: only this object lets go of it.
 function Stream:close()
   if self._closed then return end
   self._closed = true
   if scope then scope[self] = nil end
-  pcall(call, self._fd, command("close"))
+  if not self._attached then pcall(call, self._fd, command("close")) end
   self._fd:close()
 end
 Stream.__close = Stream.close
@@ -702,6 +703,23 @@ local function open_stream(words, opts)
     _test = opts.test or current_test, _keep = opts.keep == true }, Stream)
   if scope and not s._keep then scope[s] = true end
   return s
+end
+
+--- A stream opened elsewhere (a `keep` stream, `provium open`): ops on its
+--- cursor (the one every op of that stream moves) through a ctl file of
+--- our own. Closing the object leaves the stream open; close it with
+--- `provium.close_stream(id)`.
+---@param id string|integer the stream's id under `streams/`
+---@return provium.Stream
+function M.attach(id)
+  id = tostring(id)
+  local info, msg = M.stream_info(id)
+  if not info then error("provium.attach: " .. msg, 0) end
+  local fd = open_ctl(path("streams", id, "ctl"))
+  local kind = info.kind or ""
+  return setmetatable({ _fd = fd, _id = id, _kind = kind,
+    _detail = info.detail or "", _noun = nouns[kind] or "stream",
+    _attached = true }, Stream)
 end
 
 ---@class provium.OpenOptions
