@@ -55,12 +55,15 @@
 #define SHOWN_SRC 64 /* pattern bytes quoted in an error message */
 #define PATTERN_COMPILERS 2 /* compiler threads at most (see below) */
 #define PATTERN_MAX_JOBS 64 /* sets being compiled at once */
+/* Reactor time the checks of one set may take (set_prepare). */
+#define PATTERN_CHECK_BUDGET (20 * USEC_PER_MSEC)
 
 struct entry {
     struct pattern p; /* p.src points into the set's own copy */
     unsigned width;   /* fixed match width; 0 if variable */
     bool som;         /* Hyperscan reports the match start */
     bool nl;          /* x mode: a final newline ends a #comment */
+    bool checked;     /* regex_hs ran (regexes) */
     unsigned groups;  /* capture groups (regexes) */
     pcre2_code *re;   /* regexes: for captures */
     bool jit_tried;
@@ -494,10 +497,11 @@ pcre2_options(unsigned flags)
            (flags & PATTERN_EXTENDED ? PCRE2_EXTENDED : 0);
 }
 
-/* Check regex i and fill in its entry: PCRE2 first (syntax, with its
- * message and offset), then what Hyperscan thinks of it. */
+/* Check regex i with PCRE2 (syntax, with its message and offset) and
+ * fill in its entry. Fast: every regex gets it while the write that
+ * carries it is answered. */
 static int
-regex_check(struct pattern_set *ps, unsigned i, bool want_span, char *err)
+regex_pcre(struct pattern_set *ps, unsigned i, char *err)
 {
     struct entry *e = &ps->e[i];
     char w[4 * SHOWN_SRC + 64], m[256];
@@ -521,7 +525,21 @@ regex_check(struct pattern_set *ps, unsigned i, bool want_span, char *err)
     uint32_t groups = 0;
     pcre2_pattern_info(e->re, PCRE2_INFO_CAPTURECOUNT, &groups);
     e->groups = groups;
+    return 0;
+}
 
+/* What Hyperscan thinks of regex i (hs_expression_info: refused
+ * constructs, widths, empty matches, late or end-of-data matches).
+ * Usually well under a millisecond, but up to a third of a second for
+ * nested bounded repeats: see set_prepare's budget. Touches only ps. */
+static int
+regex_hs(struct pattern_set *ps, unsigned i, bool want_span, char *err)
+{
+    struct entry *e = &ps->e[i];
+    char w[4 * SHOWN_SRC + 64], m[256];
+
+    who_entry(ps, i, w, sizeof w);
+    e->checked = true;
     hs_expr_info_t *info = NULL;
     hs_compile_error_t *herr = NULL;
     size_t shift;
@@ -837,12 +855,13 @@ cache_trim(unsigned max_sets, size_t max_bytes)
  * The checks and the cheap half of compiling (reactor thread): copy the
  * patterns, compile each regex with PCRE2 (syntax, groups) and ask
  * Hyperscan what it thinks of it (hs_expression_info: refused
- * constructs, width, empty matches; milliseconds at most). What is left
- * is database_build(), which may take seconds.
+ * constructs, width, empty matches), the latter for as long as `budget`
+ * microseconds last (0: no limit). What is left is set_build(), which
+ * may take seconds.
  */
 static int
 set_prepare(const struct pattern *pats, unsigned n, unsigned opts,
-            struct pattern_set **out, char *err)
+            uint64_t budget, struct pattern_set **out, char *err)
 {
     size_t srcbytes = 0;
     struct pattern_set *ps;
@@ -873,8 +892,21 @@ set_prepare(const struct pattern *pats, unsigned n, unsigned opts,
             e->width = (unsigned)e->p.len;
             if (e->p.len == 0 && ps->info.empty < 0)
                 ps->info.empty = (int)i;
-        } else if ((rc = regex_check(ps, i, !(opts & PATTERN_SET_NO_SPAN),
-                                     err)) < 0) {
+        } else if ((rc = regex_pcre(ps, i, err)) < 0) {
+            set_discard(ps);
+            return rc;
+        }
+    }
+    /* Hyperscan's verdict on each regex, while the budget lasts; the
+     * rest is the compiler thread's (set_build), its errors then
+     * answered by the op instead of the write. */
+    uint64_t deadline = budget ? clock_now() + budget : UINT64_MAX;
+    for (unsigned i = 0; i < n; i++) {
+        if (ps->e[i].p.kind != PATTERN_REGEX)
+            continue;
+        if (clock_now() >= deadline)
+            break;
+        if ((rc = regex_hs(ps, i, !(opts & PATTERN_SET_NO_SPAN), err)) < 0) {
             set_discard(ps);
             return rc;
         }
@@ -904,6 +936,12 @@ set_has_regex(const struct pattern_set *ps)
 static int
 set_build(struct pattern_set *ps, char *err)
 {
+    int rc;
+
+    for (unsigned i = 0; i < ps->n; i++)
+        if (ps->e[i].p.kind == PATTERN_REGEX && !ps->e[i].checked &&
+            (rc = regex_hs(ps, i, !(ps->opts & PATTERN_SET_NO_SPAN), err)) < 0)
+            return rc;
     return ps->info.memmem ? 0 : database_build(ps, err);
 }
 
@@ -992,7 +1030,7 @@ pattern_set_get(const struct pattern *pats, unsigned n, unsigned opts,
         *out = cache_use(ps);
         return 0;
     }
-    if ((rc = set_prepare(pats, n, opts, &ps, err)) < 0)
+    if ((rc = set_prepare(pats, n, opts, 0, &ps, err)) < 0)
         return rc;
     if ((rc = set_build(ps, err)) < 0 || (rc = set_adopt(ps)) < 0) {
         set_discard(ps);
@@ -1002,21 +1040,33 @@ pattern_set_get(const struct pattern *pats, unsigned n, unsigned opts,
     return 0;
 }
 
+/* The set pattern_set_check prepared last: a ctl write is parsed, then
+ * its op submitted at once (reactor thread). */
+static struct {
+    struct pattern_set *ps;
+    uint64_t hash;
+} checked;
+
 int
 pattern_set_check(const struct pattern *pats, unsigned n, unsigned opts,
                   char *err)
 {
     struct pattern_set *ps;
+    uint64_t h;
     int rc;
 
     if ((rc = set_limits(pats, n, err)) < 0)
         return rc;
     jobs_reap();
-    if (cache_find(pats, n, opts, set_hash(pats, n, opts)))
+    h = set_hash(pats, n, opts);
+    if (cache_find(pats, n, opts, h))
         return 0;
-    if ((rc = set_prepare(pats, n, opts, &ps, err)) < 0)
+    if ((rc = set_prepare(pats, n, opts, PATTERN_CHECK_BUDGET, &ps, err)) < 0)
         return rc;
-    set_discard(ps);
+    /* The op that follows takes it (pattern_set_get_async). */
+    set_discard(checked.ps);
+    checked.ps = ps;
+    checked.hash = h;
     return 0;
 }
 
@@ -1299,8 +1349,14 @@ pattern_set_get_async(const struct pattern *pats, unsigned n, unsigned opts,
         *jobp = job;
         return 1;
     }
-    if ((rc = set_prepare(pats, n, opts, &ps, err)) < 0)
+    if (checked.ps && checked.hash == h &&
+        set_equal(checked.ps, pats, n, opts)) {
+        ps = checked.ps;
+        checked.ps = NULL;
+    } else if ((rc = set_prepare(pats, n, opts, PATTERN_CHECK_BUDGET, &ps,
+                                 err)) < 0) {
         return rc;
+    }
     if (!set_has_regex(ps))
         goto at_once; /* literals build in milliseconds */
     if (jobs.njobs >= PATTERN_MAX_JOBS) {

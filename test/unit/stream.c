@@ -886,6 +886,42 @@ Test(stream, at_most_256_patterns)
     command_free(&cmd);
 }
 
+/* Hyperscan's checks of a set stop after PATTERN_CHECK_BUDGET on the
+ * reactor thread (nested bounded repeats take a fifth of a second each
+ * to check): the write is answered at once, and what the rest of the
+ * checks find is the op's `error` reply, with the same message. */
+Test(stream, slow_checks_finish_off_the_reactor_thread, .timeout = 60)
+{
+    static char line[4096];
+    size_t n = (size_t)snprintf(line, sizeof line, "expect");
+    struct stream *s = new_stream(0);
+    struct command cmd;
+    struct stream_op_spec spec;
+    char err[COMMAND_ERR_LEN];
+    struct result res = {0};
+
+    for (int i = 0; i < 10; i++)
+        n += (size_t)snprintf(line + n, sizeof line - n,
+                              " -re \"((a{1,100}){1,100}){1,%d}\"", 10 + i);
+    snprintf(line + n, sizeof line - n, " -re \"x\\\\Ky\" 5s");
+    uint64_t t0 = clock_now();
+    cr_assert_eq(command_parse(&cmd, line, strlen(line), err), 0, "%s", err);
+    cr_assert_eq(stream_op_parse(&cmd, &spec, err), 0, "%s", err);
+    cr_assert_eq(stream_op_submit(s, &spec, on_done, &res, NULL), 0);
+    command_free(&cmd);
+    uint64_t took = clock_now() - t0;
+    cr_assert_lt(took, 700 * USEC_PER_MSEC, "parse and submit took %llu us",
+                 (unsigned long long)took);
+    run_until(&res.done);
+    cr_assert_eq(res.st, REPLY_ERROR);
+    cr_assert_str_eq(res.payload,
+                     "expect: pattern 11: regex `x\\\\Ky`: cannot be matched "
+                     "in a stream (Hyperscan: \\K at index 1 not "
+                     "supported.)");
+    result_clear(&res);
+    stream_unref(s);
+}
+
 /* A slow compile runs off the reactor thread: other streams go on, the
  * op's deadline holds, and the work reaches the cache for the next try. */
 Test(stream, compiles_off_the_reactor_thread, .timeout = 60)
