@@ -263,11 +263,14 @@ on_done(struct stream *s, struct reply *rp, void *arg)
             if (op->skip)
                 break; /* records may lie inside the match */
             CHECK(ntook >= op->pattern_len);
-            CHECK(memcmp(took + ntook - op->pattern_len, op->pattern,
-                         op->pattern_len) == 0);
-            /* The earliest match end: none ends before the last byte. */
-            if (op->pattern_len > 0)
+            /* The earliest match end: none ends before the last byte.
+             * (No pattern: op->pattern is NULL, and memcmp's arguments must
+             * not be, even for 0 bytes.) */
+            if (op->pattern_len > 0) {
+                CHECK(memcmp(took + ntook - op->pattern_len, op->pattern,
+                             op->pattern_len) == 0);
                 CHECK(!occurs(took, ntook - 1, op->pattern, op->pattern_len));
+            }
             break;
         case STREAM_OP_DRAIN: {
             size_t at = 0, got = 0;
