@@ -15,10 +15,11 @@
 # expect({"panic: A", ..., provium.re("READY [0-9]+ ok")}, "60s") (which
 # returns the index) beside pexpect's expect([...]) with the same regexes
 # (the literals escaped), searchwindowsize=4096 (without one, pexpect
-# searches its whole buffer again after every read: quadratic, hours for
-# 100 MiB), and grep -E -m1 -f on the file.
+# searches its whole buffer again after every read: quadratic, 35 s for
+# 32 MiB, minutes for 100 MiB; docs/benchmarks.md), and grep -E -m1 -f
+# on the file.
 #
-# usage: PROVIUM_BUILD_DIR=build/release test/bench/lua_expect.sh [list] [MiB] [RUNS]
+# usage: [PRODUCER=CMD] PROVIUM_BUILD_DIR=build/release test/bench/lua_expect.sh [list] [MiB] [RUNS]
 here=$(cd "$(dirname "$0")" && pwd)
 export PROVIUM_SOURCE_DIR=${PROVIUM_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
 . "$here/../integration/lib.sh"
@@ -28,7 +29,9 @@ MIB=${1:-100}
 RUNS=${2:-5}
 LAST=READY
 [ -n "$LIST" ] && LAST="READY 42 ok"
-PROG="head -c $((MIB << 20)) /dev/zero | tr '\\0' x | fold -w 79; echo $LAST"
+# PRODUCER replaces the program's output before its last line (e.g. a
+# faster `yes ... | head -c N`, to see the stream's own cost).
+PROG="${PRODUCER:-head -c $((MIB << 20)) /dev/zero | tr '\\0' x | fold -w 79}; echo $LAST"
 # The list: 5 literals, 5 regexes (Lua's form; Python's and grep's below).
 LITS=("panic: A" "panic: B" "Kernel panic" "FATAL ERROR" "Segmentation fault")
 RES=("error [0-9]+ in [a-z_]+" "segfault at [0-9a-f]+ ip" "Call Trace:.*xyz"
