@@ -166,8 +166,8 @@ outq_high(const struct outq *q)
 
 #define COMMAND_MAX_LINE 65536 /* bytes in one command write */
 #define COMMAND_MAX_WORDS 1024 /* 256 marked patterns fit */
-#define COMMAND_ERR_LEN 1024   /* a pattern error (PATTERN_ERR_LEN) and its op \
-                                */
+/* Room for a pattern error (PATTERN_ERR_LEN) and its op's name. */
+#define COMMAND_ERR_LEN 1024
 
 struct word {
     const char *p; /* not NUL-terminated in general; may contain NULs */

@@ -388,9 +388,9 @@ case_a(int runs, char *path)
     char re[] = "READY [0-9]+ ok";
     char *argv[] = {"grep", "-E", "-m1", re, path, NULL};
     struct job floor = {"", NULL, NULL};
-    struct column c[] = {{.name = "grep -E"},    {.name = "op"},
-                         {.name = "mem"},        {.name = "mem nospan"},
-                         {.name = "spool"},      {.name = "spool nosp"},
+    struct column c[] = {{.name = "grep -E"},     {.name = "op"},
+                         {.name = "mem"},         {.name = "mem nospan"},
+                         {.name = "spool"},       {.name = "spool nosp"},
                          {.name = "spool floor"}, {.name = "writes"}};
     const char *line = "read_until -re \"READY [0-9]+ ok\" 1h";
 
@@ -442,9 +442,9 @@ case_b(int runs, char *path)
     struct job nospan = {"", compile(p, 100, PATTERN_SET_NO_SPAN), NULL};
     char *argv[] = {"grep", "-E", "-m1", "-f", ppath, path, NULL};
     struct job floor = {"", NULL, NULL};
-    struct column c[] = {{.name = "grep -E -f"}, {.name = "op"},
-                         {.name = "mem"},        {.name = "mem nospan"},
-                         {.name = "spool"},      {.name = "spool nosp"},
+    struct column c[] = {{.name = "grep -E -f"},  {.name = "op"},
+                         {.name = "mem"},         {.name = "mem nospan"},
+                         {.name = "spool"},       {.name = "spool nosp"},
                          {.name = "spool floor"}, {.name = "writes"}};
     /* The same list as the op's command line (-ex / -re words). */
     static char line[16384];

@@ -128,8 +128,8 @@ regex_spans(const struct pattern *p, const uint8_t *subj, size_t from,
 
     CHECK(re != NULL); /* the daemon compiled it */
     md = pcre2_match_data_create_from_pattern(re, NULL);
-    rc = pcre2_match(re, subj, to, from, PCRE2_ANCHORED | PCRE2_ENDANCHORED,
-                     md, NULL);
+    rc = pcre2_match(re, subj, to, from, PCRE2_ANCHORED | PCRE2_ENDANCHORED, md,
+                     NULL);
     pcre2_match_data_free(md);
     pcre2_code_free(re);
     /* A match limit (pathological backtracking) proves nothing. */
@@ -245,8 +245,8 @@ on_done(struct stream *s, struct reply *rp, void *arg)
         case STREAM_OP_EXPECT:
         case STREAM_OP_PEEK:
             if (op->marked) {
-                check_marked(op, buf + strlen(head) + 1, took, ntook, pay,
-                             plen, (size_t)(stream_size(s) - m->cur));
+                check_marked(op, buf + strlen(head) + 1, took, ntook, pay, plen,
+                             (size_t)(stream_size(s) - m->cur));
                 break;
             }
             if (op->kind == STREAM_OP_PEEK) {

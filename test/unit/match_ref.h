@@ -341,5 +341,4 @@ dump_case(const struct rset *rs, const unsigned char *d, size_t len,
     fprintf(stderr, "\n");
 }
 
-
 #endif
