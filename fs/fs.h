@@ -21,7 +21,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "agent.h"
 #include "streams.h"
 
 #define FS_VERSION PROVIUM_VERSION /* project(VERSION) in CMakeLists.txt */

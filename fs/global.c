@@ -32,7 +32,7 @@ global_status(struct fs *fs, char *buf, size_t len)
     text_appendf(buf, len, "vms:");
     for (struct vm *vm = fs->vms; vm; vm = vm->next)
         text_appendf(buf, len, " %s(%s)", vm->name,
-                     agent_state_name(agent_client_state(vm->agent)));
+                     agent_client_state_name(agent_client_state(vm->agent)));
     text_appendf(buf, len, "\nstreams: %zu\nparked: %u\n", fs->nslots,
                  fs->nparked);
     text_appendf(buf, len, "replies: %s, %u reply thread(s)\n",

@@ -81,7 +81,7 @@ static void waiter_answer(struct procs_waiter *w, enum reply_status st,
 static void
 proc_free(struct vmproc *p)
 {
-    agent_client_close(p->wait_ch);
+    agent_client_cancel(p->wait_ch);
     while (p->waiters) {
         char msg[160];
         snprintf(msg, sizeof(msg),

@@ -309,7 +309,7 @@ wait_timed_out(struct reactor *r, void *arg)
     struct reply *rp = NULL;
     char t[32];
 
-    agent_client_close(call->ch);
+    agent_client_cancel(call->ch);
     call->ch = NULL;
     procs_wait_cancel(&call->waiter);
     duration_format(call->timeout, t, sizeof(t));
@@ -637,7 +637,7 @@ vmctl_drop(struct ctl_entry *e, bool running)
 {
     struct vmctl_call *call = (struct vmctl_call *)(void *)e;
 
-    agent_client_close(call->ch);
+    agent_client_cancel(call->ch);
     reactor_timer_stop(call->vc->vm->fs->r, &call->timer);
     procs_wait_cancel(&call->waiter);
     vm_wait_cancel(&call->up);

@@ -34,7 +34,7 @@
  *  - a regular file whose reads fail with ESPIPE or EAGAIN (a FUSE file
  *    opened as a stream, like a provium `data` file) is read as a pipe.
  */
-#include "agent.h"
+#include "guest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -96,12 +96,12 @@ check_name(struct follow *f)
         int fd = open(f->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         if (fd >= 0)
             f->next_fd = fd;
-        session_wake(f->ch);
+        host_wake(f->ch);
         return;
     }
     if (fstat(f->fd, &st) == 0 && st.st_nlink == 0) {
         f->deleted = true;
-        session_wake(f->ch);
+        host_wake(f->ch);
     }
     /* Otherwise renamed away: read on, the name may come back. */
 }
@@ -112,7 +112,7 @@ check_links(struct follow *f)
     struct stat st;
     if (fstat(f->fd, &st) == 0 && st.st_nlink == 0) {
         f->deleted = true;
-        session_wake(f->ch);
+        host_wake(f->ch);
     }
 }
 
@@ -122,7 +122,7 @@ follow_file_event(void *arg, uint32_t mask, const char *name)
     struct follow *f = arg;
 
     if (mask & (IN_MODIFY | IN_Q_OVERFLOW))
-        session_wake(f->ch);
+        host_wake(f->ch);
     if (mask & (IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_Q_OVERFLOW)) {
         if (f->by_name)
             check_name(f);
@@ -145,7 +145,7 @@ fd_ready(struct reactor *r, int fd, unsigned events, void *arg)
     struct follow *f = arg;
     reactor_unwatch(r, fd);
     f->fd_watched = false;
-    session_wake(f->ch);
+    host_wake(f->ch);
 }
 
 /* The old file is drained: move to the one now at the name. */
@@ -168,7 +168,7 @@ switch_file(struct follow *f)
     f->seen = 0;
     snprintf(msg, sizeof(msg), "%s: file rotated, following the new file",
              f->path);
-    session_note(f->ch, PROTO_NOTE_ROTATED, (uint64_t)st.st_ino, msg);
+    host_note(f->ch, PROTO_NOTE_ROTATED, (uint64_t)st.st_ino, msg);
     int err = watch_fd_inode(f);
     if (err < 0)
         return err;
@@ -193,7 +193,7 @@ read_stream_fd(struct follow *f, void *buf, size_t len)
     if (n > 0)
         return n;
     if (n == 0 && !(f->fifo && !fifo_writer_gone(f->fd))) {
-        session_end(f->ch, 0, PROTO_END_EOF, NULL);
+        host_end(f->ch, 0, PROTO_END_EOF, NULL);
         return 0;
     }
     if (n < 0 && errno != EAGAIN && errno != EINTR)
@@ -235,7 +235,7 @@ follow_read(void *src, void *buf, size_t len)
         }
         if (f->deleted) {
             snprintf(msg, sizeof(msg), "%s: file deleted", f->path);
-            session_end(f->ch, 0, PROTO_END_DELETED, msg);
+            host_end(f->ch, 0, PROTO_END_DELETED, msg);
             return 0;
         }
         if (fstat(f->fd, &st) < 0)
@@ -245,7 +245,7 @@ follow_read(void *src, void *buf, size_t len)
             snprintf(msg, sizeof(msg),
                      "%s: file truncated (%llu bytes), reading from 0", f->path,
                      (unsigned long long)size);
-            session_note(f->ch, PROTO_NOTE_TRUNCATED, size, msg);
+            host_note(f->ch, PROTO_NOTE_TRUNCATED, size, msg);
             f->pos = 0;
             f->seen = size;
             continue;
@@ -352,8 +352,9 @@ regular_kind(int fd, const struct stat *st, const char **why)
 }
 
 void
-follow_open(struct agent *a, struct chan *ch, const struct follow_req *req)
+follow_open(struct agent *a, struct chan *ch, const union proto_body *body)
 {
+    const struct proto_open *req = &body->open;
     struct follow *f = calloc(1, sizeof(*f));
     struct stat st;
     const char *why = NULL;
@@ -419,8 +420,8 @@ follow_open(struct agent *a, struct chan *ch, const struct follow_req *req)
             err = -errno;
             goto err_free;
         }
-        session_ack(ch, req->start == PROTO_START_OFFSET ? req->offset : 0,
-                    &follow_ops, f);
+        host_ack(ch, req->start == PROTO_START_OFFSET ? req->offset : 0,
+                 &follow_ops, f);
         return;
     }
     uint64_t size = (uint64_t)st.st_size;
@@ -446,13 +447,13 @@ follow_open(struct agent *a, struct chan *ch, const struct follow_req *req)
                  strerror(-err));
         goto err_free;
     }
-    session_ack(ch, f->pos, &follow_ops, f);
+    host_ack(ch, f->pos, &follow_ops, f);
     return;
 err_free:
     follow_free(f);
 err:
     if (msg[0])
-        session_error(ch, err, "%s", msg);
+        host_error(ch, err, "%s", msg);
     else
-        session_error(ch, err, "%s: %s", req->path, strerror(-err));
+        host_error(ch, err, "%s: %s", req->path, strerror(-err));
 }

@@ -29,7 +29,7 @@
  * not linger as zombies), so an agent asked to stop ends after the
  * processes it started, within a bounded time.
  */
-#include "agent.h"
+#include "guest.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -18,7 +18,7 @@
  * re-checked on a timer (VIRTIO_RETRY); once one is, the session reads it
  * like a socket and read() returning 0 marks the host going away.
  */
-#include "agent.h"
+#include "guest.h"
 
 #include <dirent.h>
 #include <errno.h>

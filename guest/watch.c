@@ -12,7 +12,7 @@
  * Subscribers may be removed from inside any callback: removal marks the
  * subscriber dead and the list is swept once the event batch is done.
  */
-#include "agent.h"
+#include "guest.h"
 
 #include <errno.h>
 #include <limits.h>

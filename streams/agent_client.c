@@ -35,7 +35,7 @@
  * SIGTERM, so that it can end the processes it started (TERM, grace,
  * KILL), and waits for it, boundedly, before SIGKILL.
  */
-#include "agent.h"
+#include "streams.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -96,7 +97,7 @@ struct agent_chan {
     struct agent_chan *hnext;
     /* The deadline queue: in send order, so oldest deadline first. */
     uint64_t deadline; /* 0: none */
-    struct agent_chan *dnext, *dprev;
+    TAILQ_ENTRY(agent_chan) dlink;
     bool expired; /* answered ETIMEDOUT; kept to catch a late answer */
 };
 
@@ -125,7 +126,7 @@ struct agent_client {
 
     uint64_t timeout; /* handshake and request deadline; 0 = none */
     struct reactor_timer hs_timer, req_timer;
-    struct agent_chan *dhead, *dtail;
+    TAILQ_HEAD(, agent_chan) deadlines;
     unsigned nexpired;
 
     bool stopping;
@@ -134,16 +135,15 @@ struct agent_client {
     struct reactor_timer stop_timer;
 
     struct proto_decoder dec;
+    struct proto_msg *msg; /* the frame being handled, decoded */
     uint8_t *in;
-    uint8_t *out;
-    size_t out_off, out_len, out_cap;
+    struct outq out; /* frames for the agent, at most OUT_MAX bytes */
 
     uint32_t next_id;
     size_t nchans;
     struct agent_chan *buckets[CHAN_BUCKETS];
 
-    struct reactor_timer retry;
-    uint64_t backoff;
+    struct backoff retry;
     agent_client_state_fn *state_fn;
     void *state_arg;
     agent_client_event_fn *event_fn;
@@ -154,7 +154,7 @@ static void client_io(struct reactor *r, int fd, unsigned events, void *arg);
 static void client_connect(struct reactor *r, void *arg);
 
 const char *
-agent_state_name(enum agent_state st)
+agent_client_state_name(enum agent_state st)
 {
     switch (st) {
     case AGENT_CONNECTING:
@@ -252,7 +252,7 @@ chan_release(struct agent_chan *ch)
 }
 
 uint32_t
-agent_chan_id(const struct agent_chan *ch)
+agent_client_chan_id(const struct agent_chan *ch)
 {
     return ch->id;
 }
@@ -266,8 +266,10 @@ static void deadlines_expired(struct reactor *r, void *arg);
 static void
 deadline_arm(struct agent_client *c)
 {
-    if (c->dhead)
-        reactor_timer_start(c->r, &c->req_timer, c->dhead->deadline,
+    struct agent_chan *first = TAILQ_FIRST(&c->deadlines);
+
+    if (first)
+        reactor_timer_start(c->r, &c->req_timer, first->deadline,
                             deadlines_expired, c);
     else
         reactor_timer_stop(c->r, &c->req_timer);
@@ -277,8 +279,7 @@ deadline_arm(struct agent_client *c)
 static bool
 deadline_exempt(unsigned type)
 {
-    return type == PROTO_WAIT || type == PROTO_STDIN || type == PROTO_FREAD ||
-           type == PROTO_FWRITE;
+    return proto_def(type)->flags & PROTO_UNBOUNDED;
 }
 
 static void
@@ -289,14 +290,8 @@ deadline_add(struct agent_chan *ch)
     if (!c->timeout || deadline_exempt(ch->type))
         return;
     ch->deadline = clock_now() + c->timeout;
-    ch->dprev = c->dtail;
-    ch->dnext = NULL;
-    if (c->dtail)
-        c->dtail->dnext = ch;
-    else
-        c->dhead = ch;
-    c->dtail = ch;
-    if (c->dhead == ch)
+    TAILQ_INSERT_TAIL(&c->deadlines, ch, dlink);
+    if (TAILQ_FIRST(&c->deadlines) == ch)
         deadline_arm(c);
 }
 
@@ -304,19 +299,11 @@ static void
 deadline_remove(struct agent_chan *ch)
 {
     struct agent_client *c = ch->c;
-    bool was_head = c->dhead == ch;
+    bool was_head = TAILQ_FIRST(&c->deadlines) == ch;
 
     if (!ch->deadline)
         return;
-    if (ch->dprev)
-        ch->dprev->dnext = ch->dnext;
-    else
-        c->dhead = ch->dnext;
-    if (ch->dnext)
-        ch->dnext->dprev = ch->dprev;
-    else
-        c->dtail = ch->dprev;
-    ch->dnext = ch->dprev = NULL;
+    TAILQ_REMOVE(&c->deadlines, ch, dlink);
     ch->deadline = 0;
     if (was_head)
         deadline_arm(c);
@@ -334,8 +321,8 @@ deadlines_expired(struct reactor *r, void *arg)
 
     duration_format(c->timeout, t, sizeof(t));
     snprintf(msg, sizeof(msg), "the agent did not answer within %s", t);
-    while (c->dhead && c->dhead->deadline <= now) {
-        struct agent_chan *ch = c->dhead;
+    struct agent_chan *ch;
+    while ((ch = TAILQ_FIRST(&c->deadlines)) && ch->deadline <= now) {
         deadline_remove(ch);
         ch->expired = true;
         c->nexpired++;
@@ -381,7 +368,7 @@ update_watch(struct agent_client *c)
     if (c->fd < 0)
         return;
     want = c->connecting ? REACTOR_OUT
-                         : REACTOR_IN | (c->out_len ? REACTOR_OUT : 0);
+                         : REACTOR_IN | (outq_len(&c->out) ? REACTOR_OUT : 0);
     if (want == c->watched)
         return;
     if (reactor_watch(c->r, c->fd, want, client_io, c) < 0) {
@@ -394,65 +381,29 @@ update_watch(struct agent_client *c)
 static void
 flush(struct agent_client *c)
 {
-    while (c->out_len > 0 && c->fd >= 0 && !c->connecting) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0 && errno == ENOTSOCK)
-            n = write(c->fd, c->out + c->out_off, c->out_len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN)
-                fail(c, -errno, "write to agent: %s", strerror(errno));
-            break;
-        }
-        c->out_off += (size_t)n;
-        c->out_len -= (size_t)n;
+    int rc;
+
+    if (c->fd < 0 || c->connecting)
+        return;
+    if ((rc = outq_flush(&c->out, c->fd)) < 0) {
+        fail(c, rc, "write to agent: %s", strerror(-rc));
+        return;
     }
-    if (c->out_len == 0)
-        c->out_off = 0;
     update_watch(c);
 }
 
-/* Room for n more bytes of output, or NULL. */
-static uint8_t *
-out_reserve(struct agent_client *c, size_t n)
-{
-    if (c->out_len + n > OUT_MAX)
-        return NULL;
-    if (c->out_cap - c->out_off - c->out_len < n && c->out_off) {
-        memmove(c->out, c->out + c->out_off, c->out_len);
-        c->out_off = 0;
-    }
-    if (c->out_cap - c->out_len < n) {
-        size_t cap = c->out_cap ? c->out_cap : 65536;
-        while (cap - c->out_len < n)
-            cap *= 2;
-        uint8_t *p = realloc(c->out, cap);
-        if (!p)
-            return NULL;
-        c->out = p;
-        c->out_cap = cap;
-    }
-    return c->out + c->out_off + c->out_len;
-}
-
-/* Queue a frame whose body a writer built in w (a scratch buffer). */
+/* Queue a message and send what the connection takes: 0, the table's
+ * -EINVAL / -E2BIG / -ENAMETOOLONG for a body it refuses, or -ENOBUFS
+ * when too much is queued for a slow agent. */
 static int
-send_frame(struct agent_client *c, unsigned type, uint32_t channel,
-           const void *body, size_t len)
+send_msg(struct agent_client *c, unsigned type, unsigned request,
+         uint32_t channel, const union proto_body *b)
 {
-    uint8_t *p;
-    if (len > PROTO_MAX_BODY)
-        return -E2BIG;
-    if (!(p = out_reserve(c, PROTO_HEADER_LEN + len)))
-        return -ENOBUFS;
-    proto_header(p, (uint32_t)len, type, channel);
-    if (len)
-        memcpy(p + PROTO_HEADER_LEN, body, len);
-    c->out_len += PROTO_HEADER_LEN + len;
-    flush(c);
-    return 0;
+    int err = proto_msg_queue(&c->out, type, request, channel, b);
+
+    if (err == 0)
+        flush(c);
+    return err;
 }
 
 /* ---- spawned agents: reaping ---- */
@@ -569,7 +520,7 @@ close_fd(struct agent_client *c)
     close(c->fd);
     c->fd = -1;
     c->connecting = false;
-    c->out_off = c->out_len = 0;
+    outq_clear(&c->out);
     proto_decoder_reset(&c->dec);
     reactor_timer_stop(c->r, &c->hs_timer);
     /* A spawned agent whose connection broke is no use any more (it may
@@ -629,25 +580,18 @@ fail(struct agent_client *c, int err, const char *fmt, ...)
     set_state(c, retry ? AGENT_DOWN : AGENT_DEAD);
     snprintf(msg, sizeof(msg), "agent connection lost: %s", c->error);
     end_all(c, err < 0 ? err : -ECONNRESET, msg);
-    if (retry) {
-        reactor_timer_start(c->r, &c->retry, clock_now() + c->backoff,
-                            client_connect, c);
-        c->backoff =
-                c->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : c->backoff * 2;
-    }
+    if (retry)
+        backoff_schedule(c->r, &c->retry, client_connect, c);
 }
 
 static void
 send_hello(struct agent_client *c)
 {
-    uint8_t body[12];
-    struct proto_writer w;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u32(&w, PROTO_MAGIC);
-    proto_put_u32(&w, PROTO_VERSION);
-    proto_put_u32(&w, PROTO_VERSION);
+    union proto_body b = {.hello = {.magic = PROTO_MAGIC,
+                                    .version_min = PROTO_VERSION,
+                                    .version_max = PROTO_VERSION}};
     c->next_id = 1;
-    if (send_frame(c, PROTO_HELLO, 0, body, w.len) < 0)
+    if (send_msg(c, PROTO_HELLO, 0, 0, &b) < 0)
         fail(c, -ENOBUFS, "cannot send hello");
 }
 
@@ -778,117 +722,114 @@ violation(struct agent_client *c, const char *fmt, ...)
     fail(c, -EPROTO, "protocol violation: %s", msg);
 }
 
-static void
-on_hello_ok(struct agent_client *c, const struct proto_frame *f)
+/* An errno from the agent, as callers can hand it to strerror or FUSE. */
+static int
+agent_errno(uint32_t e)
 {
-    struct proto_reader rd;
-    struct agent_facts facts;
+    return e == 0 ? 0 : -(int)(e < 4096 ? e : EIO);
+}
 
-    proto_reader_init(&rd, f->body, f->len);
-    uint32_t magic = proto_get_u32(&rd);
-    facts.version = proto_get_u32(&rd);
-    proto_get_str(&rd, facts.os, sizeof(facts.os));
-    proto_get_str(&rd, facts.kernel, sizeof(facts.kernel));
-    proto_get_str(&rd, facts.agent_version, sizeof(facts.agent_version));
-    facts.instance = proto_get_u64(&rd);
-    if (proto_get_done(&rd) < 0 || magic != PROTO_MAGIC ||
-        facts.version != PROTO_VERSION || facts.instance == 0) {
+/* The handshake: hello_ok, or an error refusing it; nothing else. */
+static void
+on_handshake(struct agent_client *c, const struct proto_frame *f)
+{
+    const union proto_body *b = &c->msg->body;
+
+    if (f->channel == 0 && f->type == PROTO_ERROR &&
+        proto_msg_decode(f, 0, c->msg) == 0) {
+        int err = agent_errno(b->error.err);
+        fail(c, err ? err : -EPROTONOSUPPORT, "handshake refused: %s",
+             b->error.message);
+        return;
+    }
+    if (f->channel != 0 || f->type != PROTO_HELLO_OK) {
+        violation(c, "%s before hello_ok", proto_type_name(f->type));
+        return;
+    }
+    /* The table checks the magic and that the instance is not 0. */
+    if (proto_msg_decode(f, 0, c->msg) < 0 ||
+        b->hello_ok.version != PROTO_VERSION) {
         violation(c, "bad hello_ok");
         return;
     }
-    c->facts = facts;
+    c->facts.version = b->hello_ok.version;
+    snprintf(c->facts.os, sizeof(c->facts.os), "%s", b->hello_ok.os);
+    snprintf(c->facts.kernel, sizeof(c->facts.kernel), "%s",
+             b->hello_ok.kernel);
+    snprintf(c->facts.agent_version, sizeof(c->facts.agent_version), "%s",
+             b->hello_ok.agent_version);
+    c->facts.instance = b->hello_ok.instance;
     c->have_facts = true;
-    c->backoff = BACKOFF_MIN;
+    backoff_reset(&c->retry);
     c->error[0] = 0;
     c->lost_logged[0] = 0;
     reactor_timer_stop(c->r, &c->hs_timer);
     set_state(c, AGENT_UP);
 }
 
-/* error and end bodies: errno, [reason,] message. */
-static int
-parse_err(const struct proto_frame *f, int *err, unsigned *reason, char *msg)
-{
-    struct proto_reader rd;
-    proto_reader_init(&rd, f->body, f->len);
-    uint32_t e = proto_get_u32(&rd);
-    if (reason)
-        *reason = proto_get_u8(&rd);
-    proto_get_str(&rd, msg, PROTO_MAX_MSG);
-    if (proto_get_done(&rd) < 0)
-        return -EPROTO;
-    /* Keep errno in the range callers can hand to strerror or FUSE. */
-    *err = e == 0 ? 0 : -(int)(e < 4096 ? e : EIO);
-    return 0;
-}
-
 static void
 grant(struct agent_chan *ch)
 {
-    uint8_t body[4];
-    struct proto_writer w;
+    union proto_body b = {.credit = {.bytes = (uint32_t)ch->unacked}};
     /* Grant back in half-window steps: few credit frames, and the agent
      * never stalls while we have consumed what it sent. */
     if (ch->unacked < PROTO_DEFAULT_WINDOW / 2 || ch->gone)
         return;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u32(&w, (uint32_t)ch->unacked);
-    if (send_frame(ch->c, PROTO_CREDIT, ch->id, body, w.len) == 0) {
+    if (send_msg(ch->c, PROTO_CREDIT, 0, ch->id, &b) == 0) {
         ch->credit += ch->unacked;
         ch->unacked = 0;
     }
 }
 
-static int
-parse_reply(struct agent_chan *ch, const struct proto_frame *f,
-            struct agent_reply *rp)
+/* A reply's body as the callers of requests see it (struct agent_reply). */
+static void
+reply_of(unsigned request, const union proto_body *b, struct agent_reply *rp)
 {
-    struct proto_reader rd;
-    proto_reader_init(&rd, f->body, f->len);
-    switch (ch->type) {
+    switch (request) {
     case PROTO_EXEC:
+        rp->value = b->exec_reply.proc;
+        break;
     case PROTO_FOPEN:
+        rp->value = b->fopen_reply.handle;
+        break;
     case PROTO_FSEEK:
-        rp->value = proto_get_u64(&rd);
+        rp->value = b->fseek_reply.offset;
+        break;
+    case PROTO_STDIN:
+        rp->value = b->input_reply.written;
+        break;
+    case PROTO_FWRITE:
+        rp->value = b->fwrite_reply.written;
+        break;
+    case PROTO_FREAD:
+        rp->data = b->fread_reply.data.p;
+        rp->len = b->fread_reply.data.len;
+        break;
+    case PROTO_STAT:
+        rp->size = b->stat_reply.size;
+        rp->mode = b->stat_reply.mode;
+        rp->mtime_ns = b->stat_reply.mtime_ns;
         break;
     case PROTO_WAIT:
-        rp->how = proto_get_u8(&rd);
-        rp->value = proto_get_u32(&rd);
-        if (rp->how > PROTO_SIGNALED)
-            return -EPROTO;
+        rp->how = b->wait_reply.how;
+        rp->value = b->wait_reply.value;
         for (int i = 0; i < 2; i++) {
+            const struct proto_output *w = &b->wait_reply.out[i];
             struct agent_output *o = &rp->out[i];
-            uint32_t e;
-            o->recorded = proto_get_u64(&rd);
-            e = proto_get_u32(&rd);
-            o->discarded = proto_get_u64(&rd);
-            proto_get_str(&rd, o->msg, sizeof(o->msg));
-            /* As parse_err: an errno callers can hand to strerror. */
-            o->lost = e == 0 ? 0 : -(int)(e < 4096 ? e : EIO);
+            o->recorded = w->recorded;
+            o->lost = agent_errno(w->err);
+            o->discarded = w->discarded;
+            snprintf(o->msg, sizeof(o->msg), "%s", w->message);
             if (o->lost && !o->msg[0])
                 snprintf(o->msg, sizeof(o->msg),
-                         "%s not recorded past %llu "
-                         "bytes: %s",
+                         "%s not recorded past %llu bytes: %s",
                          i ? "stderr" : "stdout",
                          (unsigned long long)o->recorded, strerror(-o->lost));
         }
         break;
-    case PROTO_STDIN:
-    case PROTO_FWRITE:
-        rp->value = proto_get_u32(&rd);
-        break;
-    case PROTO_FREAD:
-        proto_get_bytes(&rd, &rp->data, &rp->len, PROTO_MAX_DATA);
-        break;
-    case PROTO_STAT:
-        rp->size = proto_get_u64(&rd);
-        rp->mode = proto_get_u32(&rd);
-        rp->mtime_ns = (int64_t)proto_get_u64(&rd);
-        break;
     default: /* kill, stdin_close, fclose: empty */
         break;
     }
-    return proto_get_done(&rd);
 }
 
 static void
@@ -897,7 +838,7 @@ ignore_reply(void *arg, const struct agent_reply *rp)
 }
 
 static int request(struct agent_client *c, unsigned type,
-                   struct proto_writer *w, agent_reply_fn *done, void *arg,
+                   const union proto_body *b, agent_reply_fn *done, void *arg,
                    struct agent_chan **out);
 
 /* The answer to a request whose caller already got ETIMEDOUT: undo what
@@ -906,37 +847,154 @@ static void
 late_answer(struct agent_client *c, struct agent_chan *ch,
             const struct proto_frame *f)
 {
-    struct proto_reader rd;
-    uint8_t body[12];
-    struct proto_writer w;
-    uint64_t id;
+    const union proto_body *b = &c->msg->body;
+    union proto_body undo = {0};
 
-    proto_reader_init(&rd, f->body, f->len);
-    id = proto_get_u64(&rd);
-    proto_writer_init(&w, body, sizeof(body));
     chan_unlink(ch);
     if (f->type == PROTO_ACK) {
-        send_frame(c, PROTO_CLOSE, ch->id, NULL, 0);
-    } else if (f->type == PROTO_REPLY && ch->type == PROTO_EXEC && !rd.bad) {
-        proto_put_u64(&w, id);
-        proto_put_u32(&w, SIGKILL);
-        request(c, PROTO_KILL, &w, ignore_reply, NULL, NULL);
+        send_msg(c, PROTO_CLOSE, 0, ch->id, &undo);
+    } else if (f->type == PROTO_REPLY && ch->type == PROTO_EXEC &&
+               proto_msg_decode(f, ch->type, c->msg) == 0) {
+        undo.kill = (struct proto_kill){.proc = b->exec_reply.proc,
+                                        .signal = SIGKILL};
+        request(c, PROTO_KILL, &undo, ignore_reply, NULL, NULL);
         event(c, "killed proc#%llu: its exec had timed out",
-              (unsigned long long)id);
-    } else if (f->type == PROTO_REPLY && ch->type == PROTO_FOPEN && !rd.bad) {
-        proto_put_u64(&w, id);
-        request(c, PROTO_FCLOSE, &w, ignore_reply, NULL, NULL);
+              (unsigned long long)undo.kill.proc);
+    } else if (f->type == PROTO_REPLY && ch->type == PROTO_FOPEN &&
+               proto_msg_decode(f, ch->type, c->msg) == 0) {
+        undo.fclose.handle = b->fopen_reply.handle;
+        request(c, PROTO_FCLOSE, &undo, ignore_reply, NULL, NULL);
     }
     chan_release(ch);
 }
 
+/*
+ * What each message from the agent does to the channel it came on (the
+ * frame's body decoded with the table). Each returns false when the
+ * message has no business on that channel now (the caller then ends the
+ * connection); a callback it runs may cancel the channel, so it holds
+ * the channel (in_cb) across the call.
+ */
+typedef bool on_msg_fn(struct agent_client *c, struct agent_chan *ch,
+                       const union proto_body *b);
+
+static bool
+on_ack(struct agent_client *c, struct agent_chan *ch, const union proto_body *b)
+{
+    if (!ch->cbs || ch->acked)
+        return false;
+    ch->acked = true;
+    deadline_remove(ch);
+    ch->in_cb++;
+    ch->cbs->opened(ch->arg, 0, NULL, b->ack.offset);
+    ch->in_cb--;
+    chan_release(ch);
+    return true;
+}
+
+static bool
+on_data(struct agent_client *c, struct agent_chan *ch,
+        const union proto_body *b)
+{
+    size_t len = b->data.len;
+
+    if (!ch->cbs || !ch->acked)
+        return false;
+    if (len > ch->credit) {
+        violation(c,
+                  "%zu bytes of data beyond the %llu of credit on "
+                  "channel %u",
+                  len, (unsigned long long)ch->credit, ch->id);
+        return true;
+    }
+    ch->credit -= len;
+    ch->in_cb++;
+    ch->cbs->data(ch->arg, b->data.p, len);
+    ch->unacked += len;
+    grant(ch); /* may fail the connection: hold ch until after */
+    ch->in_cb--;
+    chan_release(ch);
+    return true;
+}
+
+static bool
+on_note(struct agent_client *c, struct agent_chan *ch,
+        const union proto_body *b)
+{
+    if (!ch->cbs || !ch->acked)
+        return false;
+    ch->in_cb++;
+    if (ch->cbs->note)
+        ch->cbs->note(ch->arg, b->note.code, b->note.value, b->note.message);
+    ch->in_cb--;
+    chan_release(ch);
+    return true;
+}
+
+static bool
+on_end(struct agent_client *c, struct agent_chan *ch, const union proto_body *b)
+{
+    if (!ch->cbs || !ch->acked)
+        return false;
+    chan_unlink(ch);
+    ch->in_cb++;
+    ch->cbs->end(ch->arg, agent_errno(b->end.err), b->end.reason,
+                 b->end.message);
+    ch->in_cb--;
+    chan_release(ch);
+    return true;
+}
+
+static bool
+on_error(struct agent_client *c, struct agent_chan *ch,
+         const union proto_body *b)
+{
+    int err = agent_errno(b->error.err);
+
+    if (ch->cbs && ch->acked)
+        return false;
+    if (err == 0)
+        err = -EIO;
+    chan_unlink(ch);
+    ch->in_cb++;
+    if (ch->cbs) {
+        ch->cbs->opened(ch->arg, err, b->error.message, 0);
+    } else {
+        struct agent_reply rp = {.err = err, .msg = b->error.message};
+        ch->done(ch->arg, &rp);
+    }
+    ch->in_cb--;
+    chan_release(ch);
+    return true;
+}
+
+static bool
+on_reply(struct agent_client *c, struct agent_chan *ch,
+         const union proto_body *b)
+{
+    struct agent_reply rp = {0};
+
+    if (ch->cbs)
+        return false;
+    reply_of(ch->type, b, &rp);
+    chan_unlink(ch);
+    ch->in_cb++;
+    ch->done(ch->arg, &rp);
+    ch->in_cb--;
+    chan_release(ch);
+    return true;
+}
+
+static on_msg_fn *const on_msg[PROTO_TYPE_MAX] = {
+        [PROTO_ACK] = on_ack,     [PROTO_DATA] = on_data,
+        [PROTO_NOTE] = on_note,   [PROTO_END] = on_end,
+        [PROTO_ERROR] = on_error, [PROTO_REPLY] = on_reply,
+};
+
 static void
 on_frame(struct agent_client *c, const struct proto_frame *f)
 {
-    char msg[PROTO_MAX_MSG];
     struct agent_chan *ch;
-    int err;
-    unsigned reason;
 
     if (!proto_type_from_agent(f->type)) {
         violation(c, "agent sent host-only message %s",
@@ -948,14 +1006,7 @@ on_frame(struct agent_client *c, const struct proto_frame *f)
         event(c, "the agent answers again");
     }
     if (c->state == AGENT_CONNECTING) {
-        if (f->channel == 0 && f->type == PROTO_HELLO_OK) {
-            on_hello_ok(c, f);
-        } else if (f->channel == 0 && f->type == PROTO_ERROR &&
-                   parse_err(f, &err, NULL, msg) == 0) {
-            fail(c, err ? err : -EPROTONOSUPPORT, "handshake refused: %s", msg);
-        } else {
-            violation(c, "%s before hello_ok", proto_type_name(f->type));
-        }
+        on_handshake(c, f);
         return;
     }
     if (f->channel == 0) {
@@ -974,94 +1025,11 @@ on_frame(struct agent_client *c, const struct proto_frame *f)
         late_answer(c, ch, f);
         return;
     }
-    bool stream = ch->cbs != NULL;
-    switch (f->type) {
-    case PROTO_ACK: {
-        struct proto_reader rd;
-        proto_reader_init(&rd, f->body, f->len);
-        uint64_t off = proto_get_u64(&rd);
-        if (!stream || ch->acked || proto_get_done(&rd) < 0)
-            break;
-        ch->acked = true;
-        deadline_remove(ch);
-        ch->in_cb++;
-        ch->cbs->opened(ch->arg, 0, NULL, off);
-        ch->in_cb--;
-        chan_release(ch);
-        return;
-    }
-    case PROTO_DATA:
-        if (!stream || !ch->acked || f->len == 0)
-            break;
-        if (f->len > ch->credit) {
-            violation(c,
-                      "%zu bytes of data beyond the %llu of credit on "
-                      "channel %u",
-                      f->len, (unsigned long long)ch->credit, ch->id);
-            return;
-        }
-        ch->credit -= f->len;
-        ch->in_cb++;
-        ch->cbs->data(ch->arg, f->body, f->len);
-        ch->unacked += f->len;
-        grant(ch); /* may fail the connection: hold ch until after */
-        ch->in_cb--;
-        chan_release(ch);
-        return;
-    case PROTO_NOTE: {
-        struct proto_reader rd;
-        proto_reader_init(&rd, f->body, f->len);
-        unsigned code = proto_get_u8(&rd);
-        uint64_t value = proto_get_u64(&rd);
-        proto_get_str(&rd, msg, sizeof(msg));
-        if (!stream || !ch->acked || proto_get_done(&rd) < 0)
-            break;
-        ch->in_cb++;
-        if (ch->cbs->note)
-            ch->cbs->note(ch->arg, code, value, msg);
-        ch->in_cb--;
-        chan_release(ch);
-        return;
-    }
-    case PROTO_END:
-        if (!stream || !ch->acked || parse_err(f, &err, &reason, msg) < 0)
-            break;
-        chan_unlink(ch);
-        ch->in_cb++;
-        ch->cbs->end(ch->arg, err, reason, msg);
-        ch->in_cb--;
-        chan_release(ch);
-        return;
-    case PROTO_ERROR:
-        if ((stream && ch->acked) || parse_err(f, &err, NULL, msg) < 0)
-            break;
-        if (err == 0)
-            err = -EIO;
-        chan_unlink(ch);
-        ch->in_cb++;
-        if (stream) {
-            ch->cbs->opened(ch->arg, err, msg, 0);
-        } else {
-            struct agent_reply rp = {.err = err, .msg = msg};
-            ch->done(ch->arg, &rp);
-        }
-        ch->in_cb--;
-        chan_release(ch);
-        return;
-    case PROTO_REPLY: {
-        struct agent_reply rp = {0};
-        if (stream || parse_reply(ch, f, &rp) < 0)
-            break;
-        chan_unlink(ch);
-        ch->in_cb++;
-        ch->done(ch->arg, &rp);
-        ch->in_cb--;
-        chan_release(ch);
-        return;
-    }
-    }
-    violation(c, "unexpected or malformed %s on channel %u (%zu bytes)",
-              proto_type_name(f->type), f->channel, f->len);
+    /* A reply's layout is that of the channel's request. */
+    if (!on_msg[f->type] || proto_msg_decode(f, ch->type, c->msg) < 0 ||
+        !on_msg[f->type](c, ch, &c->msg->body))
+        violation(c, "unexpected or malformed %s on channel %u (%zu bytes)",
+                  proto_type_name(f->type), f->channel, f->len);
 }
 
 static void
@@ -1138,16 +1106,20 @@ client_alloc(struct reactor *r, const char *endpoint, struct agent_client **out)
     c->r = r;
     c->fd = -1;
     c->child_pidfd = -1;
-    c->backoff = BACKOFF_MIN;
+    TAILQ_INIT(&c->deadlines);
+    backoff_init(&c->retry, BACKOFF_MIN, BACKOFF_MAX);
+    outq_init(&c->out, OUT_MAX, OUT_MAX);
     c->timeout = AGENT_DEFAULT_TIMEOUT;
     c->state = AGENT_CONNECTING;
-    if (!(c->endpoint = strdup(endpoint)) || !(c->in = malloc(IN_CAP)))
+    if (!(c->endpoint = strdup(endpoint)) || !(c->in = malloc(IN_CAP)) ||
+        !(c->msg = malloc(sizeof(*c->msg))))
         goto err;
     if ((err = proto_decoder_init(&c->dec)) < 0)
         goto err;
     *out = c;
     return 0;
 err:
+    free(c->msg);
     free(c->in);
     free(c->endpoint);
     free(c);
@@ -1282,7 +1254,7 @@ agent_client_stop(struct agent_client *c, agent_client_stopped_fn *fn,
     c->stopping = true;
     c->stop_fn = fn;
     c->stop_arg = arg;
-    reactor_timer_stop(c->r, &c->retry);
+    backoff_stop(c->r, &c->retry);
     close_fd(c); /* a spawned agent gets SIGTERM and end of file */
     set_state(c, AGENT_DEAD);
     end_all(c, -ECONNABORTED, "agent client closed");
@@ -1297,7 +1269,7 @@ agent_client_free(struct agent_client *c)
 {
     if (!c)
         return;
-    reactor_timer_stop(c->r, &c->retry);
+    backoff_stop(c->r, &c->retry);
     reactor_timer_stop(c->r, &c->hs_timer);
     reactor_timer_stop(c->r, &c->req_timer);
     reactor_timer_stop(c->r, &c->stop_timer);
@@ -1318,8 +1290,9 @@ agent_client_free(struct agent_client *c)
         child_unlink(c, ch);
     }
     proto_decoder_fini(&c->dec);
+    free(c->msg);
     free(c->in);
-    free(c->out);
+    outq_fini(&c->out);
     free(c->endpoint);
     free(c->path);
     free(c->spool_dir);
@@ -1385,7 +1358,7 @@ agent_client_info(const struct agent_client *c, char *buf, size_t len)
     /* Every fact and the error may come from the guest: escaped, so that
      * a kernel string cannot add an `agent_state:` line of its own. */
     text_keyval(buf, len, "agent", c->endpoint);
-    text_keyval(buf, len, "agent_state", agent_state_name(c->state));
+    text_keyval(buf, len, "agent_state", agent_client_state_name(c->state));
     if (c->have_facts) {
         text_keyval(buf, len, "agent_os", c->facts.os);
         text_keyval(buf, len, "agent_kernel", c->facts.kernel);
@@ -1410,34 +1383,32 @@ agent_client_info(const struct agent_client *c, char *buf, size_t len)
 
 /* ---- public: channels ---- */
 
-static struct agent_chan *
-chan_new(struct agent_client *c, unsigned type)
+/* Open a channel of the given type: send its first message (body b,
+ * checked by the message table) and enter it, with a stream's callbacks
+ * or a request's done, in the channel table. */
+static int
+chan_start(struct agent_client *c, unsigned type, const union proto_body *b,
+           const struct agent_stream_cbs *cbs, agent_reply_fn *done, void *arg,
+           struct agent_chan **out)
 {
-    struct agent_chan *ch = calloc(1, sizeof(*ch));
-    if (!ch)
-        return NULL;
+    struct agent_chan *ch;
+    int err;
+
+    if (!(ch = calloc(1, sizeof(*ch))))
+        return -ENOMEM;
     ch->c = c;
     ch->type = type;
     ch->id = c->next_id;
-    return ch;
-}
-
-/* Send the request built in body and enter ch in the table. */
-static int
-chan_start(struct agent_client *c, struct agent_chan *ch,
-           const struct proto_writer *w, struct agent_chan **out)
-{
-    int err;
-    if (w->overflow) {
-        free(ch);
-        return -E2BIG;
-    }
-    if ((err = send_frame(c, ch->type, ch->id, w->buf, w->len)) < 0) {
+    ch->cbs = cbs;
+    ch->done = done;
+    ch->arg = arg;
+    ch->credit = cbs ? PROTO_DEFAULT_WINDOW : 0;
+    if ((err = send_msg(c, type, 0, ch->id, b)) < 0) {
         free(ch);
         return err;
     }
-    /* send_frame may have failed the connection (EPIPE): then the
-     * request is already lost, but the caller must still hear of it. */
+    /* send_msg may have failed the connection (EPIPE): then the request
+     * is already lost, but the caller must still hear of it. */
     if (!usable(c)) {
         free(ch);
         return -ENOTCONN;
@@ -1453,16 +1424,17 @@ chan_start(struct agent_client *c, struct agent_chan *ch,
 }
 
 void
-agent_client_close(struct agent_chan *ch)
+agent_client_cancel(struct agent_chan *ch)
 {
     if (!ch)
         return;
     if (!ch->gone) {
         struct agent_client *c = ch->c;
+        union proto_body none = {0};
         chan_unlink(ch);
         /* Best effort: if the agent is gone, so is its channel. */
         if (c->fd >= 0)
-            send_frame(c, PROTO_CLOSE, ch->id, NULL, 0);
+            send_msg(c, PROTO_CLOSE, 0, ch->id, &none);
     }
     /* From inside its own callback: freed when the callback returns. */
     ch->cbs = NULL;
@@ -1476,73 +1448,39 @@ agent_client_open(struct agent_client *c, const struct agent_open *req,
                   const struct agent_stream_cbs *cbs, void *arg,
                   struct agent_chan **out)
 {
-    uint8_t body[32 + PROTO_MAX_PATH];
-    struct proto_writer w;
-    struct agent_chan *ch;
+    const struct proto_def *d = proto_def(req->type);
+    union proto_body b = {.open = {.credit = PROTO_DEFAULT_WINDOW,
+                                   .start = (uint8_t)req->start,
+                                   .flags = (uint8_t)req->flags,
+                                   .offset = req->offset,
+                                   .path = req->path,
+                                   .handle = req->id,
+                                   .proc = req->id,
+                                   .which = (uint8_t)req->which}};
 
     if (!usable(c))
         return -ENOTCONN;
-    if (!cbs || !cbs->opened || !cbs->data || !cbs->end)
+    if (!cbs || !cbs->opened || !cbs->data || !cbs->end || !d ||
+        !(d->flags & PROTO_OPENS))
         return -EINVAL;
-    if (!(ch = chan_new(c, req->type)))
-        return -ENOMEM;
-    ch->cbs = cbs;
-    ch->arg = arg;
-    ch->credit = PROTO_DEFAULT_WINDOW;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u32(&w, PROTO_DEFAULT_WINDOW);
-    switch (req->type) {
-    case PROTO_OPEN_TAIL: {
-        size_t len = req->path ? strlen(req->path) : 0;
-        if (!len || len >= PROTO_MAX_PATH) {
-            free(ch);
-            return len ? -ENAMETOOLONG : -EINVAL;
-        }
-        proto_put_u8(&w, (uint8_t)req->start);
-        proto_put_u8(&w, (uint8_t)req->flags);
-        proto_put_u64(&w, req->offset);
-        proto_put_str(&w, req->path, len);
-        break;
-    }
-    case PROTO_OPEN_FD:
-        proto_put_u64(&w, req->id);
-        break;
-    case PROTO_OPEN_PROC:
-        proto_put_u64(&w, req->id);
-        proto_put_u8(&w, (uint8_t)req->which);
-        break;
-    default:
-        free(ch);
-        return -EINVAL;
-    }
-    return chan_start(c, ch, &w, out);
+    return chan_start(c, req->type, &b, cbs, NULL, arg, out);
 }
 
-/* Requests: a body of small fields plus at most one big one. */
+/* A request: the table checks its body (-EINVAL, -E2BIG, -ENAMETOOLONG)
+ * before anything else. */
 static int
-request(struct agent_client *c, unsigned type, struct proto_writer *w,
+request(struct agent_client *c, unsigned type, const union proto_body *b,
         agent_reply_fn *done, void *arg, struct agent_chan **out)
 {
-    struct agent_chan *ch;
+    ssize_t len = proto_msg_size(type, 0, b);
+
+    if (len < 0)
+        return (int)len;
     if (!usable(c))
         return -ENOTCONN;
     if (!done)
         return -EINVAL;
-    if (!(ch = chan_new(c, type)))
-        return -ENOMEM;
-    ch->done = done;
-    ch->arg = arg;
-    return chan_start(c, ch, w, out);
-}
-
-static int
-put_cstr(struct proto_writer *w, const char *s, size_t max)
-{
-    size_t len = strlen(s);
-    if (len >= max)
-        return -E2BIG;
-    proto_put_str(w, s, len);
-    return 0;
+    return chan_start(c, type, b, NULL, done, arg, out);
 }
 
 int
@@ -1550,87 +1488,39 @@ agent_client_exec(struct agent_client *c, const char *cwd, char *const argv[],
                   char *const env[], agent_reply_fn *done, void *arg,
                   struct agent_chan **out)
 {
-    uint8_t *body = malloc(PROTO_MAX_BODY);
-    struct proto_writer w;
     size_t argc = 0, envc = 0;
-    int err = 0;
 
-    if (!body)
-        return -ENOMEM;
     while (argv && argv[argc])
         argc++;
     while (env && env[envc])
         envc++;
-    if (argc == 0 || argc > PROTO_MAX_ARGS || envc > PROTO_MAX_ARGS) {
-        err = argc == 0 ? -EINVAL : -E2BIG;
-        goto out;
-    }
-    proto_writer_init(&w, body, PROTO_MAX_BODY);
-    if ((err = put_cstr(&w, cwd ? cwd : "", PROTO_MAX_PATH)) < 0)
-        goto out;
-    proto_put_u16(&w, (uint16_t)argc);
-    proto_put_u16(&w, (uint16_t)envc);
-    for (size_t i = 0; i < argc && !err; i++)
-        err = put_cstr(&w, argv[i], PROTO_MAX_ARG);
-    for (size_t i = 0; i < envc && !err; i++)
-        err = put_cstr(&w, env[i], PROTO_MAX_ARG);
-    if (!err)
-        err = request(c, PROTO_EXEC, &w, done, arg, out);
-out:
-    free(body);
-    return err;
-}
-
-static int
-id_request(struct agent_client *c, unsigned type, uint64_t id,
-           agent_reply_fn *done, void *arg, struct agent_chan **out)
-{
-    uint8_t body[8];
-    struct proto_writer w;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u64(&w, id);
-    return request(c, type, &w, done, arg, out);
+    /* The table caps the counts; this keeps them from wrapping first. */
+    if (argc > UINT16_MAX || envc > UINT16_MAX)
+        return -E2BIG;
+    union proto_body b = {.exec = {.cwd = cwd,
+                                   .argc = (uint16_t)argc,
+                                   .envc = (uint16_t)envc,
+                                   .argv = argv,
+                                   .env = env}};
+    return request(c, PROTO_EXEC, &b, done, arg, out);
 }
 
 int
 agent_client_wait(struct agent_client *c, uint64_t proc, agent_reply_fn *done,
                   void *arg, struct agent_chan **out)
 {
-    return id_request(c, PROTO_WAIT, proc, done, arg, out);
+    union proto_body b = {.wait = {.proc = proc}};
+    return request(c, PROTO_WAIT, &b, done, arg, out);
 }
 
 int
 agent_client_kill(struct agent_client *c, uint64_t proc, int sig,
                   agent_reply_fn *done, void *arg, struct agent_chan **out)
 {
-    uint8_t body[12];
-    struct proto_writer w;
+    union proto_body b = {.kill = {.proc = proc, .signal = (uint32_t)sig}};
     if (sig < 0 || sig > 64)
         return -EINVAL;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u64(&w, proc);
-    proto_put_u32(&w, (uint32_t)sig);
-    return request(c, PROTO_KILL, &w, done, arg, out);
-}
-
-static int
-data_request(struct agent_client *c, unsigned type, uint64_t id,
-             const void *buf, size_t len, agent_reply_fn *done, void *arg,
-             struct agent_chan **out)
-{
-    uint8_t *body;
-    struct proto_writer w;
-    int err;
-    if (len > PROTO_MAX_DATA)
-        return -E2BIG;
-    if (!(body = malloc(12 + len)))
-        return -ENOMEM;
-    proto_writer_init(&w, body, 12 + len);
-    proto_put_u64(&w, id);
-    proto_put_bytes(&w, buf, len);
-    err = request(c, type, &w, done, arg, out);
-    free(body);
-    return err;
+    return request(c, PROTO_KILL, &b, done, arg, out);
 }
 
 int
@@ -1638,7 +1528,8 @@ agent_client_stdin(struct agent_client *c, uint64_t proc, const void *buf,
                    size_t len, agent_reply_fn *done, void *arg,
                    struct agent_chan **out)
 {
-    return data_request(c, PROTO_STDIN, proc, buf, len, done, arg, out);
+    union proto_body b = {.input = {.proc = proc, .data = {buf, len}}};
+    return request(c, PROTO_STDIN, &b, done, arg, out);
 }
 
 int
@@ -1646,7 +1537,8 @@ agent_client_stdin_close(struct agent_client *c, uint64_t proc,
                          agent_reply_fn *done, void *arg,
                          struct agent_chan **out)
 {
-    return id_request(c, PROTO_STDIN_CLOSE, proc, done, arg, out);
+    union proto_body b = {.stdin_close = {.proc = proc}};
+    return request(c, PROTO_STDIN_CLOSE, &b, done, arg, out);
 }
 
 int
@@ -1654,30 +1546,19 @@ agent_client_fopen(struct agent_client *c, const char *path, unsigned flags,
                    unsigned mode, agent_reply_fn *done, void *arg,
                    struct agent_chan **out)
 {
-    uint8_t body[16 + PROTO_MAX_PATH];
-    struct proto_writer w;
-    if ((flags & ~PROTO_O_ALL) || !path[0])
-        return -EINVAL;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u32(&w, flags);
-    proto_put_u32(&w, mode);
-    if (put_cstr(&w, path, PROTO_MAX_PATH) < 0)
-        return -ENAMETOOLONG;
-    return request(c, PROTO_FOPEN, &w, done, arg, out);
+    union proto_body b = {
+            .fopen = {.flags = flags, .mode = mode, .path = path}};
+    return request(c, PROTO_FOPEN, &b, done, arg, out);
 }
 
 int
 agent_client_fread(struct agent_client *c, uint64_t handle, size_t n,
                    agent_reply_fn *done, void *arg, struct agent_chan **out)
 {
-    uint8_t body[12];
-    struct proto_writer w;
-    if (n > PROTO_MAX_DATA)
-        n = PROTO_MAX_DATA; /* a short read, as read(2) may give */
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u64(&w, handle);
-    proto_put_u32(&w, (uint32_t)n);
-    return request(c, PROTO_FREAD, &w, done, arg, out);
+    union proto_body b = {.fread = {.handle = handle}};
+    /* More than a frame holds: a short read, as read(2) may give. */
+    b.fread.count = (uint32_t)(n > PROTO_MAX_DATA ? PROTO_MAX_DATA : n);
+    return request(c, PROTO_FREAD, &b, done, arg, out);
 }
 
 int
@@ -1685,7 +1566,8 @@ agent_client_fwrite(struct agent_client *c, uint64_t handle, const void *buf,
                     size_t len, agent_reply_fn *done, void *arg,
                     struct agent_chan **out)
 {
-    return data_request(c, PROTO_FWRITE, handle, buf, len, done, arg, out);
+    union proto_body b = {.fwrite = {.handle = handle, .data = {buf, len}}};
+    return request(c, PROTO_FWRITE, &b, done, arg, out);
 }
 
 int
@@ -1693,32 +1575,25 @@ agent_client_fseek(struct agent_client *c, uint64_t handle, int64_t off,
                    unsigned whence, agent_reply_fn *done, void *arg,
                    struct agent_chan **out)
 {
-    uint8_t body[17];
-    struct proto_writer w;
-    if (whence > PROTO_SEEK_END)
+    union proto_body b = {
+            .fseek = {.handle = handle, .offset = off, .whence = whence}};
+    if (whence > UINT8_MAX)
         return -EINVAL;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u64(&w, handle);
-    proto_put_u64(&w, (uint64_t)off);
-    proto_put_u8(&w, (uint8_t)whence);
-    return request(c, PROTO_FSEEK, &w, done, arg, out);
+    return request(c, PROTO_FSEEK, &b, done, arg, out);
 }
 
 int
 agent_client_fclose(struct agent_client *c, uint64_t handle,
                     agent_reply_fn *done, void *arg, struct agent_chan **out)
 {
-    return id_request(c, PROTO_FCLOSE, handle, done, arg, out);
+    union proto_body b = {.fclose = {.handle = handle}};
+    return request(c, PROTO_FCLOSE, &b, done, arg, out);
 }
 
 int
 agent_client_stat(struct agent_client *c, const char *path,
                   agent_reply_fn *done, void *arg, struct agent_chan **out)
 {
-    uint8_t body[2 + PROTO_MAX_PATH];
-    struct proto_writer w;
-    proto_writer_init(&w, body, sizeof(body));
-    if (put_cstr(&w, path, PROTO_MAX_PATH) < 0)
-        return -ENAMETOOLONG;
-    return request(c, PROTO_STAT, &w, done, arg, out);
+    union proto_body b = {.stat = {.path = path}};
+    return request(c, PROTO_STAT, &b, done, arg, out);
 }

@@ -72,13 +72,11 @@ struct console {
     char *path;
     enum console_state state;
     int fd;
-    struct reactor_timer retry;
-    uint64_t backoff;
+    struct backoff retry;
     struct spool *hist;
     struct console_stream *streams;
     unsigned nstreams;
-    unsigned char *wq; /* queued bytes are wq[whead, wtail) */
-    size_t whead, wtail;
+    struct outq wq; /* bytes for the guest, at most CONSOLE_WRITE_QUEUE */
     uint64_t sessions, dropped_writes, history_errors;
     char error[160]; /* why the last connect or session failed */
 };
@@ -160,10 +158,8 @@ schedule_retry(struct console *c)
     /* Re-arming an armed timer never fails; a first arming can fail only
      * for lack of memory, and then nothing would ever reconnect: keep the
      * state visible in info rather than spin. */
-    if (reactor_timer_start(c->r, &c->retry, clock_now() + c->backoff, retry_cb,
-                            c) < 0)
+    if (backoff_schedule(c->r, &c->retry, retry_cb, c) < 0)
         snprintf(c->error, sizeof c->error, "reconnect timer: out of memory");
-    c->backoff = c->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : c->backoff * 2;
 }
 
 static void
@@ -189,8 +185,8 @@ session_end(struct console *c, int err, const char *what)
         snprintf(msg, sizeof msg, "console session ended (%s)", what);
     snprintf(c->error, sizeof c->error, "%s", msg);
     close_fd(c);
-    c->dropped_writes += c->wtail - c->whead;
-    c->whead = c->wtail = 0;
+    c->dropped_writes += outq_len(&c->wq);
+    outq_clear(&c->wq);
     end_streams(c, err, err ? msg : NULL);
     schedule_retry(c);
 }
@@ -204,7 +200,7 @@ is_session_end(int err)
 static void
 update_watch(struct console *c)
 {
-    unsigned ev = REACTOR_IN | (c->wtail > c->whead ? REACTOR_OUT : 0);
+    unsigned ev = REACTOR_IN | (outq_len(&c->wq) ? REACTOR_OUT : 0);
     int rc = reactor_watch(c->r, c->fd, ev, on_io, c);
 
     if (rc < 0)
@@ -240,7 +236,7 @@ do_read(struct console *c)
     ssize_t n = recv(c->fd, chunk, sizeof chunk, MSG_DONTWAIT);
 
     if (n > 0) {
-        c->backoff = BACKOFF_MIN; /* a working session: reconnect fast */
+        backoff_reset(&c->retry); /* a working session: reconnect fast */
         deliver(c, chunk, (size_t)n);
     } else if (n == 0) {
         session_end(c, 0, "EOF");
@@ -256,24 +252,17 @@ do_read(struct console *c)
 static void
 do_write(struct console *c)
 {
-    ssize_t n = send(c->fd, c->wq + c->whead, c->wtail - c->whead,
-                     MSG_DONTWAIT | MSG_NOSIGNAL);
+    int rc = outq_flush(&c->wq, c->fd);
 
-    if (n < 0) {
-        int err = errno;
-        if (err == EAGAIN || err == EINTR)
-            return;
-        if (is_session_end(err))
-            session_end(c, 0, strerror(err));
+    if (rc < 0) {
+        if (is_session_end(-rc))
+            session_end(c, 0, strerror(-rc));
         else
-            session_end(c, -err, "write");
+            session_end(c, rc, "write");
         return;
     }
-    c->whead += (size_t)n;
-    if (c->whead == c->wtail) {
-        c->whead = c->wtail = 0;
+    if (outq_len(&c->wq) == 0)
         update_watch(c);
-    }
 }
 
 static void
@@ -366,9 +355,10 @@ console_new(struct reactor *r, const char *path, const char *spool_dir,
         return -ENOMEM;
     c->r = r;
     c->fd = -1;
-    c->backoff = BACKOFF_MIN;
+    backoff_init(&c->retry, BACKOFF_MIN, BACKOFF_MAX);
+    outq_init(&c->wq, CONSOLE_WRITE_QUEUE, CONSOLE_WRITE_QUEUE);
     rc = -ENOMEM;
-    if (!(c->path = strdup(path)) || !(c->wq = malloc(CONSOLE_WRITE_QUEUE)))
+    if (!(c->path = strdup(path)))
         goto fail;
     if ((rc = spool_new(spool_dir, &c->hist)) < 0)
         goto fail;
@@ -376,7 +366,6 @@ console_new(struct reactor *r, const char *path, const char *spool_dir,
     *out = c;
     return 0;
 fail:
-    free(c->wq);
     free(c->path);
     free(c);
     return rc;
@@ -387,11 +376,11 @@ console_free(struct console *c)
 {
     if (!c)
         return;
-    reactor_timer_stop(c->r, &c->retry);
+    backoff_stop(c->r, &c->retry);
     close_fd(c);
     end_streams(c, 0, NULL);
     spool_free(c->hist);
-    free(c->wq);
+    outq_fini(&c->wq);
     free(c->path);
     free(c);
 }
@@ -405,25 +394,20 @@ console_free(struct console *c)
 int
 console_write(struct console *c, const void *buf, size_t len)
 {
-    size_t room;
+    size_t room = outq_room(&c->wq);
+    bool was_empty = outq_len(&c->wq) == 0;
 
     if (c->state != CONSOLE_CONNECTED)
         return -ENOTCONN;
     if (len == 0)
         return 0;
-    if (c->whead > 0 && c->wtail + len > CONSOLE_WRITE_QUEUE) {
-        memmove(c->wq, c->wq + c->whead, c->wtail - c->whead);
-        c->wtail -= c->whead;
-        c->whead = 0;
-    }
-    room = CONSOLE_WRITE_QUEUE - c->wtail;
     if (room == 0)
         return -EAGAIN;
     if (len > room)
         len = room;
-    memcpy(c->wq + c->wtail, buf, len);
-    c->wtail += len;
-    if (c->wtail - c->whead == len) {
+    if (outq_put(&c->wq, buf, len) < 0)
+        return -ENOMEM;
+    if (was_empty) {
         update_watch(c); /* the first queued bytes: watch for OUT */
         if (c->state != CONSOLE_CONNECTED)
             return -ENOTCONN; /* and the watch failed: session over */
@@ -436,7 +420,7 @@ console_write_room(const struct console *c)
 {
     if (c->state != CONSOLE_CONNECTED)
         return 0;
-    return CONSOLE_WRITE_QUEUE - (c->wtail - c->whead);
+    return outq_room(&c->wq);
 }
 
 uint64_t

@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
 #include "streams.h"
 
 #define TAIL_OPTS "[start=end|beginning|start|N|-N] [follow=name|descriptor]"

@@ -38,7 +38,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "streams.h"
@@ -46,7 +45,7 @@
 #define REACTOR_MAX_EVENTS 64
 #define REACTOR_HEAP_INITIAL 64
 
-struct watch {
+struct fd_watch {
     reactor_fd_fn *fn; /* NULL: the fd is not watched */
     void *arg;
     unsigned events;
@@ -76,7 +75,7 @@ struct sigwatch {
 
 struct reactor {
     int epfd;
-    struct watch *watches; /* indexed by fd */
+    struct fd_watch *watches; /* indexed by fd */
     size_t nwatches;
     struct reactor_timer **heap; /* heap[1..heap_len]; heap[0] unused */
     size_t heap_len, heap_cap;
@@ -85,16 +84,6 @@ struct reactor {
     struct sigwatch *signals;
     bool stopped;
 };
-
-uint64_t
-clock_now(void)
-{
-    struct timespec ts;
-
-    /* Cannot fail: CLOCK_MONOTONIC always exists and ts is valid. */
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
 
 int
 reactor_new(struct reactor **out)
@@ -179,7 +168,7 @@ static int
 watches_grow(struct reactor *r, int fd)
 {
     size_t n = r->nwatches ? r->nwatches : 64;
-    struct watch *w;
+    struct fd_watch *w;
 
     while (n <= (size_t)fd)
         n *= 2;
@@ -197,7 +186,7 @@ reactor_watch(struct reactor *r, int fd, unsigned events, reactor_fd_fn *fn,
               void *arg)
 {
     struct epoll_event ev = {.events = epoll_events(events)};
-    struct watch *w;
+    struct fd_watch *w;
     int ret;
 
     if (fd < 0 || !fn || (events & ~(REACTOR_IN | REACTOR_OUT)))
@@ -218,7 +207,7 @@ reactor_watch(struct reactor *r, int fd, unsigned events, reactor_fd_fn *fn,
         ev.data.u64 = watch_key(fd, ++w->gen);
         if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
             ret = -errno;
-            *w = (struct watch){.gen = w->gen};
+            *w = (struct fd_watch){.gen = w->gen};
             return ret;
         }
     }
@@ -231,7 +220,7 @@ reactor_watch(struct reactor *r, int fd, unsigned events, reactor_fd_fn *fn,
 void
 reactor_unwatch(struct reactor *r, int fd)
 {
-    struct watch *w;
+    struct fd_watch *w;
 
     if (fd < 0 || (size_t)fd >= r->nwatches || !r->watches[fd].fn)
         return;
@@ -239,7 +228,7 @@ reactor_unwatch(struct reactor *r, int fd)
     /* Fails only when fd was already closed, which took it out of the
      * set anyway. The event pointer is ignored for EPOLL_CTL_DEL. */
     (void)epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL);
-    *w = (struct watch){.gen = w->gen + 1};
+    *w = (struct fd_watch){.gen = w->gen + 1};
 }
 
 /*
@@ -253,7 +242,7 @@ dispatch(struct reactor *r, const struct epoll_event *ev)
 {
     int fd = (int)(uint32_t)ev->data.u64;
     uint32_t gen = (uint32_t)(ev->data.u64 >> 32);
-    struct watch *w = &r->watches[fd];
+    struct fd_watch *w = &r->watches[fd];
     unsigned events = 0;
 
     /* Unwatched earlier in this batch, or unwatched and watched again:

@@ -16,6 +16,8 @@
  *
  * The files are unlinked at creation (O_TMPFILE where the file system has
  * it) so a crashed daemon leaves nothing behind in the spool directory.
+ * provium-agent makes its process output spools the same way
+ * (spool_tmpfile), so it links this file too.
  */
 #include <endian.h>
 #include <errno.h>
@@ -43,8 +45,8 @@ struct spool {
     uint64_t *cache;            /* INDEX_BLOCK entries, allocated lazily */
 };
 
-static int
-tmpfile_in(const char *dir)
+int
+spool_tmpfile(const char *dir)
 {
     int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd >= 0)
@@ -74,10 +76,10 @@ spool_new(const char *dir, struct spool **out)
     sp->data_fd = sp->index_fd = -1;
     if (!dir || !*dir)
         dir = "/tmp";
-    if ((rc = tmpfile_in(dir)) < 0)
+    if ((rc = spool_tmpfile(dir)) < 0)
         goto fail;
     sp->data_fd = rc;
-    if ((rc = tmpfile_in(dir)) < 0)
+    if ((rc = spool_tmpfile(dir)) < 0)
         goto fail;
     sp->index_fd = rc;
     *out = sp;

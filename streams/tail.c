@@ -9,7 +9,7 @@
  * the stream with "agent connection lost: ...". Truncations and rotations
  * are counted for info.
  */
-#include "agent.h"
+#include "streams.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -59,7 +59,7 @@ tail_data(void *arg, const void *buf, size_t len)
     /* A failed append has ended the stream (history limit, spool error,
      * closed): stop the agent sending more. */
     if (stream_append(t->s, buf, len) < 0) {
-        agent_client_close(t->ch);
+        agent_client_cancel(t->ch);
         t->ch = NULL;
     }
 }
@@ -257,7 +257,7 @@ tail_stop(void *state)
     struct tail *t = state;
     if (!t)
         return;
-    agent_client_close(t->ch);
+    agent_client_cancel(t->ch);
     free(t);
 }
 
@@ -276,7 +276,7 @@ tail_info(void *state, char *buf, size_t len)
     n += (size_t)snprintf(buf + n, len - n,
                           "agent_channel: %u\nstart: %" PRIu64
                           "\ntruncations: %u\nrotations: %u\n",
-                          t->ch ? agent_chan_id(t->ch) : 0, t->start,
+                          t->ch ? agent_client_chan_id(t->ch) : 0, t->start,
                           t->truncations, t->rotations);
     if (n < len && t->last_note[0])
         text_keyval(buf, len, "last_event", t->last_note);

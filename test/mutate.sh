@@ -117,19 +117,24 @@ mutant creation-site-off-by-one lua/provium.lua '^lua$' \
     'return { file = src, line = info.currentline }' \
     'return { file = src, line = info.currentline + 1 }' \
     "creation_site() one line off"
-mutant agent-output-unbounded guest/session.c '^agent$' \
-    $'if (!s->qhead || out_pending(s) >= OUT_HIGH)\n            break;\n        while (s->qhead && out_pending(s) < OUT_HIGH) {' \
-    $'if (!s->qhead)\n            break;\n        while (s->qhead) {' \
+mutant agent-output-unbounded guest/host.c '^agent$' \
+    $'if (TAILQ_EMPTY(&s->queue) || outq_high(&s->out))\n            break;\n        while (!TAILQ_EMPTY(&s->queue) && !outq_high(&s->out)) {' \
+    $'if (TAILQ_EMPTY(&s->queue))\n            break;\n        while (!TAILQ_EMPTY(&s->queue)) {' \
     "the agent reads its sources for a host that does not read"
-mutant agent-send-loop-ignores-mark guest/session.c '^agent$' \
-    'while (s->qhead && out_pending(s) < OUT_HIGH) {' 'while (s->qhead) {' \
+mutant agent-send-loop-ignores-mark guest/host.c '^agent$' \
+    'while (!TAILQ_EMPTY(&s->queue) && !outq_high(&s->out)) {' \
+    'while (!TAILQ_EMPTY(&s->queue)) {' \
     "the agent's send loop ignores its output mark"
+mutant table-takes-trailing-bytes streams/proto.c '^proto$' \
+    $'    if (proto_get_done(&r) < 0)\n        return -EPROTO;\n    return bad;' \
+    $'    return bad;' \
+    "a body with bytes after its last field is taken (the message table)"
 # Checked by a fuzz target on its corpus (--fuzz).
 mutant decoder-resume-overwrites streams/proto.c fuzz:proto \
     'memcpy(d->body + d->body_have, in + pos, n);' \
     'memcpy(d->body, in + pos, n);' \
     "a body split across reads is reassembled wrongly"
-mutant agent-credit-ignored guest/session.c fuzz:agent \
+mutant agent-credit-ignored guest/host.c fuzz:agent \
     'size_t n = ch->credit < PROTO_MAX_DATA ? ch->credit : PROTO_MAX_DATA;' \
     'size_t n = ch->credit ? PROTO_MAX_DATA : 0;' \
     "the agent sends data beyond the host's credit"

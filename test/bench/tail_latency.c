@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "streams.h"
 
 static struct reactor *r;
 static size_t got;
@@ -167,7 +167,7 @@ main(int argc, char **argv)
     report("50 ms polling baseline", lat, nb);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    agent_client_close(ch);
+    agent_client_cancel(ch);
     agent_client_free(c);
     reactor_free(r);
     unlink(path);

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "streams.h"
 
 static uint64_t got;
 static bool opened;
@@ -120,7 +120,7 @@ main(int argc, char **argv)
     /* The same file again, complete and in the page cache, from byte 0:
      * what the agent and client pipeline does when no writer competes
      * for the CPUs. */
-    agent_client_close(ch);
+    agent_client_cancel(ch);
     opened = false;
     got = 0;
     req.start = PROTO_START_BEGINNING;
@@ -155,7 +155,7 @@ main(int argc, char **argv)
     printf("cat file > /dev/null       %.3f s (%.0f MB/s)\n", t_cat / 1e6,
            rate(total, t_cat));
 
-    agent_client_close(ch);
+    agent_client_cancel(ch);
     agent_client_free(c);
     reactor_free(r);
     kill(agent, SIGTERM);

@@ -25,7 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "streams.h"
 
 static struct reactor *r;
 static char root[128], src[1024], image[1024];

@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "streams.h"
 
 #define BOOT_MARKER "PROVIUM-GUEST-READY"
 #define BOOT_TIMEOUT (90 * USEC_PER_SEC) /* TCG: about 5 s; CI is slower */

@@ -22,21 +22,21 @@
 
 #define MAX_CONNS 16
 
+static struct proto_msg hello; /* a host's, decoded */
+
 static void
 hello_ok(int fd, uint32_t version)
 {
     uint8_t buf[128];
-    struct proto_writer w;
+    union proto_body b = {.hello_ok = {.magic = PROTO_MAGIC,
+                                       .version = version,
+                                       .os = "Fake",
+                                       .kernel = "0",
+                                       .agent_version = "mute",
+                                       .instance = 0x6d757465ULL}};
+    ssize_t n = proto_msg_encode(buf, sizeof(buf), PROTO_HELLO_OK, 0, 0, &b);
 
-    proto_writer_init(&w, buf, sizeof(buf));
-    proto_frame_begin(&w, PROTO_HELLO_OK, 0);
-    proto_put_u32(&w, PROTO_MAGIC);
-    proto_put_u32(&w, version);
-    proto_put_str(&w, "Fake", 4);
-    proto_put_str(&w, "0", 1);
-    proto_put_str(&w, "mute", 4);
-    proto_put_u64(&w, 0x6d757465ULL); /* instance (protocol 2) */
-    if (proto_frame_end(&w) > 0 && write(fd, buf, w.len) != (ssize_t)w.len)
+    if (n > 0 && write(fd, buf, (size_t)n) != n)
         perror("fake_agent: write");
 }
 
@@ -106,13 +106,9 @@ main(int argc, char **argv)
                 pos += used;
                 if (rc < 0)
                     break;
-                if (rc == 1 && f.type == PROTO_HELLO && f.len >= 12) {
-                    struct proto_reader rd;
-                    proto_reader_init(&rd, f.body, f.len);
-                    proto_get_u32(&rd);
-                    proto_get_u32(&rd);
-                    hello_ok(p[i].fd, proto_get_u32(&rd)); /* version_max */
-                }
+                if (rc == 1 && f.type == PROTO_HELLO &&
+                    proto_msg_decode(&f, 0, &hello) == 0)
+                    hello_ok(p[i].fd, hello.body.hello.version_max);
             }
         }
     }

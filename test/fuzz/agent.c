@@ -1,6 +1,6 @@
 /*
  * test/fuzz/agent.c - libFuzzer target for the agent's side of the wire:
- * guest/session.c (frame decoding, dispatch of every request type, the
+ * guest/host.c (frame decoding, dispatch of every request type, the
  * channel table, credit, the round-robin sender) driven through a real
  * socketpair and real reactor turns, as a host would drive it.
  *
@@ -9,7 +9,7 @@
  * frame at a time, each acted on before the next, so that the model
  * below knows what the agent had seen when it answered; what does not
  * decode is sent as it is (the agent must end the session). The agent's
- * handlers (follow.c, proc.c, handle.c) are replaced by the stubs below:
+ * handlers (follow.c, job.c, fileio.c) are replaced by the stubs below:
  * no input can make the fuzzer run a process or touch a file. The stubs
  * answer from the request's own values: stream opens are acknowledged
  * with a source of up to 120 KB of known bytes (or refused), requests get
@@ -31,13 +31,13 @@
  * Seeds: test/fuzz/corpus/agent (every host request type, and streams
  * with credit, close and crossing frames) are written by
  *   PROVIUM_FUZZ_SEEDS=test/fuzz/corpus/agent build/fuzz/test/fuzz_agent
- * This target includes guest/session.c itself (so it sees struct chan):
- * a new handler that session.c calls needs a stub here.
+ * This target includes guest/host.c itself (so it sees struct chan):
+ * a new handler that host.c calls needs a stub here.
  */
 
 /* The session itself, compiled into the target: white box, so the stubs
- * can see a channel's id (struct chan is private to session.c). */
-#include "session.c"
+ * can see a channel's id (struct chan is private to host.c). */
+#include "host.c"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -70,7 +70,7 @@ agent_log(const char *fmt, ...)
 }
 
 bool
-agent_verbose(void)
+agent_log_verbose(void)
 {
     return false;
 }
@@ -97,7 +97,7 @@ src_read(void *arg, void *buf, size_t len)
     uint8_t *p = buf;
 
     if (s->off == s->total) {
-        session_end(s->ch, 0, PROTO_END_EOF, NULL);
+        host_end(s->ch, 0, PROTO_END_EOF, NULL);
         return 0;
     }
     if (len > s->total - s->off)
@@ -121,8 +121,8 @@ static void
 stream_open(struct chan *ch, uint64_t key)
 {
     if (key % 5 == 4) {
-        session_error(ch, -ENOENT, "stub: no such source %llu",
-                      (unsigned long long)key);
+        host_error(ch, -ENOENT, "stub: no such source %llu",
+                   (unsigned long long)key);
         return;
     }
     struct src *s = calloc(1, sizeof(*s));
@@ -130,64 +130,49 @@ stream_open(struct chan *ch, uint64_t key)
     s->ch = ch;
     s->total = (key % 4) * SRC_UNIT;
     live_srcs++;
-    session_ack(ch, key, &src_ops, s);
-}
-
-void
-follow_open(struct agent *a, struct chan *ch, const struct follow_req *req)
-{
-    stream_open(ch, strlen(req->path) + req->start + req->offset);
-}
-
-void
-handle_stream_open(struct agent *a, struct chan *ch, uint64_t h)
-{
-    stream_open(ch, h);
-}
-
-void
-proc_stream_open(struct agent *a, struct chan *ch, uint64_t id,
-                 unsigned which)
-{
-    stream_open(ch, id + which);
+    host_ack(ch, key, &src_ops, s);
 }
 
 static void
-reply_u64(struct chan *ch, uint64_t v)
+stub_open_tail(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    uint8_t body[8];
-    struct proto_writer w;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u64(&w, v);
-    session_reply(ch, body, w.len);
+    CHECK(req->open.path[0] && req->open.start <= PROTO_START_BACK);
+    stream_open(ch, strlen(req->open.path) + req->open.start +
+                            req->open.offset);
 }
 
 static void
-reply_u32(struct chan *ch, uint32_t v)
+stub_open_fd(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    uint8_t body[4];
-    struct proto_writer w;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u32(&w, v);
-    session_reply(ch, body, w.len);
+    stream_open(ch, req->open.handle);
+}
+
+static void
+stub_open_proc(struct agent *a, struct chan *ch, const union proto_body *req)
+{
+    CHECK(req->open.which == PROTO_STDOUT || req->open.which == PROTO_STDERR);
+    stream_open(ch, req->open.proc + req->open.which);
 }
 
 static uint64_t next_proc;
 
-void
-proc_exec(struct agent *a, struct chan *ch, const struct proc_exec_req *req)
+static void
+stub_exec(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    CHECK(req->argc >= 1 && req->argv[req->argc] == NULL);
-    CHECK(req->envc >= 0 && req->env[req->envc] == NULL);
-    for (int i = 0; i < req->argc; i++)
-        CHECK(req->argv[i] != NULL);
-    for (int i = 0; i < req->envc; i++)
-        CHECK(req->env[i] != NULL);
-    if (req->argv[0][0] == 0) {
-        session_error(ch, -ENOENT, "stub: exec: empty program");
+    const struct proto_exec *x = &req->exec;
+    union proto_body rp = {.exec_reply = {.proc = ++next_proc}};
+
+    CHECK(x->cwd && x->argc >= 1 && x->argv[x->argc] == NULL);
+    CHECK(x->env[x->envc] == NULL);
+    for (unsigned i = 0; i < x->argc; i++)
+        CHECK(x->argv[i] != NULL);
+    for (unsigned i = 0; i < x->envc; i++)
+        CHECK(x->env[i] != NULL);
+    if (x->argv[0][0] == 0) {
+        host_error(ch, -ENOENT, "stub: exec: empty program");
         return;
     }
-    reply_u64(ch, ++next_proc);
+    host_reply(ch, &rp);
 }
 
 /* Parked waits: never answered by the stub; the session cancels them
@@ -207,95 +192,118 @@ parked_cancel(void *arg)
     nparked--;
 }
 
-void
-proc_wait(struct agent *a, struct chan *ch, uint64_t id)
+static void
+stub_wait(struct agent *a, struct chan *ch, const union proto_body *req)
 {
+    uint64_t id = req->wait.proc;
+    union proto_body rp = {
+            .wait_reply = {.how = PROTO_EXITED, .value = (uint32_t)id}};
+
     if (id % 2 == 0) {
         for (size_t i = 0; i < 64; i++)
             if (!parked[i].used) {
                 parked[i].used = true;
                 nparked++;
-                session_park(ch, parked_cancel, &parked[i]);
+                host_park(ch, parked_cancel, &parked[i]);
                 return;
             }
     }
-    uint8_t body[5];
-    struct proto_writer w;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u8(&w, PROTO_EXITED);
-    proto_put_u32(&w, (uint32_t)id);
-    session_reply(ch, body, w.len);
+    host_reply(ch, &rp);
 }
 
-void
-proc_kill(struct agent *a, struct chan *ch, uint64_t id, int sig)
+static void
+stub_kill(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    if (id == 0)
-        session_error(ch, -ESRCH, "stub: no process 0");
+    if (req->kill.proc == 0)
+        host_error(ch, -ESRCH, "stub: no process 0");
     else
-        session_reply(ch, NULL, 0);
+        host_reply(ch, NULL);
 }
 
-void
-proc_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
-           size_t len)
+static void
+stub_stdin(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    reply_u32(ch, (uint32_t)len);
+    union proto_body rp = {
+            .input_reply = {.written = (uint32_t)req->input.data.len}};
+    CHECK(req->input.data.len <= PROTO_MAX_DATA);
+    host_reply(ch, &rp);
 }
 
-void
-proc_stdin_close(struct agent *a, struct chan *ch, uint64_t id)
+static void
+stub_reply_empty(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    session_reply(ch, NULL, 0);
+    host_reply(ch, NULL);
 }
 
-void
-handle_open(struct agent *a, struct chan *ch, const char *path,
-            unsigned flags, unsigned mode)
+static void
+stub_fopen(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    CHECK(path[0] && !(flags & ~PROTO_O_ALL) && mode <= 07777);
-    reply_u64(ch, strlen(path));
+    const struct proto_fopen *o = &req->fopen;
+    union proto_body rp = {.fopen_reply = {.handle = strlen(o->path)}};
+    CHECK(o->path[0] && !(o->flags & ~PROTO_O_ALL) && o->mode <= 07777);
+    host_reply(ch, &rp);
 }
 
-void
-handle_read(struct agent *a, struct chan *ch, uint64_t h, size_t n)
+static void
+stub_fread(struct agent *a, struct chan *ch, const union proto_body *req)
 {
     static uint8_t data[PROTO_MAX_DATA];
-    static uint8_t body[PROTO_MAX_DATA + 4];
-    struct proto_writer w;
+    size_t n = req->fread.count;
+    union proto_body rp;
 
     CHECK(n <= PROTO_MAX_DATA);
-    n = h % 2 ? n : 0;
+    n = req->fread.handle % 2 ? n : 0;
     memset(data, 'r', n);
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_bytes(&w, data, n);
-    CHECK(!w.overflow);
-    session_reply(ch, body, w.len);
+    rp.fread_reply.data = (struct proto_bytes){data, n};
+    host_reply(ch, &rp);
 }
 
-void
-handle_write(struct agent *a, struct chan *ch, uint64_t h, const void *buf,
-             size_t len)
+static void
+stub_fwrite(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    reply_u32(ch, (uint32_t)len);
+    union proto_body rp = {
+            .fwrite_reply = {.written = (uint32_t)req->fwrite.data.len}};
+    host_reply(ch, &rp);
 }
 
-void
-handle_seek(struct agent *a, struct chan *ch, uint64_t h, int64_t off,
-            unsigned whence)
+static void
+stub_fseek(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    CHECK(whence <= PROTO_SEEK_END);
-    if (off < 0)
-        session_error(ch, -EINVAL, "stub: negative offset");
+    union proto_body rp = {
+            .fseek_reply = {.offset = (uint64_t)req->fseek.offset}};
+    CHECK(req->fseek.whence <= PROTO_SEEK_END);
+    if (req->fseek.offset < 0)
+        host_error(ch, -EINVAL, "stub: negative offset");
     else
-        reply_u64(ch, (uint64_t)off);
+        host_reply(ch, &rp);
 }
 
-void
-handle_close(struct agent *a, struct chan *ch, uint64_t h)
+static void
+stub_stat(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    session_reply(ch, NULL, 0);
+    union proto_body rp = {.stat_reply = {.size = strlen(req->stat.path),
+                                          .mode = 0100644,
+                                          .mtime_ns = -1}};
+    host_reply(ch, &rp);
 }
+
+/* The agent's request table (agent.c's), with the stubs. */
+static host_request_fn *const stubs[PROTO_TYPE_MAX] = {
+        [PROTO_OPEN_TAIL] = stub_open_tail,
+        [PROTO_OPEN_FD] = stub_open_fd,
+        [PROTO_OPEN_PROC] = stub_open_proc,
+        [PROTO_EXEC] = stub_exec,
+        [PROTO_WAIT] = stub_wait,
+        [PROTO_KILL] = stub_kill,
+        [PROTO_STDIN] = stub_stdin,
+        [PROTO_STDIN_CLOSE] = stub_reply_empty,
+        [PROTO_FOPEN] = stub_fopen,
+        [PROTO_FREAD] = stub_fread,
+        [PROTO_FWRITE] = stub_fwrite,
+        [PROTO_FSEEK] = stub_fseek,
+        [PROTO_FCLOSE] = stub_reply_empty,
+        [PROTO_STAT] = stub_stat,
+};
 
 /* ---- the host side: a model of what it sent ------------------------ */
 
@@ -303,6 +311,7 @@ enum ch_kind { CH_NONE, CH_STREAM, CH_REQUEST };
 
 struct hch {
     enum ch_kind kind;
+    unsigned type; /* the open or request that made it */
     bool acked, done, closed;
     uint64_t credit; /* granted, minus data received */
     uint64_t got;    /* data bytes received */
@@ -312,51 +321,31 @@ static struct hch chans[MAX_CH];
 static bool hello_ok;
 
 /* A frame the host sent (and the agent has now acted on). */
+static struct proto_msg sent;
+
 static void
 host_sent(const struct proto_frame *f)
 {
-    struct proto_reader r;
+    const struct proto_def *d = proto_def(f->type);
     uint32_t id = f->channel;
 
-    if (id == 0 || id >= MAX_CH)
+    if (id == 0 || id >= MAX_CH || !d)
         return;
     struct hch *c = &chans[id];
-    proto_reader_init(&r, f->body, f->len);
-    switch (f->type) {
-    case PROTO_OPEN_TAIL:
-    case PROTO_OPEN_FD:
-    case PROTO_OPEN_PROC:
-        if (c->kind == CH_NONE) {
-            c->kind = CH_STREAM;
-            c->credit = proto_get_u32(&r);
-        }
-        break;
-    case PROTO_CREDIT:
-        if (c->kind == CH_STREAM && !c->closed) {
-            c->credit += proto_get_u32(&r);
-            if (c->credit > 0xffffffffull)
-                c->credit = 0xffffffffull;
-        }
-        break;
-    case PROTO_CLOSE:
+    /* A body the table refuses ends the session (malformed) or is
+     * answered with an error (a bad value): either way no data. */
+    bool ok = proto_msg_decode(f, 0, &sent) == 0;
+    if ((d->flags & (PROTO_OPENS | PROTO_REQUEST)) && c->kind == CH_NONE) {
+        c->kind = d->flags & PROTO_OPENS ? CH_STREAM : CH_REQUEST;
+        c->type = f->type;
+        c->credit = ok && (d->flags & PROTO_OPENS) ? sent.body.open.credit : 0;
+    } else if (f->type == PROTO_CREDIT && ok && c->kind == CH_STREAM &&
+               !c->closed) {
+        c->credit += sent.body.credit.bytes;
+        if (c->credit > 0xffffffffull)
+            c->credit = 0xffffffffull;
+    } else if (f->type == PROTO_CLOSE) {
         c->closed = true;
-        break;
-    case PROTO_EXEC:
-    case PROTO_WAIT:
-    case PROTO_KILL:
-    case PROTO_STDIN:
-    case PROTO_STDIN_CLOSE:
-    case PROTO_FOPEN:
-    case PROTO_FREAD:
-    case PROTO_FWRITE:
-    case PROTO_FSEEK:
-    case PROTO_FCLOSE:
-    case PROTO_STAT:
-        if (c->kind == CH_NONE)
-            c->kind = CH_REQUEST;
-        break;
-    default:
-        break;
     }
 }
 
@@ -364,14 +353,16 @@ host_sent(const struct proto_frame *f)
 static void
 agent_sent(const struct proto_frame *f)
 {
-    struct proto_reader r;
-
-    static uint8_t again[PROTO_MAX_BODY + 64];
+    struct hch *rc = f->channel < MAX_CH ? &chans[f->channel] : NULL;
 
     CHECK(proto_type_from_agent(f->type));
-    /* Well formed for its type, and written as the codec would. */
-    CHECK(msg_rewrite(f->type, f->body, f->len, again, sizeof(again)) >= 0);
-    msg_check_roundtrip(f->type, f->body, f->len);
+    /* Taken by the table (a reply: as its request's reply, every value
+     * in range), and written as the codec writes it. The model keeps no
+     * request type past MAX_CH. */
+    if (f->type != PROTO_REPLY || (rc && rc->kind == CH_REQUEST))
+        CHECK(msg_check_roundtrip(f->type,
+                                  f->type == PROTO_REPLY ? rc->type : 0,
+                                  f->body, f->len) == 0);
     if (f->type == PROTO_HELLO_OK) {
         /* The answer to a hello: a new session, every channel dropped
          * (what came before it belongs to the old one). */
@@ -405,8 +396,7 @@ agent_sent(const struct proto_frame *f)
         break;
     case PROTO_END:
         CHECK(c->kind == CH_STREAM && c->acked);
-        proto_reader_init(&r, f->body, f->len);
-        if (proto_get_u32(&r) == 0)
+        if (msg_decoded.body.end.err == 0)
             CHECK(c->got % SRC_UNIT == 0); /* after the whole source */
         c->done = true;
         break;
@@ -498,8 +488,10 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uint8_t hello[64];
-    struct proto_writer w;
-    struct session *s;
+    union proto_body hb = {.hello = {.magic = PROTO_MAGIC,
+                                     .version_min = PROTO_VERSION,
+                                     .version_max = PROTO_VERSION}};
+    struct host *s;
     size_t pos = 0, out_total = 0;
     int sv[2];
 
@@ -511,13 +503,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     proto_decoder_reset(&out_dec);
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
                      sv) == 0);
-    CHECK(session_new(&A, sv[0], sv[0], on_closed, NULL, &s) == 0);
-    proto_writer_init(&w, hello, sizeof(hello));
-    proto_frame_begin(&w, PROTO_HELLO, 0);
-    proto_put_u32(&w, PROTO_MAGIC);
-    proto_put_u32(&w, PROTO_VERSION);
-    proto_put_u32(&w, PROTO_VERSION);
-    ssize_t hl = proto_frame_end(&w);
+    CHECK(host_new(&A, sv[0], sv[0], on_closed, NULL, &s) == 0);
+    ssize_t hl = proto_msg_encode(hello, sizeof(hello), PROTO_HELLO, 0, 0, &hb);
     CHECK(hl > 0);
     send_all(sv[1], hello, (size_t)hl, &out_total);
     settle(sv[1], &out_total);
@@ -538,7 +525,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             pos = size;
         }
     }
-    session_free(s);
+    host_free(s);
     settle(sv[1], &out_total);
     close(sv[1]);
     CHECK(live_srcs == 0);
@@ -556,6 +543,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     signal(SIGPIPE, SIG_IGN);
     CHECK(reactor_new(&R) == 0);
     A.r = R;
+    A.requests = stubs;
     A.spool_dir = "/nonexistent";
     A.instance = 0x5eed; /* hello_ok's (version 2): never 0 */
     CHECK(proto_decoder_init(&in_dec) == 0);
@@ -573,28 +561,28 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
         if (!proto_type_from_host(t) || t == PROTO_HELLO ||
             t == PROTO_CREDIT || t == PROTO_CLOSE)
             continue;
-        size_t len = msg_sample(t, 1, 1, buf, sizeof(buf));
+        size_t len = msg_sample(t, 0, 1, 1, buf, sizeof(buf));
         snprintf(name, sizeof(name), "%s", proto_type_name(t));
         seed_write(dir, name, buf, len);
-        off += msg_sample(t, ch++, (unsigned)i, buf + off, sizeof(buf) - off);
+        off += msg_sample(t, 0, ch++, (unsigned)i, buf + off, sizeof(buf) - off);
     }
     seed_write(dir, "all-requests", buf, off);
     off = 0;
     for (unsigned v = 0; v < 4; v++)
-        off += msg_sample(PROTO_OPEN_TAIL, 1 + v, v, buf + off,
+        off += msg_sample(PROTO_OPEN_TAIL, 0, 1 + v, v, buf + off,
                           sizeof(buf) - off);
-    off += msg_sample(PROTO_CREDIT, 2, 3, buf + off, sizeof(buf) - off);
-    off += msg_sample(PROTO_CLOSE, 3, 0, buf + off, sizeof(buf) - off);
-    off += msg_sample(PROTO_CREDIT, 3, 0, buf + off, sizeof(buf) - off);
-    off += msg_sample(PROTO_WAIT, 6, 1, buf + off, sizeof(buf) - off);
-    off += msg_sample(PROTO_CLOSE, 6, 0, buf + off, sizeof(buf) - off);
+    off += msg_sample(PROTO_CREDIT, 0, 2, 3, buf + off, sizeof(buf) - off);
+    off += msg_sample(PROTO_CLOSE, 0, 3, 0, buf + off, sizeof(buf) - off);
+    off += msg_sample(PROTO_CREDIT, 0, 3, 0, buf + off, sizeof(buf) - off);
+    off += msg_sample(PROTO_WAIT, 0, 6, 1, buf + off, sizeof(buf) - off);
+    off += msg_sample(PROTO_CLOSE, 0, 6, 0, buf + off, sizeof(buf) - off);
     seed_write(dir, "streams-credit-close", buf, off);
-    off = msg_sample(PROTO_WAIT, 4, 1, buf, sizeof(buf));
-    off += msg_sample(PROTO_WAIT, 4, 1, buf + off, sizeof(buf) - off);
+    off = msg_sample(PROTO_WAIT, 0, 4, 1, buf, sizeof(buf));
+    off += msg_sample(PROTO_WAIT, 0, 4, 1, buf + off, sizeof(buf) - off);
     seed_write(dir, "channel-reused", buf, off);
-    off = msg_sample(PROTO_OPEN_PROC, 1, 2, buf, sizeof(buf));
-    off += msg_sample(PROTO_HELLO, 0, 0, buf + off, sizeof(buf) - off);
-    off += msg_sample(PROTO_OPEN_PROC, 1, 2, buf + off, sizeof(buf) - off);
+    off = msg_sample(PROTO_OPEN_PROC, 0, 1, 2, buf, sizeof(buf));
+    off += msg_sample(PROTO_HELLO, 0, 0, 0, buf + off, sizeof(buf) - off);
+    off += msg_sample(PROTO_OPEN_PROC, 0, 1, 2, buf + off, sizeof(buf) - off);
     seed_write(dir, "second-hello", buf, off);
     exit(0);
 }

@@ -37,8 +37,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "agent.h"
-#include "proto.h"
 #include "streams.h"
 
 #define CHECK(cond)                                                            \

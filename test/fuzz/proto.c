@@ -13,9 +13,10 @@
  *    PROTO_MAX_BODY;
  *  - every frame written again with proto_writer (header + body) is the
  *    input's bytes;
- *  - every body that is well formed for its type (docs/protocol.md's
- *    layouts, protomsg.h) is written field by field again to the same
- *    bytes.
+ *  - every body the message table takes for its type (a reply: for any
+ *    request) decodes with proto_msg_decode and is encoded again by
+ *    proto_msg_encode to the same bytes; one with a value out of range
+ *    says which.
  *
  * Seeds: test/fuzz/corpus/proto has one valid frame of every message
  * type, and a few streams of several; they are written by
@@ -119,7 +120,12 @@ decode_run(struct proto_decoder *d, const uint8_t *data, size_t size,
                        (ssize_t)(PROTO_HEADER_LEN + f.len));
             FUZZ_CHECK(memcmp(again, data + pos - PROTO_HEADER_LEN - f.len,
                               PROTO_HEADER_LEN + f.len) == 0);
-            msg_check_roundtrip(f.type, f.body, f.len);
+            if (f.type != PROTO_REPLY)
+                msg_check_roundtrip(f.type, 0, f.body, f.len);
+            else /* a reply's layout is its request's: try them all */
+                for (unsigned r = 0; r < PROTO_TYPE_MAX; r++)
+                    if (proto_def(r) && (proto_def(r)->flags & PROTO_REQUEST))
+                        msg_check_roundtrip(f.type, r, f.body, f.len);
         }
     }
     out->idle = proto_decoder_idle(d);
@@ -190,23 +196,29 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     if (!dir)
         return 0;
-    /* One frame of each type; then each type's variants back to back. */
+    /* One frame of each type; then each type's variants back to back.
+     * A reply is the reply to an exec here; "reply-<request>" seeds have
+     * every request's. */
     for (size_t i = 0; i < N_MSG_TYPES; i++) {
+        unsigned t = msg_types[i], req = t == PROTO_REPLY ? PROTO_EXEC : 0;
         char name[64];
-        size_t len = msg_sample(msg_types[i], msg_types[i] == PROTO_HELLO ||
-                                                       msg_types[i] ==
-                                                               PROTO_HELLO_OK
-                                                      ? 0
-                                                      : 1 + (uint32_t)i,
+        size_t len = msg_sample(t, req,
+                                t == PROTO_HELLO || t == PROTO_HELLO_OK
+                                        ? 0
+                                        : 1 + (uint32_t)i,
                                 0, buf, sizeof(buf));
-        snprintf(name, sizeof(name), "%s", proto_type_name(msg_types[i]));
+        snprintf(name, sizeof(name), "%s", proto_type_name(t));
         seed_write(dir, name, buf, len);
         size_t off = 0;
         for (unsigned v = 0; v < 4; v++)
-            off += msg_sample(msg_types[i], 7 + v, v, buf + off,
-                              sizeof(buf) - off);
-        snprintf(name, sizeof(name), "%s-x4", proto_type_name(msg_types[i]));
+            off += msg_sample(t, req, 7 + v, v, buf + off, sizeof(buf) - off);
+        snprintf(name, sizeof(name), "%s-x4", proto_type_name(t));
         seed_write(dir, name, buf, off);
+        if (proto_def(t)->flags & PROTO_REQUEST) {
+            len = msg_sample(PROTO_REPLY, t, 1, 1, buf, sizeof(buf));
+            snprintf(name, sizeof(name), "reply-%s", proto_type_name(t));
+            seed_write(dir, name, buf, len);
+        }
     }
     exit(0);
 }

@@ -1,17 +1,13 @@
 /*
- * protomsg.h - the body layout of every message of docs/protocol.md, for
- * the fuzz targets: parse a body by its type's layout and write it again
- * (a round trip must give the same bytes), and build a valid sample of
- * each type (the seed corpora).
- *
- * Layout letters: b u8, h u16, w u32, q u64, s str (u16 length + bytes),
- * y bytes (u32 length + bytes), r the rest of the body, E exec's strings
- * (argc + envc more s, counts from the two h before). A reply's body
- * depends on its request, so it is taken as r.
+ * protomsg.h - the message table (streams/proto.c) seen from the fuzz
+ * targets: check that a body well formed for its type decodes and
+ * encodes again to the same bytes, and build a valid sample frame of
+ * each type from the table's layouts (the seed corpora).
  */
 #ifndef PROVIUM_TEST_FUZZ_PROTOMSG_H
 #define PROVIUM_TEST_FUZZ_PROTOMSG_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,162 +24,130 @@
         }                                                                      \
     } while (0)
 
-static const char *
-msg_layout(unsigned type)
+/* Decoded messages are big: one for the checks below. */
+static struct proto_msg msg_decoded;
+
+/*
+ * Decode a body of type (a reply: the reply to request) with the table.
+ * A body the table takes (0) is written again and must be the same
+ * bytes; one with a bad value (-EINVAL) must say which. Returns what
+ * proto_msg_decode returned.
+ */
+static int
+msg_check_roundtrip(unsigned type, unsigned request, const uint8_t *body,
+                    size_t len)
 {
-    switch (type) {
-    case PROTO_HELLO: return "www";
-    case PROTO_OPEN_TAIL: return "wbbqs";
-    case PROTO_OPEN_FD: return "wq";
-    case PROTO_OPEN_PROC: return "wqb";
-    case PROTO_CREDIT: return "w";
-    case PROTO_CLOSE: return "";
-    case PROTO_EXEC: return "shhE";
-    case PROTO_WAIT: return "q";
-    case PROTO_KILL: return "qw";
-    case PROTO_STDIN: return "qy";
-    case PROTO_STDIN_CLOSE: return "q";
-    case PROTO_FOPEN: return "wws";
-    case PROTO_FREAD: return "qw";
-    case PROTO_FWRITE: return "qy";
-    case PROTO_FSEEK: return "qqb";
-    case PROTO_FCLOSE: return "q";
-    case PROTO_STAT: return "s";
-    case PROTO_HELLO_OK: return "wwsssq"; /* version 2: + instance */
-    case PROTO_ACK: return "q";
-    case PROTO_DATA: return "r";
-    case PROTO_NOTE: return "bqs";
-    case PROTO_END: return "wbs";
-    case PROTO_ERROR: return "ws";
-    case PROTO_REPLY: return "r";
-    default: return NULL;
-    }
+    static uint8_t out[PROTO_MAX_FRAME + 64];
+    struct proto_frame f = {
+            .type = type, .channel = 1, .body = body, .len = len};
+    int rc = proto_msg_decode(&f, request, &msg_decoded);
+
+    FUZZ_CHECK(rc == 0 || rc == -EPROTO || rc == -EINVAL);
+    if (rc == -EINVAL)
+        FUZZ_CHECK(msg_decoded.why[0] != 0);
+    if (rc != 0)
+        return rc;
+    FUZZ_CHECK(proto_msg_size(type, request, &msg_decoded.body) ==
+               (ssize_t)(PROTO_HEADER_LEN + len));
+    FUZZ_CHECK(proto_msg_encode(out, sizeof(out), type, request, 1,
+                                &msg_decoded.body) ==
+               (ssize_t)(PROTO_HEADER_LEN + len));
+    FUZZ_CHECK(len == 0 || memcmp(out + PROTO_HEADER_LEN, body, len) == 0);
+    return 0;
 }
 
 /* Every type the protocol defines, for the seeds. */
 static const unsigned msg_types[] = {
-        PROTO_HELLO,    PROTO_OPEN_TAIL, PROTO_OPEN_FD,     PROTO_OPEN_PROC,
-        PROTO_CREDIT,   PROTO_CLOSE,     PROTO_EXEC,        PROTO_WAIT,
-        PROTO_KILL,     PROTO_STDIN,     PROTO_STDIN_CLOSE, PROTO_FOPEN,
-        PROTO_FREAD,    PROTO_FWRITE,    PROTO_FSEEK,       PROTO_FCLOSE,
-        PROTO_STAT,     PROTO_HELLO_OK,  PROTO_ACK,         PROTO_DATA,
-        PROTO_NOTE,     PROTO_END,       PROTO_ERROR,       PROTO_REPLY,
+        PROTO_HELLO,  PROTO_OPEN_TAIL, PROTO_OPEN_FD,     PROTO_OPEN_PROC,
+        PROTO_CREDIT, PROTO_CLOSE,     PROTO_EXEC,        PROTO_WAIT,
+        PROTO_KILL,   PROTO_STDIN,     PROTO_STDIN_CLOSE, PROTO_FOPEN,
+        PROTO_FREAD,  PROTO_FWRITE,    PROTO_FSEEK,       PROTO_FCLOSE,
+        PROTO_STAT,   PROTO_HELLO_OK,  PROTO_ACK,         PROTO_DATA,
+        PROTO_NOTE,   PROTO_END,       PROTO_ERROR,       PROTO_REPLY,
 };
 #define N_MSG_TYPES (sizeof(msg_types) / sizeof(msg_types[0]))
 
-/* Parse body by type's layout with proto_reader and write every field
- * again with proto_writer into out (cap bytes). Returns the length
- * written, or -1 if the body is not well formed for its type. */
-static long
-msg_rewrite(unsigned type, const uint8_t *body, size_t len, uint8_t *out,
-            size_t cap)
+/* A valid value for integer field f; variant varies it. */
+static uint64_t
+msg_sample_int(const struct proto_field *f, unsigned variant)
 {
-    static char str[65536];
-    const char *lay = msg_layout(type);
-    struct proto_reader r;
-    struct proto_writer w;
-    unsigned counts[2] = {0, 0}, nh = 0;
+    uint64_t v;
 
-    if (!lay)
-        return -1;
-    proto_reader_init(&r, body, len);
-    proto_writer_init(&w, out, cap);
-    for (const char *l = lay; *l && !r.bad; l++) {
-        const void *p;
-        size_t n;
-        switch (*l) {
-        case 'b': proto_put_u8(&w, proto_get_u8(&r)); break;
-        case 'h': {
-            uint16_t v = proto_get_u16(&r);
-            if (nh < 2)
-                counts[nh++] = v;
-            proto_put_u16(&w, v);
-            break;
-        }
-        case 'w': proto_put_u32(&w, proto_get_u32(&r)); break;
-        case 'q': proto_put_u64(&w, proto_get_u64(&r)); break;
-        case 's':
-            proto_get_str(&r, str, sizeof(str));
-            if (!r.bad)
-                proto_put_str(&w, str, strlen(str));
-            break;
-        case 'y':
-            proto_get_bytes(&r, &p, &n, 0xffffffffu);
-            if (!r.bad)
-                proto_put_bytes(&w, p, n);
-            break;
-        case 'r':
-            proto_get_rest(&r, &p, &n);
-            proto_put_raw(&w, p, n);
-            break;
-        case 'E':
-            for (unsigned i = 0; i < counts[0] + counts[1] && !r.bad; i++) {
-                proto_get_str(&r, str, sizeof(str));
-                if (!r.bad)
-                    proto_put_str(&w, str, strlen(str));
-            }
-            break;
-        }
+    if (strstr(f->name, "version"))
+        return PROTO_VERSION;
+    if (f->min == f->max)
+        return f->min; /* the magic */
+    switch (f->kind) {
+    case PROTO_U8:
+        v = 1 + variant % 2;
+        break;
+    case PROTO_U32:
+        v = 4096u + variant;
+        break;
+    default:
+        v = 1 + variant;
+        break;
     }
-    if (proto_get_done(&r) < 0)
-        return -1;
-    FUZZ_CHECK(!w.overflow);
-    return (long)w.len;
+    return v < f->min ? f->min : v > f->max ? f->max : v;
 }
 
-/* A well-formed body must come back byte for byte. */
-static void
-msg_check_roundtrip(unsigned type, const uint8_t *body, size_t len)
-{
-    static uint8_t out[PROTO_MAX_BODY + 64];
-    long n = msg_rewrite(type, body, len, out, sizeof(out));
-
-    if (n < 0)
-        return;
-    FUZZ_CHECK((size_t)n == len);
-    FUZZ_CHECK(len == 0 || memcmp(out, body, len) == 0);
-}
-
-/* A valid frame of the given type on channel ch into out; returns its
- * length. variant varies the values (lengths, counts). */
+/* A valid frame of the given type on channel ch into out (a reply: the
+ * reply to request); returns its length. variant varies the values
+ * (lengths, counts). */
 static size_t
-msg_sample(unsigned type, uint32_t ch, unsigned variant, uint8_t *out,
-           size_t cap)
+msg_sample(unsigned type, unsigned request, uint32_t ch, unsigned variant,
+           uint8_t *out, size_t cap)
 {
-    static const char *const words[] = {"/var/log/messages", "sh", "-c",
-                                        "echo hi", "PATH=/bin", ""};
-    struct proto_writer w;
-    const char *lay = msg_layout(type);
-    unsigned argc = 1 + variant % 3, envc = variant % 2, k = 0;
+    static char *words[] = {"/var/log/messages", "sh",        "-c",
+                            "echo hi",           "PATH=/bin", ""};
+    static char *vec[2][4];
+    const struct proto_def *d = proto_def(type == PROTO_REPLY ? request : type);
+    const struct proto_layout *l = type == PROTO_REPLY ? &d->reply : &d->body;
+    union proto_body b;
+    unsigned k = 0, nvec = 0;
     ssize_t n;
 
-    proto_writer_init(&w, out, cap);
-    proto_frame_begin(&w, type, ch);
-    for (const char *l = lay; *l; l++) {
-        const char *s = words[(variant + k++) % 5];
-        switch (*l) {
-        case 'b': proto_put_u8(&w, (uint8_t)(1 + variant % 2)); break;
-        case 'h':
-            proto_put_u16(&w, (uint16_t)(l == lay + 1 ? argc : envc));
+    memset(&b, 0, sizeof(b));
+    for (size_t i = 0; i < l->n; i++) {
+        const struct proto_field *f = &l->fields[i];
+        char *s = words[(variant + k++) % 5];
+        void *m = (char *)&b + f->off;
+        switch (f->kind) {
+        default: /* integers */
+            proto_field_set_int(&b, f, msg_sample_int(f, variant));
             break;
-        case 'w':
-            proto_put_u32(&w, type == PROTO_HELLO || type == PROTO_HELLO_OK
-                                      ? (l == lay ? PROTO_MAGIC : PROTO_VERSION)
-                                      : 4096u + variant);
+        case PROTO_COUNT: /* exec: 1 to 3 arguments, 0 or 1 env entries */
+            proto_field_set_int(&b, f, i == 1 ? 1 + variant % 3 : variant % 2);
             break;
-        case 'q': proto_put_u64(&w, 1 + variant); break;
-        case 's': proto_put_str(&w, s, strlen(s)); break;
-        case 'y': proto_put_bytes(&w, s, strlen(s)); break;
-        case 'r': proto_put_raw(&w, "line one\n", 9 - variant % 9); break;
-        case 'E':
-            for (unsigned i = 0; i < argc + envc; i++) {
-                const char *a = words[1 + (i + variant) % 4];
-                proto_put_str(&w, a, strlen(a));
-            }
+        case PROTO_STR:
+        case PROTO_PATH: {
+            const char *v = s[0] || !f->min ? s : words[0];
+            memcpy(m, &v, sizeof(v));
             break;
         }
+        case PROTO_BYTES: {
+            struct proto_bytes v = {s, strlen(s)};
+            memcpy(m, &v, sizeof(v));
+            break;
+        }
+        case PROTO_REST: {
+            struct proto_bytes v = {"line one\n", 9 - variant % 9};
+            memcpy(m, &v, sizeof(v));
+            break;
+        }
+        case PROTO_STRV: {
+            uint16_t count;
+            char **v = vec[nvec++];
+            char *const *cv = v;
+            memcpy(&count, (char *)&b + f->count, sizeof(count));
+            for (unsigned j = 0; j < count; j++)
+                v[j] = words[1 + (j + variant) % 4];
+            memcpy(m, &cv, sizeof(cv));
+            break;
+        }
+        }
     }
-    n = proto_frame_end(&w);
+    n = proto_msg_encode(out, cap, type, request, ch, &b);
     FUZZ_CHECK(n > 0);
     return (size_t)n;
 }

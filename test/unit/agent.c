@@ -41,38 +41,38 @@ Test(agent, tail_start_modes)
 
     cr_assert_eq(open_tail(&c, path, PROTO_START_BEGINNING, 0, 0), 0);
     expect_bytes(&c, "0123456789");
-    agent_client_close(c.ch);
+    agent_client_cancel(c.ch);
     coll_free(&c);
 
     cr_assert_eq(open_tail(&c, path, PROTO_START_OFFSET, 3, 0), 0);
     cr_assert_eq(c.start, 3);
     expect_bytes(&c, "3456789");
-    agent_client_close(c.ch);
+    agent_client_cancel(c.ch);
     coll_free(&c);
 
     cr_assert_eq(open_tail(&c, path, PROTO_START_BACK, 2, 0), 0);
     expect_bytes(&c, "89");
-    agent_client_close(c.ch);
+    agent_client_cancel(c.ch);
     coll_free(&c);
 
     cr_assert_eq(open_tail(&c, path, PROTO_START_BACK, 100, 0), 0);
     cr_assert_eq(c.start, 0);
     expect_bytes(&c, "0123456789");
-    agent_client_close(c.ch);
+    agent_client_cancel(c.ch);
     coll_free(&c);
 
     cr_assert_eq(open_tail(&c, path, PROTO_START_END, 0, 0), 0);
     cr_assert_eq(c.start, 10);
     file_append(path, "abc", 3);
     expect_bytes(&c, "abc");
-    agent_client_close(c.ch);
+    agent_client_cancel(c.ch);
     coll_free(&c);
 
     /* An offset past the end waits for the file to grow there. */
     cr_assert_eq(open_tail(&c, path, PROTO_START_OFFSET, 15, 0), 0);
     file_append(path, "defgh", 5); /* bytes 13..17 */
     expect_bytes(&c, "fgh");
-    agent_client_close(c.ch);
+    agent_client_cancel(c.ch);
     coll_free(&c);
 }
 
@@ -483,7 +483,7 @@ Test(agent, many_channels_at_once)
     for (int i = 0; i < MANY; i++) {
         snprintf(want, sizeof(want), "%d.0\n%d.1\n%d.2\n", i, i, i);
         expect_bytes(&c[i], want);
-        agent_client_close(c[i].ch);
+        agent_client_cancel(c[i].ch);
         coll_free(&c[i]);
     }
 }
@@ -618,7 +618,7 @@ Test(agent, slow_host_bounds_the_agent)
                  "nothing: its output is not bounded",
                  peak - base, base);
     for (int i = 1; i < SLOW_CHANNELS; i++) {
-        agent_client_close(c[i].ch);
+        agent_client_cancel(c[i].ch);
         coll_free(&c[i]);
     }
     cr_assert(run_until(coll_is_ended, &c[0], 60));
@@ -638,7 +638,7 @@ Test(agent, close_then_frames_in_flight_are_ignored)
     cr_assert_eq(open_tail(&c, path, PROTO_START_BEGINNING, 0, 0), 0);
     struct len_wait lw = {&c, 1};
     cr_assert(run_until(coll_has, &lw, 10));
-    agent_client_close(c.ch);
+    agent_client_cancel(c.ch);
     /* Frames already sent for the channel must not upset the client. */
     struct sync_reply s = {0};
     sync_wait(&s, agent_client_stat(H_c, path, sync_done, &s, NULL));
@@ -1038,7 +1038,7 @@ Test(agent, handshake_deadline)
     cr_assert_eq(agent_client_new_fd(H_r, sv[0], &c), 0);
     agent_client_set_timeout(c, 200 * USEC_PER_MSEC);
     cr_assert(run_until(client_dead, c, 2), "still %s",
-              agent_state_name(agent_client_state(c)));
+              agent_client_state_name(agent_client_state(c)));
     cr_assert_str_eq(agent_client_error(c),
                      "the agent did not complete the handshake within 200ms");
     agent_client_free(c);
@@ -1194,7 +1194,7 @@ Test(agent_unix, keeper_ends_groups_when_the_agent_is_killed)
             cr_assert_eq(reactor_run_once(H_r, clock_now() + 100000), 0);
         pids[i] = (pid_t)strtol((char *)c.buf, NULL, 10);
         cr_assert_gt(pids[i], 0);
-        agent_client_close(c.ch);
+        agent_client_cancel(c.ch);
         coll_free(&c);
     }
     stop_listener(); /* SIGKILL */

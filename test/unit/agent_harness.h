@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "streams.h"
 
 /* Each test file uses a different part of this header. */
 #pragma GCC diagnostic ignored "-Wunused-function"

@@ -1,17 +1,21 @@
 /*
- * agent.h - the internal header of provium-agent, one section per file.
+ * guest.h - the internal header of provium-agent, one section per file.
  *
- * The agent is one thread and one reactor (streams/reactor.c). A session
- * is one host connection; it multiplexes channels (docs/protocol.md). A
- * stream channel reads from a source (a followed file, a process's output
- * spool, a file handle) through the two functions of struct source_ops;
- * the session decides when to read, so flow control lives in one place.
+ * The agent is one thread and one reactor (streams/reactor.c). agent.c
+ * holds main and the table of what the agent does for each request. A
+ * host connection (host.c) multiplexes channels (docs/protocol.md): it
+ * decodes each request with the message table (streams/proto.c) and
+ * hands it to its handler (follow.c, job.c, fileio.c), which answers
+ * through the connection. A stream channel reads from a source (a
+ * followed file, a process's output spool, a file handle) through the two
+ * functions of struct source_ops; the connection decides when to read, so
+ * flow control lives in one place.
  *
  * Errors are 0 / -errno. Messages for the host are written into a
  * caller-provided buffer of PROTO_MAX_MSG bytes.
  */
-#ifndef PROVIUM_GUEST_AGENT_H
-#define PROVIUM_GUEST_AGENT_H
+#ifndef PROVIUM_GUEST_H
+#define PROVIUM_GUEST_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,35 +27,49 @@
 
 #define AGENT_VERSION "0.1.0"
 
+struct agent;
 struct watch;
-struct procs;
-struct handles;
-struct session;
+struct jobs;
+struct fileio;
+struct host;
 struct chan;
+
+/*
+ * What the agent does for one request or stream open: answer it through
+ * ch, now or later (host_reply or host_error; for an open, host_ack or
+ * host_error). req is its body, decoded and checked against the message
+ * table (every value in its range); it lives for the call only.
+ */
+typedef void host_request_fn(struct agent *a, struct chan *ch,
+                             const union proto_body *req);
 
 /* The agent-wide state: what outlives a host connection. */
 struct agent {
+    /* The handler of each request and open type: agent.c's table. */
+    host_request_fn *const *requests;
     struct reactor *r;
     struct watch *watch;
-    struct procs *procs;
-    struct handles *handles;
+    struct jobs *jobs;
+    struct fileio *files;
     const char *spool_dir;   /* process output spools */
     uint64_t proc_spool_max; /* bytes per output stream */
-    uint64_t instance;       /* random, never 0: see agent_instance() */
-    bool verbose;
+    uint64_t instance;       /* random, never 0: hello_ok's instance */
 };
 
 /* ------------------------------------------------------------------ */
-/* main.c - options, transport selection, logging.                    */
+/* agent.c - main: options, the request table (what the agent does   */
+/* for each request), transport selection, one host connection at a   */
+/* time.                                                               */
+/* ------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------ */
+/* agent_log.c - the agent's log on stderr.                           */
 /* ------------------------------------------------------------------ */
 
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* -v given: also log the ordinary (host connects, host goes away). */
-bool agent_verbose(void);
-/* A random non-zero number for this agent process (hello_ok's instance):
- * a host that sees another one after a reconnect knows the agent was
- * restarted and that every process and handle id it had is stale. */
-uint64_t agent_instance(void);
+/* -v: also log the ordinary (a host connects, a host goes away). */
+void agent_log_set_verbose(bool on);
+bool agent_log_verbose(void);
 
 /* ------------------------------------------------------------------ */
 /* keeper.c - a helper process that ends every process group the agent */
@@ -90,44 +108,45 @@ void transport_free(struct transport *t);
 bool transport_resume(struct transport *t);
 
 /* ------------------------------------------------------------------ */
-/* session.c - one host connection: handshake, decoding, dispatch,     */
+/* host.c - one host connection: handshake, decoding, dispatch,        */
 /* channels, credit and the round-robin sender.                        */
 /* ------------------------------------------------------------------ */
 
 /* How a stream channel gets bytes. */
 struct source_ops {
     /* Read up to len bytes: > 0 bytes, 0 = none now (the source calls
-     * session_wake() when there may be more, or session_end()), or -errno
+     * host_wake() when there may be more, or host_end()), or -errno
      * (the channel then ends with that error). */
     ssize_t (*read)(void *src, void *buf, size_t len);
     /* The channel is gone (ended, closed by the host, session over). */
     void (*free)(void *src);
 };
 
-typedef void session_closed_fn(void *arg);
+typedef void host_closed_fn(void *arg);
 
-int session_new(struct agent *a, int rfd, int wfd, session_closed_fn *closed,
-                void *arg, struct session **out);
-void session_free(struct session *s);
+int host_new(struct agent *a, int rfd, int wfd, host_closed_fn *closed,
+             void *arg, struct host **out);
+void host_free(struct host *s);
 
 /* Stream channels. */
-void session_ack(struct chan *ch, uint64_t offset, const struct source_ops *ops,
-                 void *src);
+void host_ack(struct chan *ch, uint64_t offset, const struct source_ops *ops,
+              void *src);
 /* The source may have bytes: put the channel on the send queue. */
-void session_wake(struct chan *ch);
-void session_note(struct chan *ch, unsigned code, uint64_t value,
-                  const char *msg);
+void host_wake(struct chan *ch);
+void host_note(struct chan *ch, unsigned code, uint64_t value, const char *msg);
 /* End the stream after everything already read; the source is freed. */
-void session_end(struct chan *ch, int err, unsigned reason, const char *msg);
+void host_end(struct chan *ch, int err, unsigned reason, const char *msg);
 
-/* Request channels: answer exactly once with _reply or _error. */
-void session_reply(struct chan *ch, const void *body, size_t len);
+/* Request channels: answer exactly once with _reply or _error. reply is
+ * the body for the channel's request (exec_reply, wait_reply, ...), NULL
+ * for the requests whose reply is empty. */
+void host_reply(struct chan *ch, const union proto_body *reply);
 /* Also the failure of a stream open. err is -errno. */
-void session_error(struct chan *ch, int err, const char *fmt, ...)
+void host_error(struct chan *ch, int err, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* The request will be answered later. cancel(arg) runs if the host
  * closes the channel or goes away first; the answer must not follow. */
-void session_park(struct chan *ch, void (*cancel)(void *arg), void *arg);
+void host_park(struct chan *ch, void (*cancel)(void *arg), void *arg);
 
 /* ------------------------------------------------------------------ */
 /* watch.c - one inotify instance shared by every watcher.            */
@@ -151,56 +170,32 @@ void watch_remove(struct watch_sub *sub);
 /* follow.c - tail a file by name (tail -F) or by descriptor.         */
 /* ------------------------------------------------------------------ */
 
-struct follow_req {
-    const char *path;
-    unsigned start; /* enum proto_start */
-    uint64_t offset;
-    unsigned flags; /* PROTO_TAIL_* */
-};
-
-/* Open the file and ack the channel, or answer the error. */
-void follow_open(struct agent *a, struct chan *ch,
-                 const struct follow_req *req);
+/* The open_tail request (host_request_fn): open the file and ack the
+ * channel, or answer the error. */
+host_request_fn follow_open;
 
 /* ------------------------------------------------------------------ */
-/* proc.c - processes: spawn, output spools, reaping, wait, kill,     */
-/* stdin, and the output stream source.                                */
+/* job.c - the processes the host started (proc#N): spawn, output    */
+/* spools, reaping, wait, kill, stdin, and the output stream source.   */
 /* ------------------------------------------------------------------ */
 
-struct proc_exec_req {
-    const char *cwd; /* NULL: the agent's */
-    int argc;
-    char **argv; /* argc entries then NULL */
-    int envc;
-    char **env; /* "K=V" overrides */
-};
-
-int procs_new(struct agent *a, struct procs **out);
-void procs_free(struct procs *ps);
-void proc_exec(struct agent *a, struct chan *ch,
-               const struct proc_exec_req *req);
-void proc_wait(struct agent *a, struct chan *ch, uint64_t id);
-void proc_kill(struct agent *a, struct chan *ch, uint64_t id, int sig);
-void proc_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
-                size_t len);
-void proc_stdin_close(struct agent *a, struct chan *ch, uint64_t id);
-void proc_stream_open(struct agent *a, struct chan *ch, uint64_t id,
-                      unsigned which);
+int jobs_new(struct agent *a, struct jobs **out);
+void jobs_free(struct jobs *js);
+/* The requests (host_request_fn): exec, wait, kill, stdin, stdin_close,
+ * and open_proc (a stream of a job's stdout or stderr). */
+host_request_fn job_exec, job_wait, job_kill, job_stdin, job_stdin_close,
+        job_stream_open;
 
 /* ------------------------------------------------------------------ */
-/* handle.c - guest files by handle, and streaming a handle.          */
+/* fileio.c - guest files for the host: stat, and files opened by    */
+/* handle (file#N): read, write, seek, close, streaming a handle.     */
 /* ------------------------------------------------------------------ */
 
-int handles_new(struct agent *a, struct handles **out);
-void handles_free(struct handles *hs);
-void handle_open(struct agent *a, struct chan *ch, const char *path,
-                 unsigned flags, unsigned mode);
-void handle_read(struct agent *a, struct chan *ch, uint64_t h, size_t n);
-void handle_write(struct agent *a, struct chan *ch, uint64_t h, const void *buf,
-                  size_t len);
-void handle_seek(struct agent *a, struct chan *ch, uint64_t h, int64_t off,
-                 unsigned whence);
-void handle_close(struct agent *a, struct chan *ch, uint64_t h);
-void handle_stream_open(struct agent *a, struct chan *ch, uint64_t h);
+int fileio_new(struct agent *a, struct fileio **out);
+void fileio_free(struct fileio *fio);
+/* The requests (host_request_fn): stat, fopen, fread, fwrite, fseek,
+ * fclose, and open_fd (a stream of a handle: fd_stream). */
+host_request_fn fileio_stat, fileio_open, fileio_read, fileio_write,
+        fileio_seek, fileio_close, fileio_stream_open;
 
 #endif

@@ -1,6 +1,8 @@
 /*
- * proc.c - processes started by the host: spawn, output capture, reaping,
- * wait, kill, stdin, and the stdout/stderr stream source.
+ * job.c - the processes the host started, one job each (proc#N in
+ * messages and on the wire): spawn, output capture, reaping, wait, kill,
+ * stdin, and the stdout/stderr stream source. A job is the leader of a
+ * process group of its own.
  *
  * Output is captured from the first byte whether or not a stream is open:
  * each pipe is drained into its own unlinked spool file in the agent's
@@ -25,7 +27,7 @@
  * Every process group started here is registered with the keeper
  * (keeper.c), which ends the groups when the agent goes, however it goes.
  */
-#include "agent.h"
+#include "guest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,8 +60,8 @@ struct output {
     struct pstream *streams;
 };
 
-struct proc {
-    struct procs *ps;
+struct job {
+    struct jobs *js;
     uint64_t id;
     pid_t pid;
     int pidfd; /* -1 when reaped or unsupported */
@@ -72,11 +74,11 @@ struct proc {
     uint8_t *stdin_buf;
     size_t stdin_len, stdin_done;
     struct waiter *waiters;
-    struct proc *next;
+    struct job *next;
 };
 
 struct pstream {
-    struct proc *p;
+    struct job *p;
     struct output *o;
     struct chan *ch;
     uint64_t off;
@@ -84,36 +86,36 @@ struct pstream {
 };
 
 struct waiter {
-    struct proc *p;
+    struct job *p;
     struct chan *ch;
     struct waiter *next;
 };
 
-struct procs {
+struct jobs {
     struct agent *a;
-    struct proc *list; /* newest first */
+    struct job *list; /* newest first */
     size_t count;
     uint64_t next_id;
     bool sigchld; /* reaping through SIGCHLD */
     uint8_t buf[DRAIN_CHUNK];
 };
 
-static struct proc *
-proc_find(struct procs *ps, uint64_t id)
+static struct job *
+job_find(struct jobs *js, uint64_t id)
 {
-    for (struct proc *p = ps->list; p; p = p->next)
+    for (struct job *p = js->list; p; p = p->next)
         if (p->id == id)
             return p;
     return NULL;
 }
 
-static struct proc *
+static struct job *
 find_or_error(struct agent *a, struct chan *ch, uint64_t id)
 {
-    struct proc *p = proc_find(a->procs, id);
+    struct job *p = job_find(a->jobs, id);
     if (!p)
-        session_error(ch, -ESRCH, "proc#%llu: no such process",
-                      (unsigned long long)id);
+        host_error(ch, -ESRCH, "proc#%llu: no such process",
+                   (unsigned long long)id);
     return p;
 }
 
@@ -125,7 +127,7 @@ static void
 wake_streams(struct output *o)
 {
     for (struct pstream *st = o->streams; st; st = st->next)
-        session_wake(st->ch);
+        host_wake(st->ch);
 }
 
 static void
@@ -144,7 +146,7 @@ static const char *const output_name[2] = {"stdout", "stderr"};
 
 /* Why recording of o stopped, for stream ends and wait replies. */
 static void
-loss_text(struct proc *p, struct output *o, char *buf, size_t len)
+loss_text(struct job *p, struct output *o, char *buf, size_t len)
 {
     size_t n = (size_t)snprintf(buf, len, "%s not recorded past %llu bytes: ",
                                 output_name[o - p->out],
@@ -159,7 +161,7 @@ loss_text(struct proc *p, struct output *o, char *buf, size_t len)
 
 /* Stop recording o: from now on its pipe is drained into the void. */
 static void
-output_lose(struct proc *p, struct output *o, int err)
+output_lose(struct job *p, struct output *o, int err)
 {
     char msg[PROTO_MAX_MSG];
 
@@ -193,29 +195,29 @@ spool_put(int fd, const uint8_t *buf, size_t len, uint64_t off, int *err)
 /* Move what the pipe holds into the spool. Returns when the pipe is
  * empty, at EOF, or after max chunks. */
 static void
-drain(struct proc *p, struct output *o, int max)
+drain(struct job *p, struct output *o, int max)
 {
-    struct procs *ps = p->ps;
+    struct jobs *js = p->js;
     bool grew = false;
 
     for (int i = 0; i < max && o->pipe >= 0; i++) {
-        ssize_t n = read(o->pipe, ps->buf, sizeof(ps->buf));
+        ssize_t n = read(o->pipe, js->buf, sizeof(js->buf));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
             break;
         if (n <= 0) { /* EOF, or an error that ends the output alike */
-            output_close(ps->a, o);
+            output_close(js->a, o);
             grew = true;
             break;
         }
         size_t keep = (size_t)n, put = 0;
         if (!o->lost) {
-            uint64_t room = ps->a->proc_spool_max - o->size;
+            uint64_t room = js->a->proc_spool_max - o->size;
             int err = 0;
             if (keep > room)
                 keep = (size_t)room;
-            put = spool_put(o->spool, ps->buf, keep, o->size, &err);
+            put = spool_put(o->spool, js->buf, keep, o->size, &err);
             o->size += put;
             if (put < keep)
                 output_lose(p, o, err);
@@ -232,42 +234,42 @@ drain(struct proc *p, struct output *o, int max)
 static void
 output_ready(struct reactor *r, int fd, unsigned events, void *arg)
 {
-    struct proc *p = arg;
+    struct job *p = arg;
     struct output *o = fd == p->out[0].pipe ? &p->out[0] : &p->out[1];
     drain(p, o, DRAIN_PER_TURN);
 }
 
 /* ---- reaping and wait ---- */
 
+/* The wait reply: how it ended, and what became of its output. */
 static void
-send_status(struct proc *p, struct chan *ch)
+send_status(struct job *p, struct chan *ch)
 {
-    uint8_t body[16 + 2 * (24 + PROTO_MAX_MSG)];
-    char msg[PROTO_MAX_MSG];
-    struct proto_writer w;
+    char msg[2][PROTO_MAX_MSG];
+    union proto_body rp = {
+            .wait_reply = {.how = (uint8_t)p->how, .value = p->value}};
 
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u8(&w, (uint8_t)p->how);
-    proto_put_u32(&w, p->value);
     for (int i = 0; i < 2; i++) {
         struct output *o = &p->out[i];
-        msg[0] = 0;
+        msg[i][0] = 0;
         if (o->lost)
-            loss_text(p, o, msg, sizeof(msg));
-        proto_put_u64(&w, o->size);
-        proto_put_u32(&w, (uint32_t)o->lost);
-        proto_put_u64(&w, o->discarded);
-        proto_put_str(&w, msg, strlen(msg));
+            loss_text(p, o, msg[i], sizeof(msg[i]));
+        rp.wait_reply.out[i] = (struct proto_output){
+                .recorded = o->size,
+                .err = (uint32_t)o->lost,
+                .discarded = o->discarded,
+                .message = msg[i],
+        };
     }
-    session_reply(ch, body, w.len);
+    host_reply(ch, &rp);
 }
 
 /* Tell the keeper about groups that have emptied, so that it never
  * signals a group id the system has since handed to someone else. */
 static void
-forget_empty_groups(struct procs *ps)
+forget_empty_groups(struct jobs *js)
 {
-    for (struct proc *p = ps->list; p; p = p->next)
+    for (struct job *p = js->list; p; p = p->next)
         if (p->kept && p->reaped && kill(-p->pid, 0) < 0 && errno == ESRCH) {
             keeper_forget(p->pid);
             p->kept = false;
@@ -275,9 +277,9 @@ forget_empty_groups(struct procs *ps)
 }
 
 static void
-reaped(struct proc *p, int status)
+reaped(struct job *p, int status)
 {
-    struct agent *a = p->ps->a;
+    struct agent *a = p->js->a;
 
     p->reaped = true;
     if (WIFSIGNALED(status)) {
@@ -302,11 +304,11 @@ reaped(struct proc *p, int status)
         send_status(p, wt->ch);
         free(wt);
     }
-    forget_empty_groups(p->ps);
+    forget_empty_groups(p->js);
 }
 
 static void
-try_reap(struct proc *p)
+try_reap(struct job *p)
 {
     int status;
     if (p->reaped)
@@ -327,8 +329,8 @@ pidfd_ready(struct reactor *r, int fd, unsigned events, void *arg)
 static void
 on_sigchld(struct reactor *r, void *arg)
 {
-    struct procs *ps = arg;
-    for (struct proc *p = ps->list; p; p = p->next)
+    struct jobs *js = arg;
+    for (struct job *p = js->list; p; p = p->next)
         try_reap(p);
 }
 
@@ -344,9 +346,9 @@ waiter_cancel(void *arg)
 }
 
 void
-proc_wait(struct agent *a, struct chan *ch, uint64_t id)
+job_wait(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct proc *p = find_or_error(a, ch, id);
+    struct job *p = find_or_error(a, ch, req->wait.proc);
     struct waiter *wt;
 
     if (!p)
@@ -356,29 +358,32 @@ proc_wait(struct agent *a, struct chan *ch, uint64_t id)
         return;
     }
     if (!(wt = calloc(1, sizeof(*wt)))) {
-        session_error(ch, -ENOMEM, "out of memory");
+        host_error(ch, -ENOMEM, "out of memory");
         return;
     }
     wt->p = p;
     wt->ch = ch;
     wt->next = p->waiters;
     p->waiters = wt;
-    session_park(ch, waiter_cancel, wt);
+    host_park(ch, waiter_cancel, wt);
 }
 
 void
-proc_kill(struct agent *a, struct chan *ch, uint64_t id, int sig)
+job_kill(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct proc *p = find_or_error(a, ch, id);
+    struct job *p = find_or_error(a, ch, req->kill.proc);
+    /* Any u32 on the wire; kill(2) refuses what is no signal. */
+    int sig = (int)(req->kill.signal > 1024 ? 1024 : req->kill.signal);
+
     if (!p)
         return;
     /* The whole group: the process was started as its leader. */
     if (kill(-p->pid, sig) < 0) {
-        session_error(ch, -errno, "proc#%llu: %s", (unsigned long long)id,
-                      strerror(errno));
+        host_error(ch, -errno, "proc#%llu: %s", (unsigned long long)p->id,
+                   strerror(errno));
         return;
     }
-    session_reply(ch, NULL, 0);
+    host_reply(ch, NULL);
 }
 
 /* ---- stdin ---- */
@@ -386,28 +391,24 @@ proc_kill(struct agent *a, struct chan *ch, uint64_t id, int sig)
 static void stdin_ready(struct reactor *r, int fd, unsigned events, void *arg);
 
 static void
-stdin_finish(struct proc *p, int err)
+stdin_finish(struct job *p, int err)
 {
     struct chan *ch = p->stdin_ch;
-    uint8_t body[4];
-    struct proto_writer w;
+    union proto_body rp = {.input_reply = {.written = (uint32_t)p->stdin_len}};
 
     p->stdin_ch = NULL;
     if (err < 0)
-        session_error(ch, err, "proc#%llu: %s", (unsigned long long)p->id,
-                      strerror(-err));
-    else {
-        proto_writer_init(&w, body, sizeof(body));
-        proto_put_u32(&w, (uint32_t)p->stdin_len);
-        session_reply(ch, body, w.len);
-    }
+        host_error(ch, err, "proc#%llu: %s", (unsigned long long)p->id,
+                   strerror(-err));
+    else
+        host_reply(ch, &rp);
     free(p->stdin_buf);
     p->stdin_buf = NULL;
 }
 
 /* Write what the pipe takes; 1 when all is written, 0 to wait, -errno. */
 static int
-stdin_push(struct proc *p)
+stdin_push(struct job *p)
 {
     while (p->stdin_done < p->stdin_len) {
         ssize_t n = write(p->stdin_fd, p->stdin_buf + p->stdin_done,
@@ -424,7 +425,7 @@ stdin_push(struct proc *p)
 static void
 stdin_ready(struct reactor *r, int fd, unsigned events, void *arg)
 {
-    struct proc *p = arg;
+    struct job *p = arg;
     int rc = stdin_push(p);
     if (rc != 0) {
         reactor_unwatch(r, fd);
@@ -435,37 +436,38 @@ stdin_ready(struct reactor *r, int fd, unsigned events, void *arg)
 static void
 stdin_cancel(void *arg)
 {
-    struct proc *p = arg;
-    reactor_unwatch(p->ps->a->r, p->stdin_fd);
+    struct job *p = arg;
+    reactor_unwatch(p->js->a->r, p->stdin_fd);
     p->stdin_ch = NULL;
     free(p->stdin_buf);
     p->stdin_buf = NULL;
 }
 
 void
-proc_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
-           size_t len)
+job_stdin(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct proc *p = find_or_error(a, ch, id);
+    uint64_t id = req->input.proc;
+    size_t len = req->input.data.len;
+    struct job *p = find_or_error(a, ch, id);
     int rc;
 
     if (!p)
         return;
     if (p->stdin_fd < 0) {
-        session_error(ch, -EPIPE, "proc#%llu: its stdin is closed",
-                      (unsigned long long)id);
+        host_error(ch, -EPIPE, "proc#%llu: its stdin is closed",
+                   (unsigned long long)id);
         return;
     }
     if (p->stdin_ch) {
-        session_error(ch, -EBUSY, "proc#%llu: a stdin write is pending",
-                      (unsigned long long)id);
+        host_error(ch, -EBUSY, "proc#%llu: a stdin write is pending",
+                   (unsigned long long)id);
         return;
     }
     if (!(p->stdin_buf = malloc(len ? len : 1))) {
-        session_error(ch, -ENOMEM, "out of memory");
+        host_error(ch, -ENOMEM, "out of memory");
         return;
     }
-    memcpy(p->stdin_buf, buf, len);
+    memcpy(p->stdin_buf, req->input.data.p, len);
     p->stdin_len = len;
     p->stdin_done = 0;
     p->stdin_ch = ch;
@@ -476,16 +478,16 @@ proc_stdin(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
         stdin_finish(p, rc < 0 ? rc : 0);
         return;
     }
-    session_park(ch, stdin_cancel, p);
+    host_park(ch, stdin_cancel, p);
 }
 
 static void
-stdin_close_fd(struct proc *p)
+stdin_close_fd(struct job *p)
 {
     if (p->stdin_fd < 0)
         return;
     if (p->stdin_ch) {
-        reactor_unwatch(p->ps->a->r, p->stdin_fd);
+        reactor_unwatch(p->js->a->r, p->stdin_fd);
         stdin_finish(p, -ECANCELED);
     }
     close(p->stdin_fd);
@@ -493,13 +495,13 @@ stdin_close_fd(struct proc *p)
 }
 
 void
-proc_stdin_close(struct agent *a, struct chan *ch, uint64_t id)
+job_stdin_close(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct proc *p = find_or_error(a, ch, id);
+    struct job *p = find_or_error(a, ch, req->stdin_close.proc);
     if (!p)
         return;
     stdin_close_fd(p);
-    session_reply(ch, NULL, 0);
+    host_reply(ch, NULL);
 }
 
 /* ---- the stream source ---- */
@@ -527,9 +529,9 @@ pstream_read(void *src, void *buf, size_t len)
     if (o->lost) {
         /* Nothing more will be recorded: end now, not at pipe EOF. */
         loss_text(st->p, o, msg, sizeof(msg));
-        session_end(st->ch, -o->lost, PROTO_END_ERROR, msg);
+        host_end(st->ch, -o->lost, PROTO_END_ERROR, msg);
     } else if (o->pipe < 0) {
-        session_end(st->ch, 0, PROTO_END_EOF, NULL);
+        host_end(st->ch, 0, PROTO_END_EOF, NULL);
     }
     return 0;
 }
@@ -551,47 +553,31 @@ static const struct source_ops pstream_ops = {
 };
 
 void
-proc_stream_open(struct agent *a, struct chan *ch, uint64_t id, unsigned which)
+job_stream_open(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct proc *p = find_or_error(a, ch, id);
+    struct job *p = find_or_error(a, ch, req->open.proc);
     struct pstream *st;
 
     if (!p)
         return;
     if (!(st = calloc(1, sizeof(*st)))) {
-        session_error(ch, -ENOMEM, "out of memory");
+        host_error(ch, -ENOMEM, "out of memory");
         return;
     }
     st->p = p;
-    st->o = &p->out[which == PROTO_STDOUT ? 0 : 1];
+    st->o = &p->out[req->open.which == PROTO_STDOUT ? 0 : 1];
     st->ch = ch;
     st->next = st->o->streams;
     st->o->streams = st;
-    session_ack(ch, 0, &pstream_ops, st);
+    host_ack(ch, 0, &pstream_ops, st);
 }
 
 /* ---- spawn ---- */
 
-static int
-spool_open(const char *dir)
-{
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
-        return fd >= 0 ? fd : -errno;
-    /* Filesystems without O_TMPFILE. */
-    char path[PROTO_MAX_PATH];
-    snprintf(path, sizeof(path), "%s/provium-agent-XXXXXX", dir);
-    fd = mkostemp(path, O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    unlink(path);
-    return fd;
-}
-
 static void
-proc_free(struct proc *p)
+job_free(struct job *p)
 {
-    struct agent *a = p->ps->a;
+    struct agent *a = p->js->a;
     if (p->kept && p->reaped && kill(-p->pid, 0) < 0 && errno == ESRCH)
         keeper_forget(p->pid);
     for (int i = 0; i < 2; i++) {
@@ -610,29 +596,29 @@ proc_free(struct proc *p)
 /* Make room for one more process: forget the oldest finished one that
  * nobody is reading or waiting for. */
 static int
-evict(struct procs *ps)
+evict(struct jobs *js)
 {
-    struct proc **victim = NULL;
-    if (ps->count < MAX_PROCS)
+    struct job **victim = NULL;
+    if (js->count < MAX_PROCS)
         return 0;
-    for (struct proc **pp = &ps->list; *pp; pp = &(*pp)->next) {
-        struct proc *p = *pp;
+    for (struct job **pp = &js->list; *pp; pp = &(*pp)->next) {
+        struct job *p = *pp;
         if (p->reaped && !p->waiters && p->out[0].pipe < 0 &&
             p->out[1].pipe < 0 && !p->out[0].streams && !p->out[1].streams)
             victim = pp;
     }
     if (!victim)
         return -EAGAIN;
-    struct proc *p = *victim;
+    struct job *p = *victim;
     *victim = p->next;
-    ps->count--;
-    proc_free(p);
+    js->count--;
+    job_free(p);
     return 0;
 }
 
 /* environ with the request's K=V entries added or replaced. */
 static char **
-build_env(const struct proc_exec_req *req)
+build_env(const struct proto_exec *req)
 {
     size_t n = 0;
     while (environ && environ[n])
@@ -645,13 +631,13 @@ build_env(const struct proc_exec_req *req)
         const char *eq = strchr(environ[i], '=');
         size_t klen = eq ? (size_t)(eq - environ[i]) + 1 : 0;
         bool replaced = false;
-        for (int j = 0; j < req->envc && klen; j++)
+        for (size_t j = 0; j < req->envc && klen; j++)
             if (strncmp(req->env[j], environ[i], klen) == 0)
                 replaced = true;
         if (!replaced)
             env[k++] = environ[i];
     }
-    for (int j = 0; j < req->envc; j++)
+    for (size_t j = 0; j < req->envc; j++)
         env[k++] = req->env[j];
     env[k] = NULL;
     return env;
@@ -706,7 +692,7 @@ resolve(const char *name, const char *path, char *out, size_t len, char *msg)
 }
 
 static int
-spawn(struct proc *p, const struct proc_exec_req *req, int fds[3][2], char *msg)
+spawn(struct job *p, const struct proto_exec *req, int fds[3][2], char *msg)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -719,8 +705,8 @@ spawn(struct proc *p, const struct proc_exec_req *req, int fds[3][2], char *msg)
     if (!env)
         return -ENOMEM;
     /* A missing cwd would make posix_spawn fail with ENOENT, which would
-     * read as a missing program. */
-    if (req->cwd) {
+     * read as a missing program. An empty one is the agent's. */
+    if (req->cwd[0]) {
         err = stat(req->cwd, &st) < 0 ? -errno
               : S_ISDIR(st.st_mode)   ? 0
                                       : -ENOTDIR;
@@ -741,7 +727,7 @@ spawn(struct proc *p, const struct proc_exec_req *req, int fds[3][2], char *msg)
     posix_spawn_file_actions_adddup2(&fa, fds[0][0], 0);
     posix_spawn_file_actions_adddup2(&fa, fds[1][1], 1);
     posix_spawn_file_actions_adddup2(&fa, fds[2][1], 2);
-    if (req->cwd)
+    if (req->cwd[0])
         posix_spawn_file_actions_addchdir_np(&fa, req->cwd);
     /* Its own group, so that kill reaches its children; no signal mask
      * or dispositions of ours (SIGCHLD blocked, SIGPIPE ignored). */
@@ -763,48 +749,48 @@ spawn(struct proc *p, const struct proc_exec_req *req, int fds[3][2], char *msg)
 }
 
 static int
-watch_exit(struct procs *ps, struct proc *p)
+watch_exit(struct jobs *js, struct job *p)
 {
     p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
     if (p->pidfd >= 0)
-        return reactor_watch(ps->a->r, p->pidfd, REACTOR_IN, pidfd_ready, p);
+        return reactor_watch(js->a->r, p->pidfd, REACTOR_IN, pidfd_ready, p);
     if (errno != ENOSYS)
         return -errno;
     /* Kernel older than 5.3: SIGCHLD through the reactor's signalfd. */
-    if (!ps->sigchld) {
-        int err = reactor_signal(ps->a->r, SIGCHLD, on_sigchld, ps);
+    if (!js->sigchld) {
+        int err = reactor_signal(js->a->r, SIGCHLD, on_sigchld, js);
         if (err < 0)
             return err;
-        ps->sigchld = true;
+        js->sigchld = true;
     }
     try_reap(p); /* it may be gone already */
     return 0;
 }
 
 void
-proc_exec(struct agent *a, struct chan *ch, const struct proc_exec_req *req)
+job_exec(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct procs *ps = a->procs;
+    struct jobs *js = a->jobs;
     int fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
-    struct proc *p = NULL;
+    struct job *p = NULL;
     const char *what = "exec";
     char msg[PROTO_MAX_MSG] = "";
     int err;
 
-    if ((err = evict(ps)) < 0) {
-        session_error(ch, err, "too many processes (max %d)", MAX_PROCS);
+    if ((err = evict(js)) < 0) {
+        host_error(ch, err, "too many processes (max %d)", MAX_PROCS);
         return;
     }
     err = -ENOMEM;
     if (!(p = calloc(1, sizeof(*p))))
         goto err;
-    p->ps = ps;
+    p->js = js;
     p->pidfd = p->stdin_fd = -1;
     p->out[0].pipe = p->out[1].pipe = -1;
     p->out[0].spool = p->out[1].spool = -1;
     what = "spool";
     for (int i = 0; i < 2; i++)
-        if ((p->out[i].spool = spool_open(a->spool_dir)) < 0) {
+        if ((p->out[i].spool = spool_tmpfile(a->spool_dir)) < 0) {
             err = p->out[i].spool;
             goto err_free;
         }
@@ -814,7 +800,7 @@ proc_exec(struct agent *a, struct chan *ch, const struct proc_exec_req *req)
             err = -errno;
             goto err_fds;
         }
-    if ((err = spawn(p, req, fds, msg)) < 0)
+    if ((err = spawn(p, &req->exec, fds, msg)) < 0)
         goto err_fds;
     keeper_add(p->pid);
     p->kept = true;
@@ -825,10 +811,10 @@ proc_exec(struct agent *a, struct chan *ch, const struct proc_exec_req *req)
     p->out[0].pipe = fds[1][0];
     p->out[1].pipe = fds[2][0];
     fcntl(p->stdin_fd, F_SETFL, O_NONBLOCK);
-    p->id = ++ps->next_id;
-    p->next = ps->list;
-    ps->list = p;
-    ps->count++;
+    p->id = ++js->next_id;
+    p->next = js->list;
+    js->list = p;
+    js->count++;
     for (int i = 0; i < 2; i++) {
         fcntl(p->out[i].pipe, F_SETFL, O_NONBLOCK);
         err = reactor_watch(a->r, p->out[i].pipe, REACTOR_IN, output_ready, p);
@@ -837,14 +823,11 @@ proc_exec(struct agent *a, struct chan *ch, const struct proc_exec_req *req)
                       strerror(-err));
         p->out[i].watched = err == 0;
     }
-    if ((err = watch_exit(ps, p)) < 0)
+    if ((err = watch_exit(js, p)) < 0)
         agent_log("proc#%llu: watch exit: %s", (unsigned long long)p->id,
                   strerror(-err));
-    uint8_t body[8];
-    struct proto_writer w;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u64(&w, p->id);
-    session_reply(ch, body, w.len);
+    union proto_body rp = {.exec_reply = {.proc = p->id}};
+    host_reply(ch, &rp);
     return;
 err_fds:
     for (int i = 0; i < 3; i++)
@@ -852,34 +835,34 @@ err_fds:
             if (fds[i][j] >= 0)
                 close(fds[i][j]);
 err_free:
-    proc_free(p);
+    job_free(p);
 err:
     if (msg[0])
-        session_error(ch, err, "%s", msg);
+        host_error(ch, err, "%s", msg);
     else
-        session_error(ch, err, "%s: %s", what, strerror(-err));
+        host_error(ch, err, "%s: %s", what, strerror(-err));
 }
 
 int
-procs_new(struct agent *a, struct procs **out)
+jobs_new(struct agent *a, struct jobs **out)
 {
-    struct procs *ps = calloc(1, sizeof(*ps));
-    if (!ps)
+    struct jobs *js = calloc(1, sizeof(*js));
+    if (!js)
         return -ENOMEM;
-    ps->a = a;
-    *out = ps;
+    js->a = a;
+    *out = js;
     return 0;
 }
 
 void
-procs_free(struct procs *ps)
+jobs_free(struct jobs *js)
 {
-    if (!ps)
+    if (!js)
         return;
-    while (ps->list) {
-        struct proc *p = ps->list;
-        ps->list = p->next;
-        proc_free(p);
+    while (js->list) {
+        struct job *p = js->list;
+        js->list = p->next;
+        job_free(p);
     }
-    free(ps);
+    free(js);
 }

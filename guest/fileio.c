@@ -1,6 +1,7 @@
 /*
- * handle.c - guest files opened by the host, by handle: open, read,
- * write, seek, close, and streaming a handle (fd_stream).
+ * fileio.c - guest files opened by the host, by handle (file#N): open,
+ * read, write, seek, close, and streaming a handle (fd_stream). One open
+ * file is a struct ofile; struct fileio is the agent's table of them.
  *
  * Nothing here blocks the agent. Regular files are read and written
  * directly (the page cache answers). Pipes, FIFOs and terminals are
@@ -13,7 +14,7 @@
  * a pipe reads the pipe itself (and so competes with reads by handle). A
  * stream ends when its handle is closed, or at the pipe's end of file.
  */
-#include "agent.h"
+#include "guest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,8 +31,8 @@ enum pending_op { PENDING_NONE, PENDING_READ, PENDING_WRITE };
 
 struct hstream;
 
-struct handle {
-    struct handles *hs;
+struct ofile {
+    struct fileio *fio;
     uint64_t id;
     int fd;
     bool regular;
@@ -41,11 +42,11 @@ struct handle {
     uint8_t *buf;
     size_t len;
     struct hstream *streams;
-    struct handle *next;
+    struct ofile *next;
 };
 
 struct hstream {
-    struct handle *h;
+    struct ofile *h;
     struct chan *ch;
     uint64_t off;
     bool want_fd; /* waits for the fd to be readable (pipes) */
@@ -53,30 +54,30 @@ struct hstream {
     struct hstream *next;
 };
 
-struct handles {
+struct fileio {
     struct agent *a;
-    struct handle *list;
+    struct ofile *list;
     size_t count;
     uint64_t next_id;
 };
 
-static struct handle *
+static struct ofile *
 find_or_error(struct agent *a, struct chan *ch, uint64_t id)
 {
-    for (struct handle *h = a->handles->list; h; h = h->next)
+    for (struct ofile *h = a->files->list; h; h = h->next)
         if (h->id == id)
             return h;
-    session_error(ch, -EBADF, "file#%llu: no such open file handle",
-                  (unsigned long long)id);
+    host_error(ch, -EBADF, "file#%llu: no such open file handle",
+               (unsigned long long)id);
     return NULL;
 }
 
-static void handle_ready(struct reactor *r, int fd, unsigned events, void *arg);
+static void ofile_ready(struct reactor *r, int fd, unsigned events, void *arg);
 
 static void
-update_watch(struct handle *h)
+update_watch(struct ofile *h)
 {
-    struct reactor *r = h->hs->a->r;
+    struct reactor *r = h->fio->a->r;
     unsigned want = 0;
 
     if (h->op == PENDING_READ)
@@ -90,34 +91,41 @@ update_watch(struct handle *h)
         return;
     if (!want)
         reactor_unwatch(r, h->fd);
-    else if (reactor_watch(r, h->fd, want, handle_ready, h) < 0)
+    else if (reactor_watch(r, h->fd, want, ofile_ready, h) < 0)
         want = 0; /* not pollable: never parked, see read/write */
     h->watched = want;
 }
 
+/* One read or write per handle may wait (parked): refuse another. */
+static bool
+refused_busy(struct ofile *h, struct chan *ch)
+{
+    if (h->op == PENDING_NONE)
+        return false;
+    host_error(ch, -EBUSY, "file#%llu: another read or write is pending",
+               (unsigned long long)h->id);
+    return true;
+}
+
+/* fwrite's reply: the count written. */
 static void
 reply_count(struct chan *ch, size_t n)
 {
-    uint8_t body[4];
-    struct proto_writer w;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u32(&w, (uint32_t)n);
-    session_reply(ch, body, w.len);
+    union proto_body rp = {.fwrite_reply = {.written = (uint32_t)n}};
+    host_reply(ch, &rp);
 }
 
+/* fread's reply: the bytes read (none at end of file). */
 static void
 reply_data(struct chan *ch, const void *buf, size_t n)
 {
-    uint8_t body[4 + PROTO_MAX_DATA];
-    struct proto_writer w;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_bytes(&w, buf, n);
-    session_reply(ch, body, w.len);
+    union proto_body rp = {.fread_reply = {.data = {buf, n}}};
+    host_reply(ch, &rp);
 }
 
 /* Try the parked op; true when it was answered. */
 static bool
-try_pending(struct handle *h)
+try_pending(struct ofile *h)
 {
     ssize_t n;
 
@@ -134,8 +142,8 @@ try_pending(struct handle *h)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return false;
     if (n < 0)
-        session_error(h->pending, -errno, "file#%llu: %s",
-                      (unsigned long long)h->id, strerror(errno));
+        host_error(h->pending, -errno, "file#%llu: %s",
+                   (unsigned long long)h->id, strerror(errno));
     free(h->buf);
     h->buf = NULL;
     h->pending = NULL;
@@ -144,16 +152,16 @@ try_pending(struct handle *h)
 }
 
 static void
-handle_ready(struct reactor *r, int fd, unsigned events, void *arg)
+ofile_ready(struct reactor *r, int fd, unsigned events, void *arg)
 {
-    struct handle *h = arg;
+    struct ofile *h = arg;
 
     if (h->op != PENDING_NONE)
         try_pending(h);
     for (struct hstream *st = h->streams; st; st = st->next)
         if (st->want_fd) {
             st->want_fd = false;
-            session_wake(st->ch);
+            host_wake(st->ch);
         }
     update_watch(h);
 }
@@ -161,7 +169,7 @@ handle_ready(struct reactor *r, int fd, unsigned events, void *arg)
 static void
 pending_cancel(void *arg)
 {
-    struct handle *h = arg;
+    struct ofile *h = arg;
     free(h->buf);
     h->buf = NULL;
     h->pending = NULL;
@@ -170,12 +178,12 @@ pending_cancel(void *arg)
 }
 
 static void
-park(struct handle *h, struct chan *ch, enum pending_op op, const void *buf,
+park(struct ofile *h, struct chan *ch, enum pending_op op, const void *buf,
      size_t len)
 {
     if (op == PENDING_WRITE) {
         if (!(h->buf = malloc(len ? len : 1))) {
-            session_error(ch, -ENOMEM, "out of memory");
+            host_error(ch, -ENOMEM, "out of memory");
             return;
         }
         memcpy(h->buf, buf, len);
@@ -184,21 +192,40 @@ park(struct handle *h, struct chan *ch, enum pending_op op, const void *buf,
     h->pending = ch;
     h->len = len;
     update_watch(h);
-    session_park(ch, pending_cancel, h);
+    host_park(ch, pending_cancel, h);
 }
 
 void
-handle_open(struct agent *a, struct chan *ch, const char *path, unsigned flags,
-            unsigned mode)
+fileio_stat(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct handles *hs = a->handles;
-    struct handle *h;
+    const char *path = req->stat.path;
+    struct stat st;
+
+    if (stat(path, &st) < 0) {
+        host_error(ch, -errno, "%s: %s", path, strerror(errno));
+        return;
+    }
+    union proto_body rp = {
+            .stat_reply = {.size = (uint64_t)st.st_size,
+                           .mode = st.st_mode,
+                           .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+                                       st.st_mtim.tv_nsec}};
+    host_reply(ch, &rp);
+}
+
+void
+fileio_open(struct agent *a, struct chan *ch, const union proto_body *req)
+{
+    const char *path = req->fopen.path;
+    unsigned flags = req->fopen.flags, mode = req->fopen.mode;
+    struct fileio *fio = a->files;
+    struct ofile *h;
     struct stat st;
     int oflags = O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
 
-    if (hs->count >= MAX_HANDLES) {
-        session_error(ch, -EMFILE, "%s: too many open handles (max %d)", path,
-                      MAX_HANDLES);
+    if (fio->count >= MAX_HANDLES) {
+        host_error(ch, -EMFILE, "%s: too many open handles (max %d)", path,
+                   MAX_HANDLES);
         return;
     }
     if ((flags & PROTO_O_WRITE) && (flags & PROTO_O_READ))
@@ -214,7 +241,7 @@ handle_open(struct agent *a, struct chan *ch, const char *path, unsigned flags,
     if (flags & PROTO_O_TRUNCATE)
         oflags |= O_TRUNC;
     if (!(h = calloc(1, sizeof(*h)))) {
-        session_error(ch, -ENOMEM, "%s: out of memory", path);
+        host_error(ch, -ENOMEM, "%s: out of memory", path);
         return;
     }
     h->fd = open(path, oflags, mode ? mode : 0644);
@@ -223,61 +250,52 @@ handle_open(struct agent *a, struct chan *ch, const char *path, unsigned flags,
         if (h->fd >= 0)
             close(h->fd);
         free(h);
-        session_error(ch, err, "%s: %s", path, strerror(-err));
+        host_error(ch, err, "%s: %s", path, strerror(-err));
         return;
     }
-    h->hs = hs;
+    h->fio = fio;
     h->regular = S_ISREG(st.st_mode);
-    h->id = ++hs->next_id;
-    h->next = hs->list;
-    hs->list = h;
-    hs->count++;
-    uint8_t body[8];
-    struct proto_writer w;
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u64(&w, h->id);
-    session_reply(ch, body, w.len);
+    h->id = ++fio->next_id;
+    h->next = fio->list;
+    fio->list = h;
+    fio->count++;
+    union proto_body rp = {.fopen_reply = {.handle = h->id}};
+    host_reply(ch, &rp);
 }
 
 void
-handle_read(struct agent *a, struct chan *ch, uint64_t id, size_t n)
+fileio_read(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct handle *h = find_or_error(a, ch, id);
+    uint64_t id = req->fread.handle;
+    size_t n = req->fread.count; /* at most PROTO_MAX_DATA: the table */
+    struct ofile *h = find_or_error(a, ch, id);
     uint8_t buf[PROTO_MAX_DATA];
     ssize_t got;
 
-    if (!h)
+    if (!h || refused_busy(h, ch))
         return;
-    if (h->op != PENDING_NONE) {
-        session_error(ch, -EBUSY, "file#%llu: another read or write is pending",
-                      (unsigned long long)id);
-        return;
-    }
     got = read(h->fd, buf, n);
     if (got >= 0) {
         reply_data(ch, buf, (size_t)got);
     } else if (errno == EAGAIN && !h->regular) {
         park(h, ch, PENDING_READ, NULL, n);
     } else {
-        session_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
-                      strerror(errno));
+        host_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
+                   strerror(errno));
     }
 }
 
 void
-handle_write(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
-             size_t len)
+fileio_write(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct handle *h = find_or_error(a, ch, id);
+    uint64_t id = req->fwrite.handle;
+    const void *buf = req->fwrite.data.p;
+    size_t len = req->fwrite.data.len;
+    struct ofile *h = find_or_error(a, ch, id);
     size_t done = 0;
 
-    if (!h)
+    if (!h || refused_busy(h, ch))
         return;
-    if (h->op != PENDING_NONE) {
-        session_error(ch, -EBUSY, "file#%llu: another read or write is pending",
-                      (unsigned long long)id);
-        return;
-    }
     /* Regular files take it all; a pipe may take part (a short count). */
     while (done < len) {
         ssize_t n = write(h->fd, (const uint8_t *)buf + done, len - done);
@@ -288,8 +306,8 @@ handle_write(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
             return;
         }
         if (n < 0 && done == 0) {
-            session_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
-                          strerror(errno));
+            host_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
+                       strerror(errno));
             return;
         }
         if (n <= 0 || !h->regular)
@@ -300,41 +318,40 @@ handle_write(struct agent *a, struct chan *ch, uint64_t id, const void *buf,
 }
 
 void
-handle_seek(struct agent *a, struct chan *ch, uint64_t id, int64_t off,
-            unsigned whence)
+fileio_seek(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct handle *h = find_or_error(a, ch, id);
+    uint64_t id = req->fseek.handle;
+    struct ofile *h = find_or_error(a, ch, id);
+    /* whence is 0..2: the table */
     static const int whences[] = {SEEK_SET, SEEK_CUR, SEEK_END};
-    uint8_t body[8];
-    struct proto_writer w;
 
     if (!h)
         return;
-    off_t pos = lseek(h->fd, (off_t)off, whences[whence]);
+    off_t pos =
+            lseek(h->fd, (off_t)req->fseek.offset, whences[req->fseek.whence]);
     if (pos < 0) {
-        session_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
-                      strerror(errno));
+        host_error(ch, -errno, "file#%llu: %s", (unsigned long long)id,
+                   strerror(errno));
         return;
     }
-    proto_writer_init(&w, body, sizeof(body));
-    proto_put_u64(&w, (uint64_t)pos);
-    session_reply(ch, body, w.len);
+    union proto_body rp = {.fseek_reply = {.offset = (uint64_t)pos}};
+    host_reply(ch, &rp);
 }
 
 static void
-handle_destroy(struct handle *h)
+ofile_destroy(struct ofile *h)
 {
-    struct handles *hs = h->hs;
-    struct handle **pp = &hs->list;
+    struct fileio *fio = h->fio;
+    struct ofile **pp = &fio->list;
 
     while (*pp != h)
         pp = &(*pp)->next;
     *pp = h->next;
-    hs->count--;
+    fio->count--;
     if (h->op != PENDING_NONE) {
         struct chan *pending = h->pending;
         pending_cancel(h);
-        session_error(pending, -EBADF, "handle closed");
+        host_error(pending, -EBADF, "handle closed");
     }
     /* Streams end; their sources are freed by the session later, so
      * detach them from the handle now. */
@@ -345,23 +362,23 @@ handle_destroy(struct handle *h)
         st->next = NULL;
         watch_remove(st->sub);
         st->sub = NULL;
-        session_end(st->ch, 0, PROTO_END_EOF, "handle closed");
+        host_end(st->ch, 0, PROTO_END_EOF, "handle closed");
     }
     if (h->watched)
-        reactor_unwatch(hs->a->r, h->fd);
+        reactor_unwatch(fio->a->r, h->fd);
     close(h->fd);
     free(h->buf);
     free(h);
 }
 
 void
-handle_close(struct agent *a, struct chan *ch, uint64_t id)
+fileio_close(struct agent *a, struct chan *ch, const union proto_body *req)
 {
-    struct handle *h = find_or_error(a, ch, id);
+    struct ofile *h = find_or_error(a, ch, req->fclose.handle);
     if (!h)
         return;
-    handle_destroy(h);
-    session_reply(ch, NULL, 0);
+    ofile_destroy(h);
+    host_reply(ch, NULL);
 }
 
 /* ---- fd_stream ---- */
@@ -370,7 +387,7 @@ static ssize_t
 hstream_read(void *src, void *buf, size_t len)
 {
     struct hstream *st = src;
-    struct handle *h = st->h;
+    struct ofile *h = st->h;
     ssize_t n;
 
     if (!h)
@@ -385,7 +402,7 @@ hstream_read(void *src, void *buf, size_t len)
     if (n > 0)
         return n;
     if (n == 0) {
-        session_end(st->ch, 0, PROTO_END_EOF, NULL);
+        host_end(st->ch, 0, PROTO_END_EOF, NULL);
         return 0;
     }
     if (errno != EAGAIN && errno != EINTR)
@@ -420,20 +437,22 @@ hstream_event(void *arg, uint32_t mask, const char *name)
 {
     struct hstream *st = arg;
     if (mask & (IN_MODIFY | IN_Q_OVERFLOW))
-        session_wake(st->ch);
+        host_wake(st->ch);
 }
 
 void
-handle_stream_open(struct agent *a, struct chan *ch, uint64_t id)
+fileio_stream_open(struct agent *a, struct chan *ch,
+                   const union proto_body *req)
 {
-    struct handle *h = find_or_error(a, ch, id);
+    uint64_t id = req->open.handle;
+    struct ofile *h = find_or_error(a, ch, id);
     struct hstream *st;
     int err;
 
     if (!h)
         return;
     if (!(st = calloc(1, sizeof(*st)))) {
-        session_error(ch, -ENOMEM, "out of memory");
+        host_error(ch, -ENOMEM, "out of memory");
         return;
     }
     st->h = h;
@@ -446,40 +465,40 @@ handle_stream_open(struct agent *a, struct chan *ch, uint64_t id)
         if ((err = watch_add(a->watch, proc, hstream_event, st, &st->sub)) <
             0) {
             free(st);
-            session_error(ch, err, "file#%llu: cannot watch it: %s",
-                          (unsigned long long)id, strerror(-err));
+            host_error(ch, err, "file#%llu: cannot watch it: %s",
+                       (unsigned long long)id, strerror(-err));
             return;
         }
     }
     st->next = h->streams;
     h->streams = st;
-    session_ack(ch, st->off, &hstream_ops, st);
+    host_ack(ch, st->off, &hstream_ops, st);
 }
 
 int
-handles_new(struct agent *a, struct handles **out)
+fileio_new(struct agent *a, struct fileio **out)
 {
-    struct handles *hs = calloc(1, sizeof(*hs));
-    if (!hs)
+    struct fileio *fio = calloc(1, sizeof(*fio));
+    if (!fio)
         return -ENOMEM;
-    hs->a = a;
-    *out = hs;
+    fio->a = a;
+    *out = fio;
     return 0;
 }
 
 void
-handles_free(struct handles *hs)
+fileio_free(struct fileio *fio)
 {
-    if (!hs)
+    if (!fio)
         return;
-    while (hs->list) {
-        struct handle *h = hs->list;
-        hs->list = h->next;
+    while (fio->list) {
+        struct ofile *h = fio->list;
+        fio->list = h->next;
         if (h->watched)
-            reactor_unwatch(hs->a->r, h->fd);
+            reactor_unwatch(fio->a->r, h->fd);
         close(h->fd);
         free(h->buf);
         free(h);
     }
-    free(hs);
+    free(fio);
 }

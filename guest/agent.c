@@ -1,6 +1,7 @@
 /*
- * main.c - provium-agent: options, the agent-wide state, one session at
- * a time over the chosen transport, logging to stderr.
+ * agent.c - provium-agent's main: options, the agent-wide state, the
+ * table of what the agent does for each request, and one host connection
+ * at a time over the chosen transport.
  *
  *   provium-agent [--listen unix:PATH | --listen vsock:PORT |
  *                  --virtio-port NAME | --stdio]
@@ -15,13 +16,12 @@
  * program may rely on when the agent was started without them (PATH,
  * HOME, LANG: see default_env()).
  */
-#include "agent.h"
+#include "guest.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,39 +30,40 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * What the agent does for each request and stream open of the protocol
+ * (docs/protocol.md; the message table in streams/proto.c defines their
+ * bodies). The host connection (host.c) decodes and checks a request,
+ * then calls its handler here; a type with none is answered ENOSYS.
+ */
+static host_request_fn *const requests[PROTO_TYPE_MAX] = {
+        [PROTO_OPEN_TAIL] = follow_open,
+        [PROTO_OPEN_FD] = fileio_stream_open,
+        [PROTO_OPEN_PROC] = job_stream_open,
+        [PROTO_EXEC] = job_exec,
+        [PROTO_WAIT] = job_wait,
+        [PROTO_KILL] = job_kill,
+        [PROTO_STDIN] = job_stdin,
+        [PROTO_STDIN_CLOSE] = job_stdin_close,
+        [PROTO_FOPEN] = fileio_open,
+        [PROTO_FREAD] = fileio_read,
+        [PROTO_FWRITE] = fileio_write,
+        [PROTO_FSEEK] = fileio_seek,
+        [PROTO_FCLOSE] = fileio_close,
+        [PROTO_STAT] = fileio_stat,
+};
+
 static struct {
     struct agent a;
     struct transport *t;
-    struct session *session;
-} g;
+    struct host *host;
+} g = {.a = {.requests = requests}};
 
-/* One write(2) per line, so lines of several agents sharing a stderr
- * do not interleave. */
-void
-agent_log(const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    int n = snprintf(buf, sizeof(buf), "provium-agent[%d]: ", (int)getpid());
-
-    va_start(ap, fmt);
-    n += vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
-    va_end(ap);
-    if (n > (int)sizeof(buf) - 2)
-        n = (int)sizeof(buf) - 2;
-    buf[n++] = '\n';
-    if (write(2, buf, (size_t)n) < 0)
-        return; /* nowhere left to complain */
-}
-
-bool
-agent_verbose(void)
-{
-    return g.a.verbose;
-}
-
-uint64_t
-agent_instance(void)
+/* A random non-zero number for this agent process (hello_ok's instance):
+ * a host that sees another one after a reconnect knows the agent was
+ * restarted and that every process and handle id it had is stale. */
+static uint64_t
+draw_instance(void)
 {
     uint64_t v = 0;
     struct timespec rt, mono;
@@ -83,10 +84,10 @@ agent_instance(void)
 /* The session's closed callback runs from a timer, outside any of the
  * session's own callbacks, so it can be freed here. */
 static void
-on_session_closed(void *arg)
+on_host_closed(void *arg)
 {
-    session_free(g.session);
-    g.session = NULL;
+    host_free(g.host);
+    g.host = NULL;
     if (!transport_resume(g.t))
         reactor_stop(g.a.r);
 }
@@ -96,20 +97,20 @@ on_conn(int rfd, int wfd, void *arg)
 {
     int err;
 
-    if (g.session) { /* cannot happen: the transport waits for resume */
+    if (g.host) { /* cannot happen: the transport waits for resume */
         close(rfd);
         if (wfd != rfd)
             close(wfd);
         return;
     }
-    err = session_new(&g.a, rfd, wfd, on_session_closed, NULL, &g.session);
+    err = host_new(&g.a, rfd, wfd, on_host_closed, NULL, &g.host);
     if (err < 0) {
         agent_log("session: %s", strerror(-err));
         if (!transport_resume(g.t))
             reactor_stop(g.a.r);
         return;
     }
-    if (g.a.verbose)
+    if (agent_log_verbose())
         agent_log("host connected");
 }
 
@@ -177,7 +178,7 @@ main(int argc, char **argv)
 
     g.a.spool_dir = tmp && *tmp ? tmp : "/tmp";
     g.a.proc_spool_max = 1ull << 30;
-    g.a.instance = agent_instance();
+    g.a.instance = draw_instance();
     while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
         switch (c) {
         case 'l':
@@ -202,7 +203,7 @@ main(int argc, char **argv)
             break;
         }
         case 'v':
-            g.a.verbose = true;
+            agent_log_set_verbose(true);
             break;
         case 'h':
             usage(stdout);
@@ -234,8 +235,8 @@ main(int argc, char **argv)
         agent_log("inotify: %s", strerror(-err));
         goto out_reactor;
     }
-    if ((err = procs_new(&g.a, &g.a.procs)) < 0 ||
-        (err = handles_new(&g.a, &g.a.handles)) < 0) {
+    if ((err = jobs_new(&g.a, &g.a.jobs)) < 0 ||
+        (err = fileio_new(&g.a, &g.a.files)) < 0) {
         agent_log("init: %s", strerror(-err));
         goto out_tables;
     }
@@ -256,7 +257,7 @@ main(int argc, char **argv)
         agent_log("%s: %s", spec, strerror(-err));
         goto out_tables;
     }
-    if (g.a.verbose)
+    if (agent_log_verbose())
         agent_log("serving %s", spec);
     if ((err = reactor_run(g.a.r)) < 0) {
         agent_log("reactor: %s", strerror(-err));
@@ -264,14 +265,14 @@ main(int argc, char **argv)
     }
     ret = 0;
 out_transport:
-    session_free(g.session);
+    host_free(g.host);
     transport_free(g.t);
 out_tables:
     /* The processes end first (TERM now, KILL after the grace period),
      * so that the agent, when asked to stop, is gone only after them. */
     keeper_finish();
-    handles_free(g.a.handles);
-    procs_free(g.a.procs);
+    fileio_free(g.a.files);
+    jobs_free(g.a.jobs);
     watch_free(g.a.watch);
 out_reactor:
     reactor_free(g.a.r);
