@@ -229,11 +229,15 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
  * asking again. Names never change meaning (stream ids are never reused,
  * the fixed names are fixed), but most attributes do: sizes grow (log:
  * tail -f polls st_size), generated text changes. So only what never
- * changes while the object lives is cached: the top directory's names
- * and attributes, and each stream's directory (streams/<id>), whose mode,
- * owner and times are fixed at clone; its files' names too (data and log
- * appear once the stream exists: a name looked up before is not cached,
- * ENOENT is not remembered). A stream's directory going away is told to
+ * changes while the object lives is cached: the top directory's names,
+ * the attributes of vms/ and streams/, and each stream's directory
+ * (streams/<id>), whose mode, owner and times are fixed at clone; its
+ * files' names too (data and log appear once the stream exists: a name
+ * looked up before is not cached, ENOENT is not remembered). The mount
+ * point and the files at the top are not: after a crash the kernel would
+ * answer `stat MOUNTPOINT` or `test -f README` from its cache for an
+ * hour, and that is how a new daemon (prepare_mountpoint) and scripts
+ * tell a dead mount from a live one (ENOTCONN). A stream's directory going away is told to
  * the kernel (tree_gone: its attributes invalidated, so a stat asks and
  * gets ENOENT); a listing is never cached. `ls -l streams/` then costs
  * READDIRPLUS requests and nothing per stream. VMs are not cached: a name
@@ -244,15 +248,14 @@ node_timeouts(enum node n, double *entry, double *attr)
 {
     *entry = *attr = 0;
     switch (n) {
-    case N_ROOT:
-    case N_README:
-    case N_CLONE:
-    case N_CTL:
     case N_VMS:
     case N_STREAMS:
     case N_S:
         *entry = *attr = FS_CACHE_TIMEOUT;
         break;
+    case N_README:
+    case N_CLONE:
+    case N_CTL:
     case N_S_CTL:
     case N_S_DATA:
     case N_S_LOG:
