@@ -237,11 +237,12 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
  * point and the files at the top are not: after a crash the kernel would
  * answer `stat MOUNTPOINT` or `test -f README` from its cache for an
  * hour, and that is how a new daemon (prepare_mountpoint) and scripts
- * tell a dead mount from a live one (ENOTCONN). A stream's directory going away is told to
- * the kernel (tree_gone: its attributes invalidated, so a stat asks and
- * gets ENOENT); a listing is never cached. `ls -l streams/` then costs
- * READDIRPLUS requests and nothing per stream. VMs are not cached: a name
- * comes back with another id after vm del + vm add.
+ * tell a dead mount from a live one (ENOTCONN). A stream's directory
+ * going away is told to the kernel (tree_gone: its attributes
+ * invalidated, so a stat asks and gets ENOENT); a listing is never
+ * cached. `ls -l streams/` then costs READDIRPLUS requests and nothing
+ * per stream. VMs are not cached: a name comes back with another id
+ * after vm del + vm add.
  */
 static void
 node_timeouts(enum node n, double *entry, double *attr)

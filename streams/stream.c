@@ -335,8 +335,7 @@ stream_pread(struct stream *s, void *buf, size_t len, uint64_t off)
 }
 
 ssize_t
-stream_peek(struct stream *s, uint64_t off, size_t max,
-            struct stream_span *out)
+stream_peek(struct stream *s, uint64_t off, size_t max, struct stream_span *out)
 {
     return spool_span(s->sp, off, max, out);
 }
