@@ -5,7 +5,9 @@
  * readers (the /dev/kmsg model).
  *
  * A read returns what lies at the cursor, frames coalesced, up to the size
- * asked. With nothing there it parks (park.c) until the stream has bytes
+ * asked (up to SEND_SPLICE_MAX when replies are spliced, send.c): the
+ * reader's span of the spool goes out through send_span, spliced, never
+ * copied by us. With nothing there it parks (park.c) until the stream has bytes
  * or ends, unless the file is O_NONBLOCK: fi->flags in READ carries the
  * current f_flags, including a later fcntl(F_SETFL), so EAGAIN is decided
  * per read. The end of the stream reads as 0; a stream that ended with an
@@ -32,21 +34,35 @@ struct data {
 
 static void data_wake(struct reactor *r, void *arg);
 
+/* What a read of size bytes gets now: a span (> 0, the cursor moved
+ * past it), 0 at the end, -errno, or -EAGAIN. */
+static ssize_t
+data_take(struct data *d, size_t size, struct stream_span *sp)
+{
+    ssize_t n = stream_reader_peek(d->rd, send_max(d->fs, size), sp);
+
+    if (n > 0)
+        stream_reader_advance(d->rd, (size_t)n);
+    return n;
+}
+
 /* Answer parked reads for as long as the reader has something; then ask
  * to be woken if anyone still waits. */
 static void
 data_serve(struct data *d)
 {
+    struct stream_span sp;
+
     while (!park_empty(&d->q)) {
-        size_t want = park_size(&d->q);
-        ssize_t n = stream_reader_read(d->rd, d->fs->buf,
-                                       want < FS_BUF_SIZE ? want : FS_BUF_SIZE);
+        ssize_t n = data_take(d, park_size(&d->q), &sp);
         if (n == -EAGAIN)
             break;
         if (n < 0)
             park_reply_err(&d->q, (int)-n);
+        else if (n == 0)
+            park_reply_buf(&d->q, NULL, 0);
         else
-            park_reply_buf(&d->q, d->fs->buf, (size_t)n);
+            send_span(d->fs, park_take(&d->q), &sp);
     }
     if (!park_empty(&d->q) || d->ph)
         stream_reader_notify(d->rd, data_wake, d);
@@ -69,14 +85,22 @@ static void
 data_read(struct file *f, fuse_req_t req, size_t size, off_t off, int flags)
 {
     struct data *d = f->data;
+    struct stream_span sp;
     ssize_t n;
 
+    if (size == 0) { /* read(2) never asks for 0; answer as it would */
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
     /* Earlier reads of this open wait: keep the order. */
     if (park_empty(&d->q)) {
-        n = stream_reader_read(d->rd, d->fs->buf,
-                               size < FS_BUF_SIZE ? size : FS_BUF_SIZE);
-        if (n >= 0) {
-            fuse_reply_buf(req, d->fs->buf, (size_t)n);
+        n = data_take(d, size, &sp);
+        if (n > 0) {
+            send_span(d->fs, req, &sp);
+            return;
+        }
+        if (n == 0) {
+            fuse_reply_buf(req, NULL, 0);
             return;
         }
         if (n != -EAGAIN) {

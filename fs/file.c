@@ -10,9 +10,11 @@
  *    streams/<id>/data (data.c's data_file_ops) and every ctl (ctl.c's
  *    ctl_file_ops, whatever owns the ctl: a slot, a VM, the mount);
  *  - history views are regular files with a true, growing st_size, read
- *    at any offset, never blocking; direct_io so that no stale page cache
- *    hides the growth (tail -f, less, grep work): streams/<id>/log,
- *    procs/<n>/stdout|stderr and a VM's console (history.c);
+ *    at any offset, never blocking (tail -f, less, grep work):
+ *    streams/<id>/log, procs/<n>/stdout|stderr and a VM's console
+ *    (history.c); direct_io, except `log` once its stream is established:
+ *    cached, with the stale end page invalidated as the history grows
+ *    (history.c says how);
  *  - generated text (README, clone, info, site, streams, status, cmdline)
  *    is generated once at open, so one open reads a consistent snapshot
  *    (text_file_ops, here).
@@ -190,7 +192,7 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct vmproc *p = NULL;
     struct stat st;
     uid_t uid = access_uid(req);
-    bool live = false;
+    bool live = false, cached = false;
     int rc;
 
     if ((rc = tree_stat(fs, n, &st)) < 0)
@@ -241,7 +243,7 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         live = true;
         break;
     case N_S_LOG:
-        history_open(f, sl->s);
+        cached = history_open_log(f, sl);
         break;
     case N_PROC_STDOUT:
     case N_PROC_STDERR:
@@ -262,7 +264,10 @@ file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     fi->fh = (uintptr_t)f;
-    fi->direct_io = 1;
+    /* A cached log keeps its pages across opens: history.c invalidates
+     * exactly what went stale. */
+    fi->direct_io = !cached;
+    fi->keep_cache = cached;
     if (fuse_reply_open(req, fi) == -ENOENT)
         file_free(f);
     return;

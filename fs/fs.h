@@ -28,13 +28,22 @@
 #define FS_SLOT_RECLAIM (30 * USEC_PER_SEC) /* SPEC §4.4; --slot-timeout */
 #define FS_AGENT_WAIT (10 * USEC_PER_SEC)   /* an open waits this long */
 #define FS_BUF_SIZE (1024 * 1024)           /* a FUSE READ is <= 1 MiB */
+/* st_blksize of data, log and the output views: coreutils (cat, cp) read
+ * st_blksize at a time (io_blksize), 128 KiB otherwise; 1 MiB is the
+ * largest READ (max_pages 256), one round trip per MiB. */
+#define FS_BLKSIZE (1024 * 1024)
+/* Seconds the kernel may keep the names and attributes that never change
+ * while their object lives (tree.c); a going away is told at once. */
+#define FS_CACHE_TIMEOUT 3600.0
 #define FS_TEXT_MAX 65536                   /* a generated text file */
 #define FS_CTL_MAX_REPLIES 256 /* unread replies queued on one ctl open */
 #define FS_PARK_MAX 64         /* reads parked on one open file */
 #define VM_MAX_USERS 64        /* users= of one VM */
 #define FS_MAX_UNOPENED 1024   /* clone slots per uid not opened yet */
 
+struct logcache;
 struct park;
+struct send;
 struct slot;
 struct slot_open;
 struct vm;
@@ -56,6 +65,7 @@ struct fs_options {
     bool debug;
     char **vms; /* "NAME=ENDPOINT[,console=PATH]" */
     size_t nvms;
+    unsigned reply_threads; /* --reply-threads (send.c) */
 };
 
 struct fs {
@@ -81,6 +91,7 @@ struct fs {
     struct reactor_timer stop_timer;
 
     struct file *files; /* file.c: every open file */
+    struct send *send;  /* send.c: reply threads, the notifier */
 
     bool stopping;
 };
@@ -120,6 +131,51 @@ void mount_finish(struct fs *fs);
 void mount_free(struct fs *fs);
 
 /* ------------------------------------------------------------------ */
+/* send.c - history bytes out to readers (spliced from the spool, or   */
+/* copied), on the reactor or on reply threads; page-cache             */
+/* invalidations on the notifier thread. The only threads: the rule is */
+/* at the top of send.c.                                               */
+/* ------------------------------------------------------------------ */
+
+/* The longest spliced reply: libfuse's pipe must hold it plus three
+ * pages, and a pipe is at most 1 MiB without CAP_SYS_RESOURCE. */
+#define SEND_SPLICE_MAX (FS_BUF_SIZE - 16 * 1024)
+#define SEND_DEFAULT_THREADS 2 /* --reply-threads */
+
+/* From the mount's init: the capabilities replies and caches need. */
+void send_init(struct fs *fs, struct fuse_conn_info *conn);
+/* Start nthreads reply threads (0: the reactor sends every reply) and the
+ * notifier; after daemonizing, before the session fd is served. */
+int send_start(struct fs *fs, unsigned nthreads);
+/* Are replies spliced? */
+bool send_splicing(const struct fs *fs);
+/* How much of size a reply that may be short should take: at most
+ * SEND_SPLICE_MAX when splicing. */
+size_t send_max(const struct fs *fs, size_t size);
+/* Answer req (a READ) with the bytes of sp, exactly once, now or from a
+ * reply thread; req must have no interrupt callback (park_take). An fd
+ * span longer than SEND_SPLICE_MAX is copied. */
+void send_span(struct fs *fs, fuse_req_t req, const struct stream_span *sp);
+/* An invalidation done: rc as fuse_lowlevel_notify_inval_inode returned
+ * (-ENOENT: the kernel holds nothing of the inode), -ESHUTDOWN when not
+ * sent. On the reactor. */
+typedef void send_done_fn(void *arg, int rc);
+/* Invalidate the kernel's cached pages of ino from off (len bytes, 0: to
+ * the end) on the notifier thread; done runs later on the reactor.
+ * -ENOMEM, -ESHUTDOWN: not queued (done will not run). */
+int send_inval(struct fs *fs, fuse_ino_t ino, off_t off, off_t len,
+               send_done_fn *done, void *arg);
+/* Invalidate the kernel's cached attributes of ino (never blocks: sent
+ * by the reactor at once). */
+void send_inval_attr(struct fs *fs, fuse_ino_t ino);
+/* Is the notifier inside a call (one that may wait for a READ)? */
+bool send_calling(struct fs *fs);
+/* Shutdown: send what is queued, join the threads, drop the queued
+ * invalidations (their done runs with -ESHUTDOWN). */
+void send_stop(struct fs *fs);
+void send_free(struct fs *fs);
+
+/* ------------------------------------------------------------------ */
 /* park.c - parked requests: a read that must wait, answered exactly   */
 /* once by whichever of data, EOF, interrupt (EINTR) or unmount comes  */
 /* first.                                                              */
@@ -142,8 +198,13 @@ park_empty(const struct park_queue *q)
 {
     return q->head == NULL;
 }
-/* The oldest parked read's size; its answer goes through park_reply_*. */
+/* The oldest parked read's size; its answer goes through park_reply_*
+ * or park_take. */
 size_t park_size(const struct park_queue *q);
+/* Take the oldest parked read of q (not empty) out, its interrupt
+ * callback removed: the caller answers it (send_span may hand it to a
+ * reply thread). */
+fuse_req_t park_take(struct park_queue *q);
 /* Answer and drop the oldest parked read of q. */
 void park_reply_buf(struct park_queue *q, const void *buf, size_t len);
 void park_reply_err(struct park_queue *q, int err);
@@ -198,6 +259,12 @@ fuse_ino_t tree_ino(enum node node, uint64_t a, uint64_t b);
 struct ino tree_decode(fuse_ino_t ino);
 /* Attributes of a live node, or -ENOENT. */
 int tree_stat(struct fs *fs, struct ino n, struct stat *st);
+/* A LOOKUP's answer for a live node: attributes and how long the kernel
+ * may keep the name and the attributes; or -ENOENT. */
+int tree_entry(struct fs *fs, struct ino n, struct fuse_entry_param *e);
+/* Node n went away: drop what the kernel caches of it (attributes;
+ * never blocks). */
+void tree_gone(struct fs *fs, struct ino n);
 extern const char tree_readme[];
 
 void tree_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
@@ -207,6 +274,8 @@ void tree_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 void tree_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tree_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                   struct fuse_file_info *fi);
+void tree_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                      struct fuse_file_info *fi);
 void tree_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tree_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 
@@ -244,6 +313,7 @@ struct file {
         struct data *data; /* data.c */
         struct ctl *ctl;   /* ctl.c, embedded in its owner */
         struct stream *s;  /* history.c: a stream's history */
+        struct logcache *lc; /* history.c: a cached log */
         struct vm *vm;     /* history.c: a VM's console */
     };
     char *text; /* generated text */
@@ -272,6 +342,14 @@ void file_reply_text(fuse_req_t req, const char *text, size_t len, size_t size,
 
 /* A view of s's history (NULL: a process whose output has no stream). */
 void history_open(struct file *f, struct stream *s);
+/* streams/<id>/log: cached (true: the open is not direct_io, keeps the
+ * cache) once the slot is open, else as history_open. */
+bool history_open_log(struct file *f, struct slot *sl);
+/* The log's st_size: the history's size, or less while the kernel's
+ * cached pages past an earlier end are being invalidated. */
+uint64_t history_log_size(struct slot *sl);
+/* The slot is freed: drop its log's cache state. */
+void history_log_drop(struct slot *sl);
 /* The VM's console history; writes go to the guest's console. */
 void history_open_console(struct file *f, struct vm *vm);
 
@@ -405,6 +483,7 @@ struct slot {
     uid_t open_uid; /* who wrote the open command (access.c) */
     time_t created;
     struct reactor_timer reclaim;
+    struct logcache *lc;          /* history.c: log's page cache, lazily */
     struct ctl_entry *open_entry; /* the open command's reply, pending */
     struct slot_open *opening;    /* kept while waiting for the agent */
     struct vm_wait wait;

@@ -35,6 +35,9 @@ global_status(struct fs *fs, char *buf, size_t len)
                      agent_client_state_name(agent_client_state(vm->agent)));
     text_appendf(buf, len, "\nstreams: %zu\nparked: %u\n", fs->nslots,
                  fs->nparked);
+    text_appendf(buf, len, "replies: %s, %u reply thread(s)\n",
+                 send_splicing(fs) ? "spliced" : "copied",
+                 fs->opt->reply_threads);
     capture_status(buf, len);
     return strnlen(buf, len);
 }

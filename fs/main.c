@@ -5,6 +5,7 @@
  *   proviumfs [-f] [-d] [-o opt,...] [--spool-dir DIR]
  *             [--history-limit BYTES] [--slot-timeout DURATION]
  *             [--no-host] [--agent PATH] [--agent-timeout DURATION]
+ *             [--reply-threads N]
  *             [--vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...]...
  *             [MOUNTPOINT]
  *
@@ -17,7 +18,8 @@
  * to stderr; after, to syslog (the journal on a systemd machine; log.c).
  *
  * One thread, one reactor (streams/reactor.c) serving the FUSE session,
- * the agents, the engines and the timers.
+ * the agents, the engines and the timers; reply threads only write
+ * replies of history bytes (send.c, where the rule is).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -79,6 +81,8 @@ static const char usage[] =
         "                         deadline of an agent's handshake and of "
         "each request\n"
         "                         (e.g. 500ms, 30s; 0 = none; default 30s)\n"
+        "  --reply-threads N      threads writing replies of history bytes\n"
+        "                         (0 = the event loop's own; default 2)\n"
         "  --vm NAME=ENDPOINT[,console=PATH][,nic=IFACE]...[,users=UID:UID]\n"
         "                         register a VM at start (repeatable)\n"
         "  -h, --help             this text\n"
@@ -203,6 +207,7 @@ parse_options(int argc, char **argv, struct fs_options *o,
     o->history_limit = DEFAULT_HISTORY_LIMIT;
     o->agent_timeout = AGENT_DEFAULT_TIMEOUT;
     o->slot_timeout = FS_SLOT_RECLAIM;
+    o->reply_threads = SEND_DEFAULT_THREADS;
     add_arg(args, argv[0]);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -239,6 +244,15 @@ parse_options(int argc, char **argv, struct fs_options *o,
                 die("--slot-timeout `%s`: %s", v, err);
             if (o->slot_timeout == 0)
                 die("--slot-timeout `%s`: must be more than 0", v);
+        } else if ((v = opt_value(argc, argv, &i, "--reply-threads"))) {
+            char *end;
+            unsigned long n;
+            errno = 0;
+            n = strtoul(v, &end, 10);
+            if (!*v || *end || errno || n > 64 || *v == '-')
+                die("--reply-threads `%s`: a number of threads from 0 to 64",
+                    v);
+            o->reply_threads = (unsigned)n;
         } else if ((v = opt_value(argc, argv, &i, "--agent"))) {
             free(o->agent_path);
             o->agent_path = xstrdup(v);

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
  * more than a guest's TERM-grace-KILL (3 s) or the host agent's stop
  * (3 s, then SIGKILL and 1 s). */
 #define MOUNT_STOP_MAX (6 * USEC_PER_SEC)
+#define MOUNT_NOTIFIER_MAX (2 * USEC_PER_SEC)
 static struct fuse_buf mount_buf;
 
 static void
@@ -37,6 +39,7 @@ mount_init(void *userdata, struct fuse_conn_info *conn)
 {
     /* Writes are commands, never cached; replies are ours to order. */
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    send_init(userdata, conn);
 }
 
 static const struct fuse_lowlevel_ops mount_ops = {
@@ -46,6 +49,7 @@ static const struct fuse_lowlevel_ops mount_ops = {
         .setattr = tree_setattr,
         .opendir = tree_opendir,
         .readdir = tree_readdir,
+        .readdirplus = tree_readdirplus,
         .releasedir = tree_releasedir,
         .rmdir = tree_rmdir,
         .open = file_open,
@@ -103,13 +107,35 @@ mount_start(struct fs *fs)
 
     if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
         return -errno;
-    if ((rc = reactor_watch(fs->r, fd, REACTOR_IN, mount_io, fs)) < 0 ||
-        (rc = reactor_signal(fs->r, SIGINT, mount_signal, fs)) < 0 ||
-        (rc = reactor_signal(fs->r, SIGTERM, mount_signal, fs)) < 0)
+    /* Signals first: the reply threads inherit a mask that blocks them. */
+    if ((rc = reactor_signal(fs->r, SIGINT, mount_signal, fs)) < 0 ||
+        (rc = reactor_signal(fs->r, SIGTERM, mount_signal, fs)) < 0 ||
+        (rc = send_start(fs, fs->opt->reply_threads)) < 0 ||
+        (rc = reactor_watch(fs->r, fd, REACTOR_IN, mount_io, fs)) < 0)
         return rc;
     /* A reader that dies mid-reply must not take the daemon with it. */
     signal(SIGPIPE, SIG_IGN);
     return 0;
+}
+
+/* The notifier may be inside an invalidation that waits for a page a
+ * READ in flight holds: serve requests (boundedly) until it is out, or
+ * joining it would wait forever (and so would the READ). */
+static void
+mount_serve_notifier(struct fs *fs)
+{
+    uint64_t deadline = clock_now() + MOUNT_NOTIFIER_MAX;
+    struct pollfd p = {.events = POLLIN};
+
+    if (!fs->se)
+        return;
+    p.fd = fuse_session_fd(fs->se);
+    while (send_calling(fs) && clock_now() < deadline) {
+        if (poll(&p, 1, 10) <= 0)
+            continue;
+        if (fuse_session_receive_buf(fs->se, &mount_buf) > 0)
+            fuse_session_process_buf(fs->se, &mount_buf);
+    }
 }
 
 static void
@@ -148,7 +174,10 @@ mount_finish(struct fs *fs)
      * whatever is left is answered end-of-file. */
     for (int i = 0; i < 8; i++)
         reactor_run_once(fs->r, 0);
+    mount_serve_notifier(fs);
     park_flush_all(fs);
+    /* Replies queued go out and the threads end before the fd does. */
+    send_stop(fs);
     if (fs->se) {
         reactor_unwatch(fs->r, fuse_session_fd(fs->se));
         fuse_session_unmount(fs->se);
@@ -161,6 +190,7 @@ mount_free(struct fs *fs)
     if (fs->se)
         fuse_session_destroy(fs->se);
     fs->se = NULL;
+    send_free(fs);
     free(mount_buf.mem);
     mount_buf.mem = NULL;
 }

@@ -102,7 +102,7 @@ park_size(const struct park_queue *q)
     return q->head ? q->head->size : 0;
 }
 
-static fuse_req_t
+fuse_req_t
 park_take(struct park_queue *q)
 {
     struct park *p = q->head;
@@ -110,6 +110,11 @@ park_take(struct park_queue *q)
 
     park_unlink(p);
     free(p);
+    /* From now on only the caller answers req, maybe from a reply thread:
+     * an interrupt arriving meanwhile must not find p (freed) nor answer
+     * req a second time. libfuse takes req's lock for this, so it cannot
+     * race with an interrupt being delivered. */
+    fuse_req_interrupt_func(req, NULL, NULL);
     return req;
 }
 

@@ -4,8 +4,15 @@
  * Bytes go to an unlinked file; frame boundaries go to a second unlinked
  * file as an array of little-endian u64 end offsets. Memory stays small and
  * fixed whatever the stream's size: a write-behind buffer for the newest
- * index entries and a read cache for one block of older ones. A frame is
- * found by its number in O(1) and by a byte offset with a binary search.
+ * index entries and a read cache for one block of older ones, allocated
+ * the first time an older frame is looked up (most streams never do: a
+ * reader of `data` or `log` needs no frame boundaries). A frame is found
+ * by its number in O(1) and by a byte offset with a binary search.
+ *
+ * Bytes below the size never change and the data file is never shortened
+ * below it (a failed append is cut back to the old size), so a span
+ * (spool_span) handed out stays valid while the spool lives: a reply can
+ * splice it from the file without copying.
  *
  * The files are unlinked at creation (O_TMPFILE where the file system has
  * it) so a crashed daemon leaves nothing behind in the spool directory.
@@ -23,6 +30,7 @@
 #include "streams.h"
 
 #define INDEX_BLOCK 512 /* entries per buffer: 4 KiB */
+#define INDEX_FIRST 16  /* the write-behind buffer's first size: it grows */
 
 struct spool {
     int data_fd;
@@ -30,10 +38,11 @@ struct spool {
     uint64_t size;
     uint64_t frames;
     uint64_t flushed; /* index entries already in index_fd */
-    uint64_t tail[INDEX_BLOCK]; /* entries [flushed, frames) */
+    uint64_t *tail;   /* entries [flushed, frames), tail_cap of them */
+    size_t tail_cap;  /* grows to INDEX_BLOCK: a quiet stream stays small */
     uint64_t cache_first;       /* first entry number held in cache */
     size_t cache_len;           /* 0 = empty */
-    uint64_t cache[INDEX_BLOCK];
+    uint64_t *cache;            /* INDEX_BLOCK entries, allocated lazily */
 };
 
 int
@@ -89,6 +98,8 @@ spool_free(struct spool *sp)
         close(sp->data_fd);
     if (sp->index_fd >= 0)
         close(sp->index_fd);
+    free(sp->cache);
+    free(sp->tail);
     free(sp);
 }
 
@@ -135,9 +146,18 @@ spool_append(struct spool *sp, const void *buf, size_t len)
 
     if (len == 0)
         return -EINVAL;
-    if (sp->frames - sp->flushed == INDEX_BLOCK &&
-        (rc = flush_tail(sp)) < 0)
-        return rc;
+    if (sp->frames - sp->flushed == sp->tail_cap) {
+        if (sp->tail_cap < INDEX_BLOCK) {
+            size_t cap = sp->tail_cap ? sp->tail_cap * 2 : INDEX_FIRST;
+            uint64_t *t = realloc(sp->tail, cap * sizeof t[0]);
+            if (!t)
+                return -ENOMEM;
+            sp->tail = t;
+            sp->tail_cap = cap;
+        } else if ((rc = flush_tail(sp)) < 0) {
+            return rc;
+        }
+    }
     if ((rc = pwrite_all(sp->data_fd, buf, len, sp->size)) < 0) {
         /* All or nothing: drop a partial write. Readers never see bytes
          * past size, so a failed truncate only wastes disk. */
@@ -179,6 +199,9 @@ spool_frame_end(struct spool *sp, uint64_t k, uint64_t *end)
         uint64_t want = sp->flushed - first;
         if (want > INDEX_BLOCK)
             want = INDEX_BLOCK;
+        if (!sp->cache &&
+            !(sp->cache = malloc(INDEX_BLOCK * sizeof sp->cache[0])))
+            return -ENOMEM;
         ssize_t n = pread(sp->index_fd, le, want * sizeof le[0],
                           (off_t)(first * sizeof le[0]));
         if (n < 0)
@@ -216,6 +239,20 @@ spool_frame_at(struct spool *sp, uint64_t off, uint64_t *k)
     }
     *k = lo;
     return 0;
+}
+
+ssize_t
+spool_span(struct spool *sp, uint64_t off, size_t max, struct stream_span *out)
+{
+    if (off >= sp->size || max == 0)
+        return 0;
+    if (max > sp->size - off)
+        max = (size_t)(sp->size - off);
+    out->mem = NULL;
+    out->fd = sp->data_fd;
+    out->off = off;
+    out->len = max;
+    return (ssize_t)max;
 }
 
 ssize_t

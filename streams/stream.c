@@ -87,6 +87,7 @@ struct stream_reader {
     struct stream_reader *prev, *next;
     uint64_t off;
     bool err_reported;
+    bool quiet; /* not counted in nreaders (stream_reader_new_quiet) */
     reactor_fn *fn;
     void *arg;
 };
@@ -385,6 +386,12 @@ ssize_t
 stream_pread(struct stream *s, void *buf, size_t len, uint64_t off)
 {
     return spool_pread(s->sp, buf, len, off);
+}
+
+ssize_t
+stream_peek(struct stream *s, uint64_t off, size_t max, struct stream_span *out)
+{
+    return spool_span(s->sp, off, max, out);
 }
 
 /* ---- message helpers --------------------------------------------- */
@@ -1190,21 +1197,35 @@ stream_op_cancel(struct stream_op *op)
 
 /* ---- readers ----------------------------------------------------- */
 
-int
-stream_reader_new(struct stream *s, struct stream_reader **out)
+static int
+reader_new(struct stream *s, bool quiet, struct stream_reader **out)
 {
     struct stream_reader *rd = calloc(1, sizeof *rd);
 
     if (!rd)
         return -ENOMEM;
     rd->s = stream_ref(s);
+    rd->quiet = quiet;
     rd->next = s->readers;
     if (s->readers)
         s->readers->prev = rd;
     s->readers = rd;
-    s->nreaders++;
+    if (!quiet)
+        s->nreaders++;
     *out = rd;
     return 0;
+}
+
+int
+stream_reader_new(struct stream *s, struct stream_reader **out)
+{
+    return reader_new(s, false, out);
+}
+
+int
+stream_reader_new_quiet(struct stream *s, struct stream_reader **out)
+{
+    return reader_new(s, true, out);
 }
 
 void
@@ -1221,23 +1242,20 @@ stream_reader_free(struct stream_reader *rd)
         s->readers = rd->next;
     if (rd->next)
         rd->next->prev = rd->prev;
-    s->nreaders--;
+    if (!rd->quiet)
+        s->nreaders--;
     free(rd);
     stream_unref(s);
 }
 
 ssize_t
-stream_reader_read(struct stream_reader *rd, void *buf, size_t len)
+stream_reader_peek(struct stream_reader *rd, size_t max,
+                   struct stream_span *out)
 {
     struct stream *s = rd->s;
-    ssize_t n;
 
-    if (rd->off < spool_size(s->sp)) {
-        n = spool_pread(s->sp, buf, len, rd->off);
-        if (n > 0)
-            rd->off += (uint64_t)n;
-        return n;
-    }
+    if (rd->off < spool_size(s->sp))
+        return max ? spool_span(s->sp, rd->off, max, out) : 0;
     if (s->state == STREAM_LIVE)
         return -EAGAIN;
     if (s->end_err && !rd->err_reported) {
@@ -1245,6 +1263,28 @@ stream_reader_read(struct stream_reader *rd, void *buf, size_t len)
         return s->end_err;
     }
     return 0;
+}
+
+void
+stream_reader_advance(struct stream_reader *rd, size_t n)
+{
+    rd->off += n;
+}
+
+ssize_t
+stream_reader_read(struct stream_reader *rd, void *buf, size_t len)
+{
+    struct stream_span sp;
+    ssize_t n = stream_reader_peek(rd, len, &sp);
+
+    if (n <= 0)
+        return n;
+    if (sp.mem)
+        memcpy(buf, sp.mem, sp.len);
+    else if ((n = spool_pread(rd->s->sp, buf, sp.len, sp.off)) <= 0)
+        return n < 0 ? n : -EIO;
+    stream_reader_advance(rd, (size_t)n);
+    return n;
 }
 
 bool

@@ -274,6 +274,24 @@ size_t text_keyval(char *buf, size_t len, const char *key, const char *value);
 
 struct spool;
 
+/*
+ * A span: where history bytes are, so that a reply can be sent from them
+ * without copying them first (the daemon splices fd spans to /dev/fuse).
+ * Either the bytes lie in fd at off (mem == NULL), or they are in memory
+ * at mem (bytes not written to the file yet). For fd spans: the bytes of
+ * [off, off + len) never change and fd stays open for as long as the
+ * stream (or spool) it came from lives, so the span may be used from
+ * another thread while something keeps the stream alive; never close fd.
+ * Memory spans are valid only until control returns to the reactor: a
+ * caller that sends from another thread copies them first.
+ */
+struct stream_span {
+    const void *mem; /* NULL: the bytes are in fd at off */
+    int fd;
+    uint64_t off; /* history offset (the file offset for fd spans) */
+    size_t len;
+};
+
 /* Create a spool in dir (two spool_tmpfile files). */
 int spool_new(const char *dir, struct spool **out);
 /* An unlinked read-write file in dir (O_TMPFILE, or mkostemp + unlink on
@@ -294,6 +312,10 @@ int spool_frame_end(struct spool *sp, uint64_t k, uint64_t *end);
 int spool_frame_at(struct spool *sp, uint64_t off, uint64_t *k);
 /* Read history bytes at off; short only at the end of history. */
 ssize_t spool_pread(struct spool *sp, void *buf, size_t len, uint64_t off);
+/* Where the history bytes from off are, at most max of them, in one
+ * piece: the span's length (> 0), or 0 at or past the end. */
+ssize_t spool_span(struct spool *sp, uint64_t off, size_t max,
+                   struct stream_span *out);
 
 /* ------------------------------------------------------------------ */
 /* match.c - streaming literal matcher: bytes are fed chunk by chunk,   */
@@ -676,6 +698,12 @@ struct spool *stream_spool(struct stream *s);
 struct reactor *stream_reactor(const struct stream *s);
 /* Read history at off (the log file). Never blocks. */
 ssize_t stream_pread(struct stream *s, void *buf, size_t len, uint64_t off);
+/* Where the history from off is (stream_span, spool section), at most max
+ * bytes in one piece: its length, or 0 at or past the end. Never blocks.
+ * The span may be shorter than what lies there (it never crosses from
+ * the file into memory): ask again from off + len for the rest. */
+ssize_t stream_peek(struct stream *s, uint64_t off, size_t max,
+                    struct stream_span *out);
 
 /* Ops on the test's cursor (SPEC §5.2). */
 enum stream_op_kind {
@@ -739,12 +767,30 @@ void stream_op_redirect(struct stream_op *op, stream_op_done_fn *done,
 /* Readers: independent cursors from byte 0 (the data file). */
 struct stream_reader;
 int stream_reader_new(struct stream *s, struct stream_reader **out);
+/* A reader not counted by stream_readers(): the daemon's own watch on
+ * the history's growth (seek it to a size, ask to be notified). */
+int stream_reader_new_quiet(struct stream *s, struct stream_reader **out);
 void stream_reader_free(struct stream_reader *rd);
 /* Read at the reader's cursor: bytes (>0), 0 at the end of a stream that
  * ended cleanly or was closed, the end error (-errno) once at the end of a
  * stream that ended with an error, or -EAGAIN when nothing is available
  * yet. Coalesces frames. */
 ssize_t stream_reader_read(struct stream_reader *rd, void *buf, size_t len);
+/*
+ * The zero-copy form of stream_reader_read: where the next bytes at the
+ * cursor are (at most max, in one piece; see stream_span for how long the
+ * span stays valid), without moving the cursor. Returns the span's length
+ * (> 0; *out filled), or what stream_reader_read would: 0 at the end,
+ * the end error once (it counts as delivered when peek returns it), or
+ * -EAGAIN. The caller sends the bytes and then calls stream_reader_advance
+ * with what it took (at most the span's length; less is fine, the rest is
+ * peeked again). The span may be shorter than what is available: a
+ * caller wanting more peeks again after advancing. max 0 with bytes
+ * available returns 0 as read(2) of 0 bytes does.
+ */
+ssize_t stream_reader_peek(struct stream_reader *rd, size_t max,
+                           struct stream_span *out);
+void stream_reader_advance(struct stream_reader *rd, size_t n);
 /* Bytes available to this reader without blocking; true also at end. */
 bool stream_reader_ready(const struct stream_reader *rd);
 uint64_t stream_reader_offset(const struct stream_reader *rd);

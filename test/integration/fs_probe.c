@@ -12,6 +12,13 @@
  *   fs_probe read FILE            one blocking read: prints the
  *                                 CLOCK_REALTIME ns when it returned and
  *                                 the byte count (wake-up latency)
+ *   fs_probe reads FILE OFF SIZE...
+ *                                 reads of each SIZE in turn (OFF -1:
+ *                                 read(2) at the file position, else
+ *                                 pread(2) at OFF, OFF + the bytes so
+ *                                 far...): prints each count (or "error
+ *                                 <msg>"); the bytes go to stdout's fd 3
+ *                                 when it is open
  *   fs_probe eintr FILE STATUS APPEND TEXT EXPECT [CMD]
  *                                 a blocking read interrupted by a signal
  *                                 whose handler has no SA_RESTART must
@@ -39,6 +46,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,7 +226,7 @@ main(int argc, char **argv)
     int fd, rc;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: fs_probe nonblock|poll|epoll|read|eintr FILE "
+        fprintf(stderr, "usage: fs_probe nonblock|poll|epoll|read|reads|eintr FILE "
                         "...\n");
         return 2;
     }
@@ -248,6 +256,30 @@ main(int argc, char **argv)
             printf("EOF\n");
         else
             printf("%zd\n", n);
+        return 0;
+    }
+    if (strcmp(argv[1], "reads") == 0 && argc > 4) {
+        long long off = atoll(argv[3]);
+        bool out = fcntl(3, F_GETFD) >= 0;
+        fd = open_file(argv[2], 0, NULL);
+        for (int i = 4; i < argc; i++) {
+            size_t want = strtoull(argv[i], NULL, 10);
+            char *p = want ? malloc(want) : buf;
+            ssize_t n = !p ? -1
+                        : off < 0 ? read(fd, p, want)
+                                  : pread(fd, p, want, (off_t)off);
+            if (n < 0) {
+                printf("error %s\n", strerror(errno));
+            } else {
+                printf("%zd\n", n);
+                if (out && write(3, p, (size_t)n) != n)
+                    return 1;
+                if (off >= 0)
+                    off += n;
+            }
+            if (p != buf)
+                free(p);
+        }
         return 0;
     }
     if (strcmp(argv[1], "read") == 0) {
