@@ -65,13 +65,24 @@ _provium() {
             COMPREPLY=($(compgen -W "-m --mount --json --help --version" -- "$cur"))
         else
             COMPREPLY=($(compgen -W "ls status info open follow close run vm
-                version help" -- "$cur"))
+                read_until expect peek version help" -- "$cur"))
         fi
         return
     fi
     case $cmd in
     info | follow | close)
         [ $n = 0 ] && COMPREPLY=($(compgen -W "$(_provium_names "$m/streams")" -- "$cur")) ;;
+    read_until | expect | peek)
+        case $prev in
+        --skip) COMPREPLY=($(compgen -W "printk none" -- "$cur")) ;;
+        -t | --timeout | -ex | -re | -re/*) ;;
+        *)
+            if [ $n = 0 ]; then
+                COMPREPLY=($(compgen -W "$(_provium_names "$m/streams")" -- "$cur"))
+            elif [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "-t --skip -ex -re -re/i" -- "$cur"))
+            fi ;;
+        esac ;;
     open)
         case $n in
         0) COMPREPLY=($(compgen -W "- $(_provium_names "$m/vms")" -- "$cur")) ;;

@@ -32,6 +32,9 @@
  * st_blksize at a time (io_blksize), 128 KiB otherwise; 1 MiB is the
  * largest READ (max_pages 256), one round trip per MiB. */
 #define FS_BLKSIZE (1024 * 1024)
+/* Seconds the kernel may keep the names and attributes that never change
+ * while their object lives (tree.c); a going away is told at once. */
+#define FS_CACHE_TIMEOUT 3600.0
 #define FS_TEXT_MAX 65536                   /* a generated text file */
 #define FS_CTL_MAX_REPLIES 256 /* unread replies queued on one ctl open */
 #define FS_PARK_MAX 64         /* reads parked on one open file */
@@ -256,6 +259,12 @@ fuse_ino_t tree_ino(enum node node, uint64_t a, uint64_t b);
 struct ino tree_decode(fuse_ino_t ino);
 /* Attributes of a live node, or -ENOENT. */
 int tree_stat(struct fs *fs, struct ino n, struct stat *st);
+/* A LOOKUP's answer for a live node: attributes and how long the kernel
+ * may keep the name and the attributes; or -ENOENT. */
+int tree_entry(struct fs *fs, struct ino n, struct fuse_entry_param *e);
+/* Node n went away: drop what the kernel caches of it (attributes;
+ * never blocks). */
+void tree_gone(struct fs *fs, struct ino n);
 extern const char tree_readme[];
 
 void tree_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
@@ -265,6 +274,8 @@ void tree_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 void tree_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tree_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                   struct fuse_file_info *fi);
+void tree_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                      struct fuse_file_info *fi);
 void tree_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tree_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 

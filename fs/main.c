@@ -250,7 +250,8 @@ parse_options(int argc, char **argv, struct fs_options *o,
             errno = 0;
             n = strtoul(v, &end, 10);
             if (!*v || *end || errno || n > 64 || *v == '-')
-                die("--reply-threads `%s`: a number of threads from 0 to 64", v);
+                die("--reply-threads `%s`: a number of threads from 0 to 64",
+                    v);
             o->reply_threads = (unsigned)n;
         } else if ((v = opt_value(argc, argv, &i, "--agent"))) {
             free(o->agent_path);

@@ -49,6 +49,7 @@ static const struct fuse_lowlevel_ops mount_ops = {
         .setattr = tree_setattr,
         .opendir = tree_opendir,
         .readdir = tree_readdir,
+        .readdirplus = tree_readdirplus,
         .releasedir = tree_releasedir,
         .rmdir = tree_rmdir,
         .open = file_open,

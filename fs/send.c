@@ -123,8 +123,7 @@ send_splicing(const struct fs *fs)
 size_t
 send_max(const struct fs *fs, size_t size)
 {
-    return send_splicing(fs) && size > SEND_SPLICE_MAX ? SEND_SPLICE_MAX
-                                                       : size;
+    return send_splicing(fs) && size > SEND_SPLICE_MAX ? SEND_SPLICE_MAX : size;
 }
 
 /* Copy the span into buf (FS_BUF_SIZE bytes) and reply with it. */
@@ -374,7 +373,8 @@ void
 send_init(struct fs *fs, struct fuse_conn_info *conn)
 {
     const char *no = getenv("PROVIUM_NO_SPLICE");
-    bool splice = (conn->capable & FUSE_CAP_SPLICE_WRITE) && !(no && *no == '1');
+    bool splice =
+            (conn->capable & FUSE_CAP_SPLICE_WRITE) && !(no && *no == '1');
 
     /* Replies of spool bytes are spliced (see the top); requests are never
      * spliced to us (no write_buf): a command is short. */

@@ -185,6 +185,9 @@ slot_close(struct slot *sl)
     }
     if (sl->s)
         stream_close(sl->s);
+    /* Its directory is gone: a stat the kernel would answer from its
+     * cache (tree.c caches a stream's directory) asks again. */
+    tree_gone(sl->fs, (struct ino){N_S, 0, sl->id});
     slot_unref(sl);
 }
 
@@ -637,11 +640,16 @@ op_done(struct stream *s, struct reply *rp, void *arg)
     struct slot *sl = call->sl;
 
     /* The stream closes itself right after answering `close`; the slot
-     * follows on the next turn, outside the stream's own code. */
+     * follows on the next turn, outside the stream's own code. Whoever
+     * reads the reply finds the directory gone: no request can reach us
+     * before the slot goes, and the kernel is told now not to answer a
+     * stat from its cache (slot_close tells it again, in case a stat was
+     * answered in between). */
     if (call->kind == STREAM_OP_CLOSE && !sl->gone) {
         sl->refs++;
         if (reactor_defer(sl->fs->r, close_cb, sl) < 0)
             sl->refs--;
+        tree_gone(sl->fs, (struct ino){N_S, 0, sl->id});
     }
     call->op = NULL;
     ctl_done(&call->e, rp);

@@ -6,10 +6,8 @@
  * the VM, stream or process it belongs to are encoded in the number
  * (fs.h), and ids are never reused. So the daemon keeps no inode table and
  * needs no FORGET bookkeeping: resolving a number looks the object up
- * again, and a vanished object is simply ENOENT. Entry and attribute
- * timeouts are 0 because almost everything here changes under the
- * kernel's feet: log sizes grow (tail -f polls st_size once a second on
- * FUSE, reference/fuse.md §5), streams come and go.
+ * again, and a vanished object is simply ENOENT. What the kernel may
+ * cache, and for how long, is said at node_timeouts.
  *
  * Ownership (SPEC §8): everything belongs to the mount owner, except what
  * access_attr() gives to users on a shared mount (allow_other, which
@@ -226,16 +224,82 @@ tree_stat(struct fs *fs, struct ino n, struct stat *st)
     return 0;
 }
 
+/*
+ * How long the kernel may keep a name and a node's attributes without
+ * asking again. Names never change meaning (stream ids are never reused,
+ * the fixed names are fixed), but most attributes do: sizes grow (log:
+ * tail -f polls st_size), generated text changes. So only what never
+ * changes while the object lives is cached: the top directory's names,
+ * the attributes of vms/ and streams/, and each stream's directory
+ * (streams/<id>), whose mode, owner and times are fixed at clone; its
+ * files' names too (data and log appear once the stream exists: a name
+ * looked up before is not cached, ENOENT is not remembered). The mount
+ * point and the files at the top are not: after a crash the kernel would
+ * answer `stat MOUNTPOINT` or `test -f README` from its cache for an
+ * hour, and that is how a new daemon (prepare_mountpoint) and scripts
+ * tell a dead mount from a live one (ENOTCONN). A stream's directory
+ * going away is told to the kernel (tree_gone: its attributes
+ * invalidated, so a stat asks and gets ENOENT); a listing is never
+ * cached. `ls -l streams/` then costs READDIRPLUS requests and nothing
+ * per stream. VMs are not cached: a name comes back with another id
+ * after vm del + vm add.
+ */
+static void
+node_timeouts(enum node n, double *entry, double *attr)
+{
+    *entry = *attr = 0;
+    switch (n) {
+    case N_VMS:
+    case N_STREAMS:
+    case N_S:
+        *entry = *attr = FS_CACHE_TIMEOUT;
+        break;
+    case N_README:
+    case N_CLONE:
+    case N_CTL:
+    case N_S_CTL:
+    case N_S_DATA:
+    case N_S_LOG:
+    case N_S_SITE:
+    case N_S_INFO:
+        *entry = FS_CACHE_TIMEOUT;
+        break;
+    default:
+        break;
+    }
+}
+
+int
+tree_entry(struct fs *fs, struct ino n, struct fuse_entry_param *e)
+{
+    int rc;
+
+    memset(e, 0, sizeof(*e));
+    if ((rc = tree_stat(fs, n, &e->attr)) < 0)
+        return rc;
+    e->ino = e->attr.st_ino;
+    node_timeouts(n.node, &e->entry_timeout, &e->attr_timeout);
+    return 0;
+}
+
+void
+tree_gone(struct fs *fs, struct ino n)
+{
+    send_inval_attr(fs, tree_ino(n.node, n.a, n.b));
+}
+
 static void
 reply_attr(fuse_req_t req, struct ino n)
 {
     struct stat st;
+    double entry, attr;
     int rc = tree_stat(req_fs(req), n, &st);
 
+    node_timeouts(n.node, &entry, &attr);
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
-        fuse_reply_attr(req, &st, 0);
+        fuse_reply_attr(req, &st, attr);
 }
 
 void
@@ -344,67 +408,86 @@ tree_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         fuse_reply_err(req, ENOTDIR);
         return;
     }
-    memset(&e, 0, sizeof(e));
-    if (c.node == N_NONE || (rc = tree_stat(fs, c, &e.attr)) < 0) {
+    if (c.node == N_NONE || (rc = tree_entry(fs, c, &e)) < 0) {
         fuse_reply_err(req, ENOENT);
         return;
     }
-    e.ino = e.attr.st_ino;
     fuse_reply_entry(req, &e);
 }
 
 /* ---- directories -------------------------------------------------- */
 
-struct dirbuf {
-    char *p;
-    size_t len, cap;
+/* A listing: the entries' names and nodes, taken at opendir, so that a
+ * listing is a consistent snapshot however it is paged. An entry's
+ * cookie (the offset readdir resumes from) is its index + 1, the same
+ * for READDIR and READDIRPLUS: the kernel may switch between them in the
+ * middle of a listing (readdirplus_auto). */
+struct dent {
+    struct ino n;
+    size_t name; /* offset in the name pool */
+};
+
+struct dirsnap {
+    struct dent *e;
+    size_t n, cap;
+    char *pool;
+    size_t pool_len, pool_cap;
 };
 
 static int
-dir_add(fuse_req_t req, struct dirbuf *d, const char *name, struct ino n)
+dir_add(struct dirsnap *d, const char *name, struct ino n)
 {
-    struct stat st = {0};
-    size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+    size_t len = strlen(name) + 1;
 
-    if (d->len + need > d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 4096;
-        char *p;
-        while (cap < d->len + need)
-            cap *= 2;
-        if (!(p = realloc(d->p, cap)))
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        struct dent *e = realloc(d->e, cap * sizeof(*e));
+        if (!e)
             return -ENOMEM;
-        d->p = p;
+        d->e = e;
         d->cap = cap;
     }
-    st.st_ino = tree_ino(n.node, n.a, n.b);
-    st.st_mode = n.node == N_VM || n.node == N_PROC || n.node == N_S ||
-                                 n.node == N_VMS || n.node == N_STREAMS ||
-                                 n.node == N_VM_PROCS || n.node == N_ROOT
-                         ? S_IFDIR
-                         : S_IFREG;
-    fuse_add_direntry(req, d->p + d->len, need, name, &st,
-                      (off_t)(d->len + need));
-    d->len += need;
+    if (d->pool_len + len > d->pool_cap) {
+        size_t cap = d->pool_cap ? d->pool_cap * 2 : 256;
+        char *p;
+        while (cap < d->pool_len + len)
+            cap *= 2;
+        if (!(p = realloc(d->pool, cap)))
+            return -ENOMEM;
+        d->pool = p;
+        d->pool_cap = cap;
+    }
+    memcpy(d->pool + d->pool_len, name, len);
+    d->e[d->n].n = n;
+    d->e[d->n].name = d->pool_len;
+    d->pool_len += len;
+    d->n++;
     return 0;
 }
 
+static void
+dir_free(struct dirsnap *d)
+{
+    if (!d)
+        return;
+    free(d->e);
+    free(d->pool);
+    free(d);
+}
+
 static int
-dir_names(fuse_req_t req, struct dirbuf *d, const struct name *t,
-          struct ino self)
+dir_names(struct dirsnap *d, const struct name *t, struct ino self)
 {
     int rc = 0;
 
     for (; t->name && rc == 0; t++)
-        rc = dir_add(req, d, t->name, (struct ino){t->node, self.a, self.b});
+        rc = dir_add(d, t->name, (struct ino){t->node, self.a, self.b});
     return rc;
 }
 
-/* The whole listing, built at opendir: readdir serves it by offset, so a
- * listing is a consistent snapshot however it is paged. */
 static int
-dir_build(fuse_req_t req, struct ino n, struct dirbuf *d)
+dir_build(struct fs *fs, struct ino n, struct dirsnap *d)
 {
-    struct fs *fs = req_fs(req);
     struct stat st;
     char num[24];
     int rc;
@@ -413,35 +496,35 @@ dir_build(fuse_req_t req, struct ino n, struct dirbuf *d)
         return rc;
     if (!S_ISDIR(st.st_mode))
         return -ENOTDIR;
-    if ((rc = dir_add(req, d, ".", n)) < 0 ||
-        (rc = dir_add(req, d, "..", (struct ino){N_ROOT, 0, 0})) < 0)
+    if ((rc = dir_add(d, ".", n)) < 0 ||
+        (rc = dir_add(d, "..", (struct ino){N_ROOT, 0, 0})) < 0)
         return rc;
     switch (n.node) {
     case N_ROOT:
-        return dir_names(req, d, root_names, n);
+        return dir_names(d, root_names, n);
     case N_VMS:
         for (struct vm *vm = fs->vms; vm && rc == 0; vm = vm->next)
-            rc = dir_add(req, d, vm->name, (struct ino){N_VM, vm->id, 0});
+            rc = dir_add(d, vm->name, (struct ino){N_VM, vm->id, 0});
         return rc;
     case N_VM:
-        return dir_names(req, d, vm_names, n);
+        return dir_names(d, vm_names, n);
     case N_VM_PROCS: {
         struct vm *vm = vm_by_id(fs, n.a);
         for (struct vmproc *p = procs_next(vm, NULL); p && rc == 0;
              p = procs_next(vm, p)) {
             snprintf(num, sizeof(num), "%" PRIu64, p->n);
-            rc = dir_add(req, d, num, (struct ino){N_PROC, n.a, p->n});
+            rc = dir_add(d, num, (struct ino){N_PROC, n.a, p->n});
         }
         return rc;
     }
     case N_PROC:
-        return dir_names(req, d, proc_names, n);
+        return dir_names(d, proc_names, n);
     case N_STREAMS: {
         size_t b = 0;
         for (struct slot *sl = slot_next(fs, &b, NULL); sl && rc == 0;
              sl = slot_next(fs, &b, sl)) {
             snprintf(num, sizeof(num), "%" PRIu64, sl->id);
-            rc = dir_add(req, d, num, (struct ino){N_S, 0, sl->id});
+            rc = dir_add(d, num, (struct ino){N_S, 0, sl->id});
         }
         return rc;
     }
@@ -449,7 +532,7 @@ dir_build(fuse_req_t req, struct ino n, struct dirbuf *d)
         struct slot *sl = slot_find(fs, n.b);
         for (const struct name *t = slot_names; t->name && rc == 0; t++)
             if (sl->s || (t->node != N_S_DATA && t->node != N_S_LOG))
-                rc = dir_add(req, d, t->name, (struct ino){t->node, n.a, n.b});
+                rc = dir_add(d, t->name, (struct ino){t->node, n.a, n.b});
         return rc;
     }
     default:
@@ -457,68 +540,100 @@ dir_build(fuse_req_t req, struct ino n, struct dirbuf *d)
     }
 }
 
+static bool
+is_dir_node(enum node n)
+{
+    return n == N_VM || n == N_PROC || n == N_S || n == N_VMS ||
+           n == N_STREAMS || n == N_VM_PROCS || n == N_ROOT;
+}
+
 void
 tree_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    struct dirbuf *d = calloc(1, sizeof(*d));
+    struct dirsnap *d = calloc(1, sizeof(*d));
     int rc;
 
     if (!d) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    if ((rc = dir_build(req, tree_decode(ino), d)) < 0) {
-        free(d->p);
-        free(d);
+    if ((rc = dir_build(req_fs(req), tree_decode(ino), d)) < 0) {
+        dir_free(d);
         fuse_reply_err(req, -rc);
         return;
     }
     fi->fh = (uintptr_t)d;
-    if (fuse_reply_open(req, fi) == -ENOENT) {
-        /* Interrupted: no RELEASEDIR will come. */
-        free(d->p);
-        free(d);
+    if (fuse_reply_open(req, fi) == -ENOENT)
+        dir_free(d); /* interrupted: no RELEASEDIR will come */
+}
+
+/* READDIR and READDIRPLUS from entry off on, as many as fit in size. With
+ * plus, each entry comes with its attributes and timeouts as a LOOKUP
+ * would give them (`ls -l` then asks nothing more); an entry whose object
+ * went away since the snapshot comes without (ino 0: the kernel only
+ * lists it). "." and ".." never carry attributes. */
+static void
+dir_reply(fuse_req_t req, struct fuse_file_info *fi, size_t size, off_t off,
+          bool plus)
+{
+    struct dirsnap *d = (struct dirsnap *)(uintptr_t)fi->fh;
+    struct fs *fs = req_fs(req);
+    char *buf;
+    size_t len = 0;
+
+    if (off < 0 || (size_t)off >= d->n) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
     }
+    if (size > FS_BUF_SIZE)
+        size = FS_BUF_SIZE;
+    buf = fs->buf; /* the reactor's: the reply is sent before we return */
+    for (size_t i = (size_t)off; i < d->n; i++) {
+        const char *name = d->pool + d->e[i].name;
+        struct ino n = d->e[i].n;
+        size_t need;
+        if (plus) {
+            struct fuse_entry_param e;
+            memset(&e, 0, sizeof(e));
+            if (i < 2 || tree_entry(fs, n, &e) < 0) {
+                e.ino = 0;
+                e.attr.st_ino = tree_ino(n.node, n.a, n.b);
+                e.attr.st_mode = is_dir_node(n.node) ? S_IFDIR : S_IFREG;
+            }
+            need = fuse_add_direntry_plus(req, buf + len, size - len, name, &e,
+                                          (off_t)(i + 1));
+        } else {
+            struct stat st = {0};
+            st.st_ino = tree_ino(n.node, n.a, n.b);
+            st.st_mode = is_dir_node(n.node) ? S_IFDIR : S_IFREG;
+            need = fuse_add_direntry(req, buf + len, size - len, name, &st,
+                                     (off_t)(i + 1));
+        }
+        if (need > size - len)
+            break; /* it did not fit: the next READDIR starts with it */
+        len += need;
+    }
+    fuse_reply_buf(req, buf, len);
 }
 
 void
 tree_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
              struct fuse_file_info *fi)
 {
-    struct dirbuf *d = (struct dirbuf *)(uintptr_t)fi->fh;
-    size_t n;
+    dir_reply(req, fi, size, off, false);
+}
 
-    if (off < 0 || (size_t)off >= d->len) {
-        fuse_reply_buf(req, NULL, 0);
-        return;
-    }
-    /* Entries end exactly at the offsets recorded in them; never split
-     * one: the kernel would see garbage. */
-    n = d->len - (size_t)off;
-    if (n > size) {
-        size_t end = (size_t)off, next;
-        while (end < d->len) {
-            const struct {
-                uint64_t ino, off;
-                uint32_t namelen, type;
-            } *de = (const void *)(d->p + end);
-            next = (size_t)de->off;
-            if (next - (size_t)off > size)
-                break;
-            end = next;
-        }
-        n = end - (size_t)off;
-    }
-    fuse_reply_buf(req, d->p + off, n);
+void
+tree_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                 struct fuse_file_info *fi)
+{
+    dir_reply(req, fi, size, off, true);
 }
 
 void
 tree_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    struct dirbuf *d = (struct dirbuf *)(uintptr_t)fi->fh;
-
-    free(d->p);
-    free(d);
+    dir_free((struct dirsnap *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }
 

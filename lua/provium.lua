@@ -31,6 +31,7 @@ M.VERSION = "0.1.0"
 local mountpoint = os.getenv("PROVIUM_MOUNT") or "/run/provium"
 if mountpoint == "" then mountpoint = "/run/provium" end
 local check_arg -- defined below, with the other helpers
+local is_regex -- defined with provium.re
 
 --- Set (or get) the mount the library talks to: `PROVIUM_MOUNT`, or
 --- `/run/provium`, until this is called.
@@ -171,7 +172,9 @@ local function read_reply(fd)
     head = head .. more
     nl = head:find("\n", 1, true)
   end
-  local status, len = head:sub(1, nl - 1):match("^(%l+) (%d+)$")
+  -- A marked read_until/expect/peek puts fields after the length
+  -- (docs/matching.md): "ok 12 1 3 9".
+  local status, len, fields = head:sub(1, nl - 1):match("^(%l+) (%d+) ?(.*)$")
   if not status then
     error("provium: malformed reply header `" .. head:sub(1, nl - 1) .. "`", 0)
   end
@@ -183,7 +186,7 @@ local function read_reply(fd)
     parts[#parts + 1] = chunk
     have = have + #chunk
   end
-  return status, table.concat(parts)
+  return status, table.concat(parts), fields
 end
 
 --- Write a command; a malformed one fails the write with EINVAL and its
@@ -286,6 +289,109 @@ local function creation_site()
 end
 
 -- ---------------------------------------------------------------------
+-- Patterns (SPEC §9; docs/matching.md)
+-- ---------------------------------------------------------------------
+
+local PATTERN_MAX_LEN = 4096
+
+--- A pattern as the daemon's messages show it: at most 64 bytes,
+--- C-escaped, `...` marking a cut.
+local function shown(src)
+  local cut = #src > 64
+  local e = src:sub(1, 64):gsub("[%c\\\128-\255]", function(c)
+    return escapes[c] or ("\\x%02x"):format(c:byte())
+  end)
+  return e .. (cut and "..." or "")
+end
+
+---A regex for read_until, expect and peek: PCRE syntax that a stream can
+---match (no back-references, no lookaround; docs/matching.md).
+---@class provium.Regex
+---@field src string the regex as written
+---@field flags string its flags, from `imsx`
+local Regex = { __name = "provium.Regex" }
+Regex.__index = Regex
+
+is_regex = function(v)
+  return getmetatable(v) == Regex
+end
+
+--- `-re/FLAGS "SRC"`: the word pair of the marked form (internal).
+---@return string
+function Regex:_word()
+  return "-re" .. (self.flags ~= "" and "/" .. self.flags or "") .. " " ..
+    quote(self.src)
+end
+
+function Regex:__tostring()
+  return ("regex `%s`%s"):format(shown(self.src),
+    self.flags ~= "" and " (flags " .. self.flags .. ")" or "")
+end
+
+--- A regex pattern object (SPEC §9.3). Flags: `i` caseless, `m` `^`/`$`
+--- at every line, `s` `.` matches a newline, `x` blanks and `#` comments
+--- ignored. The flags, the length and NUL bytes are checked here, with
+--- the daemon's messages; the syntax and what a stream cannot match
+--- (back-references, lookaround) by the daemon when an op uses it,
+--- raising its message (``expect: regex `a(`: missing closing
+--- parenthesis at offset 2``).
+---@param src string
+---@param flags? string letters from `imsx`
+---@return provium.Regex
+function M.re(src, flags)
+  check_arg(1, "re", src, "string")
+  check_arg(2, "re", flags, "string", true)
+  local seen = {}
+  for c in (flags or ""):gmatch(".") do
+    if not ("imsx"):find(c, 1, true) then
+      error(("unknown regex flag `%s` (expected i, m, s or x)"):format(
+        shown(c)), 0)
+    end
+    seen[c] = true
+  end
+  local f = {}
+  for c in ("imsx"):gmatch(".") do
+    if seen[c] then f[#f + 1] = c end
+  end
+  local r = setmetatable({ src = src, flags = table.concat(f) }, Regex)
+  if #src > PATTERN_MAX_LEN then
+    error(("%s: too long (%d bytes, at most %d)"):format(tostring(r), #src,
+      PATTERN_MAX_LEN), 0)
+  end
+  if src:find("\0", 1, true) then
+    error(("%s: contains a NUL byte (write it as \\x00)"):format(
+      tostring(r)), 0)
+  end
+  return r
+end
+
+--- s with every kernel log record removed, as `skip = "printk"` has the
+--- patterns see it: `[`, 0-16 blanks, 1-12 digits, `.`, 1-9 digits, `]`,
+--- then every byte up to and including the next newline (to the end of
+--- s if none), wherever the `[` is.
+---@param s string
+---@return string
+function M.strip_printk(s)
+  check_arg(1, "strip_printk", s, "string")
+  local out, keep, at = {}, 1, 1
+  while true do
+    local b = s:find("[", at, true)
+    if not b then break end
+    local sp, secs, frac, e = s:match("^%[( *)(%d+)%.(%d+)%]()", b)
+    if sp and #sp <= 16 and #secs <= 12 and #frac <= 9 then
+      out[#out + 1] = s:sub(keep, b - 1)
+      local nl = s:find("\n", e, true)
+      keep = nl and nl + 1 or #s + 1
+      at = keep
+    else
+      at = b + 1
+    end
+  end
+  out[#out + 1] = s:sub(keep)
+  return table.concat(out)
+end
+
+-- ---------------------------------------------------------------------
 -- Streams (Tail, ConsoleStream, Capture share one implementation)
 -- ---------------------------------------------------------------------
 
@@ -334,31 +440,142 @@ function Stream:next(t)
   return nil
 end
 
---- The bytes up to and including the first `pattern`; the bytes after it
---- stay pending. Raises ``read_until timed out waiting for `P`; …``,
---- `stream EOF` or `stream closed` (console/capture for those streams).
----@param pattern string a literal byte string
----@param t? number|string timeout (default 10s)
----@return string bytes
-function Stream:read_until(pattern, t)
-  check_arg(1, "read_until", pattern, "string")
-  check_live(self)
-  local st, payload = call(self._fd,
-    command("read_until", quote(pattern), duration(t)))
-  if st == "ok" then return payload end
-  raise(self, st, payload)
+---@alias provium.Pattern string|provium.Regex a literal (exact bytes) or a regex
+---@alias provium.Patterns provium.Pattern|provium.Pattern[]
+
+---@class provium.MatchOptions
+---@field skip? "printk"|"none" `printk`: match as if kernel log records were not in the stream
+
+--- The command line of a matching op, and whether its reply carries the
+--- alternative and span (a regex or a list: the marked form).
+local function match_command(op, p, t, opts)
+  check_arg(3, op, opts, "table", true)
+  local words, marked = { op }, false
+  if type(p) == "string" then
+    words[2] = quote(p)
+  elseif is_regex(p) then
+    marked = true
+    words[2] = p:_word()
+  elseif type(p) == "table" then
+    if #p == 0 then
+      error(("bad argument #1 to '%s' (a pattern or a non-empty list " ..
+        "expected)"):format(op), 3)
+    end
+    marked = true
+    for i, x in ipairs(p) do
+      if type(x) == "string" then
+        words[#words + 1] = "-ex " .. quote(x)
+      elseif is_regex(x) then
+        words[#words + 1] = x:_word()
+      else
+        error(("bad argument #1 to '%s' (item %d: string or provium.re " ..
+          "expected, got %s)"):format(op, i, type(x)), 3)
+      end
+    end
+  else
+    error(("bad argument #1 to '%s' (string, provium.re or list " ..
+      "expected, got %s)"):format(op, p == nil and "no value" or type(p)), 3)
+  end
+  -- A marked form always says its timeout: `-ex 5` alone would be
+  -- today's literal `-ex` with a 5 s timeout.
+  words[#words + 1] = duration(t) or (marked and "10s" or nil)
+  local skip = false
+  for k, v in pairs(opts or {}) do
+    if k ~= "skip" then
+      error(("%s: unknown option `%s` (expected skip)"):format(op,
+        tostring(k)), 0)
+    elseif v ~= "printk" and v ~= "none" then
+      error(('%s: opts.skip = `%s` (expected "printk" or "none")')
+        :format(op, tostring(v)), 0)
+    end
+    words[#words + 1] = "skip=" .. v
+    skip = v == "printk"
+  end
+  return command(table.unpack(words)), marked, skip
 end
 
---- As read_until, returning nothing.
----@param pattern string a literal byte string
+--- The extras of a marked form's reply: index, text, captures. The
+--- fields are `ALT FROM TO [G1FROM G1TO ...]`, offsets from the cursor
+--- (`-` unknown); the payload starts at 0, or for expect at FROM.
+local function match_results(op, payload, fields, skip)
+  local alt, from, to, rest = (fields or ""):match("^(%d+) (%S+) (%d+)(.*)$")
+  if not alt then
+    error(("provium: malformed %s reply fields `%s`"):format(op,
+      tostring(fields)), 0)
+  end
+  from, to = tonumber(from), tonumber(to)
+  local base = op == "expect" and (from or to) or 0
+  local function text(a, b)
+    if not a then return nil end
+    local t = payload:sub(a - base + 1, b - base)
+    return skip and M.strip_printk(t) or t
+  end
+  local caps, n = {}, 0
+  for a, b in rest:gmatch(" (%S+) (%S+)") do
+    n = n + 1
+    caps[n] = text(tonumber(a), tonumber(b))
+  end
+  return tonumber(alt), text(from, to), table.unpack(caps, 1, n)
+end
+
+--- The bytes up to and including the first match of `pattern`; the
+--- bytes after it stay pending. A string is a literal (as Provium); a
+--- `provium.re` regex or a list of patterns (up to 256, the earliest
+--- match end wins, then the lower index) also returns the 1-based index
+--- of the alternative that matched, the matched text and the regex's
+--- captures (nil for a group that took no part). Raises
+--- ``read_until timed out waiting for `P`; …``, `stream EOF` or
+--- `stream closed` (console/capture for those streams).
+---@param pattern provium.Patterns
 ---@param t? number|string timeout (default 10s)
-function Stream:expect(pattern, t)
-  check_arg(1, "expect", pattern, "string")
+---@param opts? provium.MatchOptions
+---@return string bytes
+---@return integer? index the alternative (a regex or a list)
+---@return string? text the match (nil when its start is unknown)
+---@return string? ... the captures
+function Stream:read_until(pattern, t, opts)
+  local line, marked, skip = match_command("read_until", pattern, t, opts)
   check_live(self)
-  local st, payload = call(self._fd,
-    command("expect", quote(pattern), duration(t)))
-  if st == "ok" then return end
-  raise(self, st, payload)
+  local st, payload, fields = call(self._fd, line)
+  if st ~= "ok" then raise(self, st, payload) end
+  if not marked then return payload end
+  return payload, match_results("read_until", payload, fields, skip)
+end
+
+--- As read_until, returning nothing for a string; for a regex or a list,
+--- the index of the alternative, the matched text and the captures.
+---@param pattern provium.Patterns
+---@param t? number|string timeout (default 10s)
+---@param opts? provium.MatchOptions
+---@return integer? index the alternative (a regex or a list)
+---@return string? text the match
+---@return string? ... the captures
+function Stream:expect(pattern, t, opts)
+  local line, marked, skip = match_command("expect", pattern, t, opts)
+  check_live(self)
+  local st, payload, fields = call(self._fd, line)
+  if st ~= "ok" then raise(self, st, payload) end
+  if not marked then return end
+  return match_results("expect", payload, fields, skip)
+end
+
+--- Wait as expect does and consume nothing: returns what read_until
+--- would (the bytes up to the match end, and for a regex or a list the
+--- index, text and captures), the bytes left in place.
+---@param pattern provium.Patterns
+---@param t? number|string timeout (default 10s)
+---@param opts? provium.MatchOptions
+---@return string bytes
+---@return integer? index the alternative (a regex or a list)
+---@return string? text the match
+---@return string? ... the captures
+function Stream:peek(pattern, t, opts)
+  local line, marked, skip = match_command("peek", pattern, t, opts)
+  check_live(self)
+  local st, payload, fields = call(self._fd, line)
+  if st ~= "ok" then raise(self, st, payload) end
+  if not marked then return payload end
+  return payload, match_results("peek", payload, fields, skip)
 end
 
 --- Every frame available within t (pending bytes first), as an array of
@@ -389,12 +606,13 @@ function Stream:eof()
 end
 
 --- Close the stream (idempotent); also run by `<close>` variables and the
---- garbage collector (which only lets go of a `keep` stream).
+--- garbage collector (which only lets go of a `keep` stream). A stream
+--- from `provium.attach` is left open: only this object lets go of it.
 function Stream:close()
   if self._closed then return end
   self._closed = true
   if scope then scope[self] = nil end
-  pcall(call, self._fd, command("close"))
+  if not self._attached then pcall(call, self._fd, command("close")) end
   self._fd:close()
 end
 Stream.__close = Stream.close
@@ -485,6 +703,23 @@ local function open_stream(words, opts)
     _test = opts.test or current_test, _keep = opts.keep == true }, Stream)
   if scope and not s._keep then scope[s] = true end
   return s
+end
+
+--- A stream opened elsewhere (a `keep` stream, `provium open`): ops on its
+--- cursor (the one every op of that stream moves) through a ctl file of
+--- our own. Closing the object leaves the stream open; close it with
+--- `provium.close_stream(id)`.
+---@param id string|integer the stream's id under `streams/`
+---@return provium.Stream
+function M.attach(id)
+  id = tostring(id)
+  local info, msg = M.stream_info(id)
+  if not info then error("provium.attach: " .. msg, 0) end
+  local fd = open_ctl(path("streams", id, "ctl"))
+  local kind = info.kind or ""
+  return setmetatable({ _fd = fd, _id = id, _kind = kind,
+    _detail = info.detail or "", _noun = nouns[kind] or "stream",
+    _attached = true }, Stream)
 end
 
 ---@class provium.OpenOptions

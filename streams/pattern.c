@@ -30,11 +30,15 @@
  * locked: the stream core runs on one thread (the reactor's).
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <hs/hs.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -49,12 +53,17 @@
 #define CACHE_MAX_BYTES (32u << 20)
 #define PCRE2_MATCH_LIMIT 10000000u
 #define SHOWN_SRC 64 /* pattern bytes quoted in an error message */
+#define PATTERN_COMPILERS 2 /* compiler threads at most (see below) */
+#define PATTERN_MAX_JOBS 64 /* sets being compiled at once */
+/* Reactor time the checks of one set may take (set_prepare). */
+#define PATTERN_CHECK_BUDGET (20 * USEC_PER_MSEC)
 
 struct entry {
     struct pattern p; /* p.src points into the set's own copy */
     unsigned width;   /* fixed match width; 0 if variable */
     bool som;         /* Hyperscan reports the match start */
     bool nl;          /* x mode: a final newline ends a #comment */
+    bool checked;     /* regex_hs ran (regexes) */
     unsigned groups;  /* capture groups (regexes) */
     pcre2_code *re;   /* regexes: for captures */
     bool jit_tried;
@@ -62,6 +71,7 @@ struct entry {
 
 struct pattern_set {
     unsigned refs;
+    bool adopted; /* counted in live_sets, served by the scratch space */
     struct pattern_set *prev, *next; /* cache list, most recent first */
     bool cached;
     uint64_t hash;
@@ -232,6 +242,18 @@ who(const struct pattern *pats, unsigned n, unsigned i, char *buf, size_t len)
         o = (size_t)snprintf(buf, len, "pattern %u: ", i + 1);
     if (o < len)
         pattern_describe(&pats[i], SHOWN_SRC, buf + o, len - o);
+}
+
+/* The same for pattern i of a set being built (its own copies). */
+static void
+who_entry(const struct pattern_set *ps, unsigned i, char *buf, size_t len)
+{
+    size_t o = 0;
+
+    if (ps->n > 1)
+        o = (size_t)snprintf(buf, len, "pattern %u: ", i + 1);
+    if (o < len)
+        pattern_describe(&ps->e[i].p, SHOWN_SRC, buf + o, len - o);
 }
 
 /* ---- naming what Hyperscan refused --------------------------------- */
@@ -475,18 +497,18 @@ pcre2_options(unsigned flags)
            (flags & PATTERN_EXTENDED ? PCRE2_EXTENDED : 0);
 }
 
-/* Check regex i and fill in its entry: PCRE2 first (syntax, with its
- * message and offset), then what Hyperscan thinks of it. */
+/* Check regex i with PCRE2 (syntax, with its message and offset) and
+ * fill in its entry. Fast: every regex gets it while the write that
+ * carries it is answered. */
 static int
-regex_check(struct pattern_set *ps, const struct pattern *pats, unsigned i,
-            bool want_span, char *err)
+regex_pcre(struct pattern_set *ps, unsigned i, char *err)
 {
     struct entry *e = &ps->e[i];
     char w[4 * SHOWN_SRC + 64], m[256];
     int code;
     PCRE2_SIZE off;
 
-    who(pats, ps->n, i, w, sizeof w);
+    who_entry(ps, i, w, sizeof w);
     if (memchr(e->p.src, '\0', e->p.len)) {
         errf(err, "%s: contains a NUL byte (write it as \\x00)", w);
         return -EINVAL;
@@ -503,7 +525,21 @@ regex_check(struct pattern_set *ps, const struct pattern *pats, unsigned i,
     uint32_t groups = 0;
     pcre2_pattern_info(e->re, PCRE2_INFO_CAPTURECOUNT, &groups);
     e->groups = groups;
+    return 0;
+}
 
+/* What Hyperscan thinks of regex i (hs_expression_info: refused
+ * constructs, widths, empty matches, late or end-of-data matches).
+ * Usually well under a millisecond, but up to a third of a second for
+ * nested bounded repeats: see set_prepare's budget. Touches only ps. */
+static int
+regex_hs(struct pattern_set *ps, unsigned i, bool want_span, char *err)
+{
+    struct entry *e = &ps->e[i];
+    char w[4 * SHOWN_SRC + 64], m[256];
+
+    who_entry(ps, i, w, sizeof w);
+    e->checked = true;
     hs_expr_info_t *info = NULL;
     hs_compile_error_t *herr = NULL;
     size_t shift;
@@ -567,9 +603,10 @@ regex_check(struct pattern_set *ps, const struct pattern *pats, unsigned i,
 
 /* Compile the Hyperscan database of every pattern but empty literals.
  * A pattern whose start tracking cannot be built loses it (its spans'
- * starts are then unknown) rather than failing the set. */
+ * starts are then unknown) rather than failing the set. Touches nothing
+ * but ps (and err): it runs on a compiler thread (below). */
 static int
-database_build(struct pattern_set *ps, char *err, const struct pattern *pats)
+database_build(struct pattern_set *ps, char *err)
 {
     unsigned n = 0, *ids = NULL, *flags = NULL, i;
     char **exprs = NULL;
@@ -638,7 +675,7 @@ database_build(struct pattern_set *ps, char *err, const struct pattern *pats)
         }
         if (x >= 0 && (unsigned)x < n) {
             char w[4 * SHOWN_SRC + 64];
-            who(pats, ps->n, ids[x], w, sizeof w);
+            who_entry(ps, ids[x], w, sizeof w);
             errf(err, "%s: cannot be matched in a stream (Hyperscan: %s)", w,
                  herr->message);
         } else {
@@ -668,8 +705,6 @@ database_build(struct pattern_set *ps, char *err, const struct pattern *pats)
         rc = -EINVAL;
         goto out;
     }
-    if (hs_alloc_scratch(db, &scratch) != HS_SUCCESS)
-        goto out;
     ps->info.db = db;
     ps->info.state = state;
     ps->bytes += dbsize;
@@ -687,18 +722,42 @@ out:
     return rc;
 }
 
+/* Free a set that was never adopted (any thread: it touches nothing
+ * shared). */
 static void
-set_free(struct pattern_set *ps)
+set_discard(struct pattern_set *ps)
 {
+    if (!ps)
+        return;
     for (unsigned i = 0; i < ps->n; i++)
         pcre2_code_free(ps->e[i].re);
     hs_free_database(ps->info.db);
     free(ps);
-    if (--live_sets == 0) {
+}
+
+static void
+set_free(struct pattern_set *ps)
+{
+    bool adopted = ps->adopted;
+
+    set_discard(ps);
+    if (adopted && --live_sets == 0) {
         /* Nothing can use the scratch space: give it back. */
         hs_free_scratch(scratch);
         scratch = NULL;
     }
+}
+
+/* A built set joins the process (reactor thread): the scratch space
+ * grows to suit its database. */
+static int
+set_adopt(struct pattern_set *ps)
+{
+    if (ps->info.db && hs_alloc_scratch(ps->info.db, &scratch) != HS_SUCCESS)
+        return -ENOMEM;
+    ps->adopted = true;
+    live_sets++;
+    return 0;
 }
 
 static uint64_t
@@ -732,6 +791,21 @@ set_equal(const struct pattern_set *ps, const struct pattern *pats, unsigned n,
         const struct pattern *a = &ps->e[i].p, *b = &pats[i];
         if (a->kind != b->kind || a->flags != b->flags || a->len != b->len ||
             (a->len && memcmp(a->src, b->src, a->len)))
+            return false;
+    }
+    return true;
+}
+
+/* Two sets of the same patterns and options. */
+static bool
+set_same(const struct pattern_set *a, const struct pattern_set *b)
+{
+    if (a->n != b->n || a->opts != b->opts)
+        return false;
+    for (unsigned i = 0; i < a->n; i++) {
+        const struct pattern *x = &a->e[i].p, *y = &b->e[i].p;
+        if (x->kind != y->kind || x->flags != y->flags || x->len != y->len ||
+            (x->len && memcmp(x->src, y->src, x->len)))
             return false;
     }
     return true;
@@ -777,9 +851,17 @@ cache_trim(unsigned max_sets, size_t max_bytes)
     }
 }
 
+/*
+ * The checks and the cheap half of compiling (reactor thread): copy the
+ * patterns, compile each regex with PCRE2 (syntax, groups) and ask
+ * Hyperscan what it thinks of it (hs_expression_info: refused
+ * constructs, width, empty matches), the latter for as long as `budget`
+ * microseconds last (0: no limit). What is left is set_build(), which
+ * may take seconds.
+ */
 static int
-set_compile(const struct pattern *pats, unsigned n, unsigned opts,
-            struct pattern_set **out, char *err)
+set_prepare(const struct pattern *pats, unsigned n, unsigned opts,
+            uint64_t budget, struct pattern_set **out, char *err)
 {
     size_t srcbytes = 0;
     struct pattern_set *ps;
@@ -790,7 +872,6 @@ set_compile(const struct pattern *pats, unsigned n, unsigned opts,
     ps = calloc(1, sizeof *ps + n * sizeof ps->e[0] + srcbytes);
     if (!ps)
         return -ENOMEM;
-    live_sets++;
     ps->refs = 1;
     ps->opts = opts;
     ps->n = n;
@@ -811,9 +892,23 @@ set_compile(const struct pattern *pats, unsigned n, unsigned opts,
             e->width = (unsigned)e->p.len;
             if (e->p.len == 0 && ps->info.empty < 0)
                 ps->info.empty = (int)i;
-        } else if ((rc = regex_check(ps, pats, i, !(opts & PATTERN_SET_NO_SPAN),
-                                     err)) < 0) {
-            goto fail;
+        } else if ((rc = regex_pcre(ps, i, err)) < 0) {
+            set_discard(ps);
+            return rc;
+        }
+    }
+    /* Hyperscan's verdict on each regex, while the budget lasts; the
+     * rest is the compiler thread's (set_build), its errors then
+     * answered by the op instead of the write. */
+    uint64_t deadline = budget ? clock_now() + budget : UINT64_MAX;
+    for (unsigned i = 0; i < n; i++) {
+        if (ps->e[i].p.kind != PATTERN_REGEX)
+            continue;
+        if (clock_now() >= deadline)
+            break;
+        if ((rc = regex_hs(ps, i, !(opts & PATTERN_SET_NO_SPAN), err)) < 0) {
+            set_discard(ps);
+            return rc;
         }
     }
     /* One literal: maybe match.c's matcher is the faster engine. */
@@ -821,23 +916,39 @@ set_compile(const struct pattern *pats, unsigned n, unsigned opts,
         ((opts & PATTERN_SET_ENGINE_MEMMEM) ||
          (!PATTERN_SINGLE_LITERAL_HS && !(opts & PATTERN_SET_ENGINE_HS))))
         ps->info.memmem = true;
-    if (!ps->info.memmem && (rc = database_build(ps, err, pats)) < 0)
-        goto fail;
     *out = ps;
     return 0;
-fail:
-    set_free(ps);
-    return rc;
 }
 
-int
-pattern_set_get(const struct pattern *pats, unsigned n, unsigned opts,
-                struct pattern_set **out, char *err)
+/* Does the set need a Hyperscan database built? Only literals: the
+ * build is quick (a few ms for a command line's worth), so it is done at
+ * once; a regex can take seconds (docs/matching.md), so it goes to a
+ * compiler thread. */
+static bool
+set_has_regex(const struct pattern_set *ps)
 {
-    struct pattern_set *ps;
-    uint64_t h;
+    for (unsigned i = 0; i < ps->n; i++)
+        if (ps->e[i].p.kind == PATTERN_REGEX)
+            return true;
+    return false;
+}
+
+static int
+set_build(struct pattern_set *ps, char *err)
+{
     int rc;
 
+    for (unsigned i = 0; i < ps->n; i++)
+        if (ps->e[i].p.kind == PATTERN_REGEX && !ps->e[i].checked &&
+            (rc = regex_hs(ps, i, !(ps->opts & PATTERN_SET_NO_SPAN), err)) < 0)
+            return rc;
+    return ps->info.memmem ? 0 : database_build(ps, err);
+}
+
+/* The checks every set passes before anything is compiled. */
+static int
+set_limits(const struct pattern *pats, unsigned n, char *err)
+{
     if (n == 0) {
         errf(err, "no pattern");
         return -EINVAL;
@@ -854,34 +965,463 @@ pattern_set_get(const struct pattern *pats, unsigned n, unsigned opts,
                  PATTERN_MAX_LEN);
             return -EINVAL;
         }
-        if (pats[i].kind != PATTERN_LITERAL && pats[i].kind != PATTERN_REGEX)
+        if (pats[i].kind != PATTERN_LITERAL && pats[i].kind != PATTERN_REGEX) {
+            errf(err, "pattern %u: unknown kind", i + 1);
             return -EINVAL;
+        }
     }
     if (hs_valid_platform() != HS_SUCCESS) {
         errf(err, "regex matching needs a CPU with SSSE3 (Hyperscan)");
         return -ENOTSUP;
     }
-    h = set_hash(pats, n, opts);
-    for (ps = cache.head; ps; ps = ps->next) {
-        if (ps->hash == h && set_equal(ps, pats, n, opts)) {
-            cache.hits++;
-            cache_unlink(ps);
-            cache_push(ps);
-            *out = pattern_set_ref(ps);
-            return 0;
-        }
-    }
-    if ((rc = set_compile(pats, n, opts, &ps, err)) < 0)
-        return rc;
+    return 0;
+}
+
+static struct pattern_set *
+cache_find(const struct pattern *pats, unsigned n, unsigned opts, uint64_t h)
+{
+    for (struct pattern_set *ps = cache.head; ps; ps = ps->next)
+        if (ps->hash == h && set_equal(ps, pats, n, opts))
+            return ps;
+    return NULL;
+}
+
+/* A reference to a set of the cache: it moves to the front. */
+static struct pattern_set *
+cache_use(struct pattern_set *ps)
+{
+    cache.hits++;
+    cache_unlink(ps);
+    cache_push(ps);
+    return pattern_set_ref(ps);
+}
+
+/* An adopted set joins the cache, whose reference is the one it was
+ * made with; the caller gets a second one back. */
+static struct pattern_set *
+cache_add(struct pattern_set *ps, uint64_t h)
+{
     cache.compiles++;
     ps->hash = h;
     ps->cached = true;
     cache_push(ps);
     cache.sets++;
     cache.bytes += ps->bytes;
-    *out = pattern_set_ref(ps);
+    pattern_set_ref(ps);
     cache_trim(CACHE_MAX_SETS, CACHE_MAX_BYTES);
+    return ps;
+}
+
+static void jobs_reap(void);
+
+int
+pattern_set_get(const struct pattern *pats, unsigned n, unsigned opts,
+                struct pattern_set **out, char *err)
+{
+    struct pattern_set *ps;
+    uint64_t h;
+    int rc;
+
+    if ((rc = set_limits(pats, n, err)) < 0)
+        return rc;
+    jobs_reap();
+    h = set_hash(pats, n, opts);
+    if ((ps = cache_find(pats, n, opts, h))) {
+        *out = cache_use(ps);
+        return 0;
+    }
+    if ((rc = set_prepare(pats, n, opts, 0, &ps, err)) < 0)
+        return rc;
+    if ((rc = set_build(ps, err)) < 0 || (rc = set_adopt(ps)) < 0) {
+        set_discard(ps);
+        return rc;
+    }
+    *out = cache_add(ps, h);
     return 0;
+}
+
+/* The set pattern_set_check prepared last: a ctl write is parsed, then
+ * its op submitted at once (reactor thread). */
+static struct {
+    struct pattern_set *ps;
+    uint64_t hash;
+} checked;
+
+int
+pattern_set_check(const struct pattern *pats, unsigned n, unsigned opts,
+                  char *err)
+{
+    struct pattern_set *ps;
+    uint64_t h;
+    int rc;
+
+    if ((rc = set_limits(pats, n, err)) < 0)
+        return rc;
+    jobs_reap();
+    h = set_hash(pats, n, opts);
+    if (cache_find(pats, n, opts, h))
+        return 0;
+    if ((rc = set_prepare(pats, n, opts, PATTERN_CHECK_BUDGET, &ps, err)) < 0)
+        return rc;
+    /* The op that follows takes it (pattern_set_get_async). */
+    set_discard(checked.ps);
+    checked.ps = ps;
+    checked.hash = h;
+    return 0;
+}
+
+/* ---- compiling off the reactor thread ------------------------------- */
+
+/*
+ * Hyperscan takes from microseconds to tens of seconds to build a
+ * database (large bounded repeats, start tracking on some shapes:
+ * docs/matching.md), and the stream core runs on the daemon's one
+ * reactor thread, which must never stall. So a set with a regex that is
+ * not in the cache is prepared at once (every error a user can make but
+ * "too large once compiled" is found there, with its message, while the
+ * ctl write is answered) and its database is built by a compiler thread.
+ *
+ * Jobs. Every job is on jobs.all from its creation until the reactor
+ * thread adopts its set into the cache (or drops a failed one): a build
+ * is never wasted, even when its op timed out or went away first, so a
+ * test that retries an `expect` with a timeout shorter than the compile
+ * finds the set compiled (or still compiling: a request for the same
+ * set joins the job instead of starting another).
+ *
+ * Threads and ownership. A compiler thread takes a QUEUED job, builds
+ * its set's database touching nothing but that set, marks it FINISHED
+ * and, if a requester waits (waited), writes the requester's eventfd,
+ * which the requester's reactor watches; it never frees a job. Everything
+ * else (the cache, the scratch space, the reactor, freeing) is the
+ * reactor thread's: it adopts a finished job's set when the eventfd
+ * fires, or, for a job nobody waits for, at the next call into this file
+ * (jobs_reap). `state` and `waited` are read and written under
+ * jobs.lock; a requester attaches or lets go under it, so the thread
+ * writes an eventfd only while its requester still watches it. Compiler
+ * threads block every signal (the daemon takes its signals through a
+ * signalfd) and end when no job is queued.
+ */
+enum job_state { JOB_QUEUED, JOB_BUILDING, JOB_FINISHED };
+
+struct pattern_job {
+    struct pattern_job *next; /* jobs.all */
+    struct pattern_set *ps;   /* prepared; its database being built */
+    uint64_t hash;
+    enum job_state state; /* under jobs.lock */
+    bool waited;          /* under jobs.lock: a requester is attached */
+    int rc;               /* the build's, once FINISHED */
+    char err[PATTERN_ERR_LEN];
+    /* The requester's (reactor thread). */
+    int efd;
+    struct reactor *r;
+    pattern_job_fn *done;
+    void *arg;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct pattern_job *all; /* newest first */
+    unsigned njobs, threads;
+} jobs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void *
+compiler_main(void *unused)
+{
+    for (;;) {
+        struct pattern_job *job, *pick = NULL;
+
+        pthread_mutex_lock(&jobs.lock);
+        for (job = jobs.all; job; job = job->next)
+            if (job->state == JOB_QUEUED)
+                pick = job; /* the oldest */
+        if (!pick) {
+            jobs.threads--;
+            pthread_mutex_unlock(&jobs.lock);
+            return NULL;
+        }
+        pick->state = JOB_BUILDING;
+        pthread_mutex_unlock(&jobs.lock);
+        int rc = set_build(pick->ps, pick->err);
+        pthread_mutex_lock(&jobs.lock);
+        pick->rc = rc;
+        pick->state = JOB_FINISHED;
+        if (pick->waited) {
+            uint64_t one = 1;
+            /* An eventfd write fails only past 2^64-2: never here. */
+            if (write(pick->efd, &one, sizeof one) < 0)
+                pick->rc = -errno;
+        }
+        pthread_mutex_unlock(&jobs.lock);
+    }
+}
+
+/* Start a compiler thread unless PATTERN_COMPILERS run (jobs.lock held).
+ * -errno when none runs and none could be started. */
+static int
+compiler_start(void)
+{
+    sigset_t all, old;
+    pthread_attr_t attr;
+    pthread_t t;
+    int rc;
+
+    if (jobs.threads >= PATTERN_COMPILERS)
+        return 0;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = -pthread_create(&t, &attr, compiler_main, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0)
+        jobs.threads++;
+    return rc == 0 || jobs.threads > 0 ? 0 : rc;
+}
+
+/* Take job off jobs.all (jobs.lock held). */
+static void
+jobs_unlink(struct pattern_job *job)
+{
+    for (struct pattern_job **pp = &jobs.all; *pp; pp = &(*pp)->next) {
+        if (*pp == job) {
+            *pp = job->next;
+            jobs.njobs--;
+            return;
+        }
+    }
+}
+
+/* Let the requester go: no eventfd write after this (reactor thread). */
+static void
+job_detach(struct pattern_job *job)
+{
+    if (job->efd < 0)
+        return;
+    reactor_unwatch(job->r, job->efd);
+    pthread_mutex_lock(&jobs.lock);
+    job->waited = false;
+    pthread_mutex_unlock(&jobs.lock);
+    close(job->efd);
+    job->efd = -1;
+    job->r = NULL;
+    job->done = NULL;
+}
+
+/* A finished job, off jobs.all: its set into the cache. Returns the
+ * job's result and, on success, a reference in *out (if out). */
+static int
+job_adopt(struct pattern_job *job, struct pattern_set **out)
+{
+    struct pattern_set *ps = job->ps, *have = NULL;
+    int rc = job->rc;
+
+    job->ps = NULL;
+    if (rc == 0 && (rc = set_adopt(ps)) < 0)
+        snprintf(job->err, sizeof job->err, "%s", strerror(-rc));
+    if (rc < 0) {
+        set_discard(ps);
+        return rc;
+    }
+    for (struct pattern_set *c = cache.head; c && !have; c = c->next)
+        if (c->hash == job->hash && set_same(c, ps))
+            have = c;
+    if (have) {
+        pattern_set_put(ps);
+        ps = cache_use(have);
+    } else {
+        ps = cache_add(ps, job->hash);
+    }
+    if (out)
+        *out = ps;
+    else
+        pattern_set_put(ps);
+    return 0;
+}
+
+static void
+job_free(struct pattern_job *job)
+{
+    set_discard(job->ps);
+    free(job);
+}
+
+/* Adopt the finished jobs nobody waits for (reactor thread). */
+static void
+jobs_reap(void)
+{
+    struct pattern_job *done = NULL, **pp;
+
+    pthread_mutex_lock(&jobs.lock);
+    for (pp = &jobs.all; *pp;) {
+        struct pattern_job *job = *pp;
+        if (job->state == JOB_FINISHED && !job->waited) {
+            *pp = job->next;
+            jobs.njobs--;
+            job->next = done;
+            done = job;
+        } else {
+            pp = &job->next;
+        }
+    }
+    pthread_mutex_unlock(&jobs.lock);
+    while (done) {
+        struct pattern_job *job = done;
+        done = job->next;
+        job_adopt(job, NULL);
+        job_free(job);
+    }
+}
+
+/* The eventfd fired: the job finished (reactor thread). */
+static void
+job_ready(struct reactor *r, int fd, unsigned events, void *arg)
+{
+    struct pattern_job *job = arg;
+    pattern_job_fn *done = job->done;
+    void *darg = job->arg;
+    struct pattern_set *ps = NULL;
+    int rc;
+
+    job_detach(job);
+    pthread_mutex_lock(&jobs.lock);
+    jobs_unlink(job);
+    pthread_mutex_unlock(&jobs.lock);
+    rc = job_adopt(job, &ps);
+    done(rc < 0 ? NULL : ps, rc, rc < 0 ? job->err : NULL, darg);
+    job_free(job);
+}
+
+/* Attach a requester to job: 0, or -errno (no eventfd). */
+static int
+job_attach(struct pattern_job *job, struct reactor *r, pattern_job_fn *done,
+           void *arg)
+{
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+    if (efd < 0)
+        return -errno;
+    if (reactor_watch(r, efd, REACTOR_IN, job_ready, job) < 0) {
+        close(efd);
+        return -ENOMEM;
+    }
+    job->efd = efd;
+    job->r = r;
+    job->done = done;
+    job->arg = arg;
+    pthread_mutex_lock(&jobs.lock);
+    job->waited = true;
+    if (job->state == JOB_FINISHED) {
+        uint64_t one = 1;
+        if (write(efd, &one, sizeof one) < 0)
+            job->rc = -errno;
+    }
+    pthread_mutex_unlock(&jobs.lock);
+    return 0;
+}
+
+int
+pattern_set_get_async(const struct pattern *pats, unsigned n, unsigned opts,
+                      struct reactor *r, pattern_job_fn *done, void *arg,
+                      struct pattern_set **out, struct pattern_job **jobp,
+                      char *err)
+{
+    struct pattern_set *ps;
+    struct pattern_job *job;
+    uint64_t h;
+    int rc;
+
+    if ((rc = set_limits(pats, n, err)) < 0)
+        return rc;
+    jobs_reap();
+    h = set_hash(pats, n, opts);
+    if ((ps = cache_find(pats, n, opts, h))) {
+        *out = cache_use(ps);
+        return 0;
+    }
+    /* Being compiled for an op that gave up on it: wait for that. */
+    pthread_mutex_lock(&jobs.lock);
+    for (job = jobs.all; job; job = job->next)
+        if (!job->waited && job->hash == h && set_equal(job->ps, pats, n, opts))
+            break;
+    pthread_mutex_unlock(&jobs.lock);
+    if (job && job_attach(job, r, done, arg) == 0) {
+        *jobp = job;
+        return 1;
+    }
+    if (checked.ps && checked.hash == h &&
+        set_equal(checked.ps, pats, n, opts)) {
+        ps = checked.ps;
+        checked.ps = NULL;
+    } else if ((rc = set_prepare(pats, n, opts, PATTERN_CHECK_BUDGET, &ps,
+                                 err)) < 0) {
+        return rc;
+    }
+    if (!set_has_regex(ps))
+        goto at_once; /* literals build in milliseconds */
+    if (jobs.njobs >= PATTERN_MAX_JOBS) {
+        set_discard(ps);
+        errf(err,
+             "too many pattern sets being compiled (%u); try again when "
+             "they are done",
+             (unsigned)PATTERN_MAX_JOBS);
+        return -EBUSY;
+    }
+    if (!(job = calloc(1, sizeof *job)))
+        goto at_once;
+    job->ps = ps;
+    job->hash = h;
+    job->efd = -1;
+    if (job_attach(job, r, done, arg) < 0) {
+        free(job);
+        goto at_once;
+    }
+    pthread_mutex_lock(&jobs.lock);
+    rc = compiler_start();
+    if (rc == 0) {
+        job->next = jobs.all;
+        jobs.all = job;
+        jobs.njobs++;
+    }
+    pthread_mutex_unlock(&jobs.lock);
+    if (rc < 0) {
+        job_detach(job);
+        job->ps = NULL;
+        job_free(job);
+        goto at_once;
+    }
+    *jobp = job;
+    return 1;
+at_once:
+    /* Literals only, or no thread or fd to be had: build it here. */
+    if ((rc = set_build(ps, err)) < 0 || (rc = set_adopt(ps)) < 0) {
+        set_discard(ps);
+        return rc;
+    }
+    *out = cache_add(ps, h);
+    return 0;
+}
+
+void
+pattern_job_cancel(struct pattern_job *job)
+{
+    if (!job)
+        return;
+    /* It stays on jobs.all: its set reaches the cache when built. */
+    job_detach(job);
+    jobs_reap();
+}
+
+unsigned
+pattern_jobs(void)
+{
+    unsigned n;
+
+    jobs_reap();
+    pthread_mutex_lock(&jobs.lock);
+    n = jobs.njobs;
+    pthread_mutex_unlock(&jobs.lock);
+    return n;
 }
 
 struct pattern_set *

@@ -42,7 +42,8 @@ struct record {
 struct reply {
     enum reply_status status;
     enum payload_kind kind;
-    char head[32]; /* "<status> <length>\n" */
+    char *head;        /* "<status> <length>[ <fields>]\n": head_buf, or */
+    char head_buf[32]; /* malloc'd when fields make it longer */
     size_t head_len;
     uint64_t payload_len;
     struct stream *s; /* range and drain: our reference */
@@ -85,9 +86,29 @@ reply_alloc(enum reply_status st, enum payload_kind kind, size_t extra)
 static void
 reply_finish(struct reply *rp)
 {
-    rp->head_len =
-            (size_t)snprintf(rp->head, sizeof(rp->head), "%s %" PRIu64 "\n",
-                             reply_status_name(rp->status), rp->payload_len);
+    rp->head = rp->head_buf;
+    rp->head_len = (size_t)snprintf(
+            rp->head_buf, sizeof(rp->head_buf), "%s %" PRIu64 "\n",
+            reply_status_name(rp->status), rp->payload_len);
+}
+
+int
+reply_set_fields(struct reply *rp, const char *fields)
+{
+    size_t len = strlen(rp->head_buf) + 1 + strlen(fields) + 1;
+    char *h;
+
+    if (!(h = malloc(len + 1)))
+        return -ENOMEM;
+    /* The length stays where it is: old readers split on the first
+     * blank after it (docs/matching.md). */
+    rp->head_len = (size_t)snprintf(h, len + 1, "%.*s %s\n",
+                                    (int)(strlen(rp->head_buf) - 1),
+                                    rp->head_buf, fields);
+    if (rp->head != rp->head_buf)
+        free(rp->head);
+    rp->head = h;
+    return 0;
 }
 
 int
@@ -330,6 +351,8 @@ reply_free(struct reply *rp)
         return;
     if (rp->s)
         stream_unref(rp->s);
+    if (rp->head != rp->head_buf)
+        free(rp->head);
     free(rp);
 }
 

@@ -230,6 +230,11 @@ report(struct scan *sc, struct scan_match *m)
     /* The last matched byte is recent: it is never past the jump ring. */
     m->end = (last == PATTERN_UNKNOWN ? sc->best_to - 1 + sc->delta : last) + 1;
     m->start = start == PATTERN_UNKNOWN ? PATTERN_UNKNOWN : raw_of(sc, start);
+    /* For captures: the byte the patterns saw before the match. */
+    m->ctx = start == PATTERN_UNKNOWN || m->start == PATTERN_UNKNOWN ||
+                             start == 0
+                     ? PATTERN_UNKNOWN
+                     : raw_of(sc, start - 1);
     sc->state = MATCHED;
     return 1;
 }
@@ -239,6 +244,7 @@ report_empty(struct scan *sc, struct scan_match *m)
 {
     m->index = (unsigned)sc->info->empty;
     m->start = m->end = 0;
+    m->ctx = PATTERN_UNKNOWN;
     sc->state = MATCHED;
     return 1;
 }
@@ -411,6 +417,144 @@ scan_patterns(const struct scan *sc)
     return sc->ps;
 }
 
+/* ---- capture groups ------------------------------------------------ */
+
+/* The span the patterns saw, filtered again (skip=printk), with where
+ * each run of kept bytes came from. */
+struct refilter_run {
+    size_t at;    /* filtered offset in the span */
+    uint64_t raw; /* raw offset of its first byte, in the span */
+};
+
+struct refilter {
+    unsigned char *out;
+    size_t n;
+    struct refilter_run *runs;
+    size_t nruns;
+};
+
+static int
+refilter_emit(void *arg, const void *buf, size_t len, uint64_t raw_off)
+{
+    struct refilter *rf = arg;
+
+    rf->runs[rf->nruns].at = rf->n;
+    rf->runs[rf->nruns].raw = raw_off;
+    rf->nruns++;
+    memcpy(rf->out + rf->n, buf, len);
+    rf->n += len;
+    return 0;
+}
+
+/* Raw offset (in the span) of the byte at filtered offset f < rf->n. */
+static uint64_t
+refilter_raw(const struct refilter *rf, size_t f)
+{
+    size_t lo = 0, hi = rf->nruns;
+
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (rf->runs[mid].at <= f)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return rf->runs[lo].raw + (f - rf->runs[lo].at);
+}
+
+int
+scan_captures(struct scan *sc, const struct scan_match *m, scan_read_fn *rd,
+              void *arg, uint64_t *ovec, unsigned max)
+{
+    unsigned groups = pattern_set_groups(sc->ps, m->index);
+    size_t len, off = 0, *ov = NULL;
+    unsigned char *raw = NULL;
+    struct refilter rf = {0};
+    int rc;
+
+    if (groups == 0 || max == 0)
+        return 0;
+    if (m->start == PATTERN_UNKNOWN || m->end < m->start)
+        return -ENOENT;
+    if (m->end - m->start > PATTERN_MAX_CAPTURE_SPAN)
+        return -E2BIG;
+    len = (size_t)(m->end - m->start);
+    if (!(raw = malloc(len + 1)) ||
+        !(ov = malloc(2 * (groups + 1) * sizeof *ov))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    /* The byte before the match, for \b and (?m)^; none at the start. */
+    if (m->ctx != PATTERN_UNKNOWN) {
+        ssize_t got = rd(arg, raw, 1, m->ctx);
+        if (got == 1)
+            off = 1;
+    }
+    for (size_t have = 0; have < len;) {
+        ssize_t got = rd(arg, raw + off + have, len - have, m->start + have);
+        if (got <= 0) {
+            rc = got < 0 ? (int)got : -EIO;
+            goto out;
+        }
+        have += (size_t)got;
+    }
+    const unsigned char *subject = raw;
+    if (sc->skip) {
+        /* A match starts and ends with a byte the patterns saw, so the
+         * records inside it are whole: filtering the span alone gives
+         * the bytes they saw. */
+        struct printk pk;
+        if (!(rf.out = malloc(len + 1)) ||
+            !(rf.runs = malloc((len + 1) * sizeof *rf.runs))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        if (off)
+            refilter_emit(&rf, raw, 1, 0);
+        printk_init(&pk);
+        printk_filter(&pk, raw + off, len, refilter_emit, &rf);
+        printk_flush(&pk, refilter_emit, &rf);
+        subject = rf.out;
+        if (off) { /* the context byte is not in the span */
+            rf.runs[0].raw = 0;
+            for (size_t k = 1; k < rf.nruns; k++)
+                rf.runs[k].raw += 1;
+        }
+        len = rf.n - off;
+    }
+    rc = pattern_set_captures(sc->ps, m->index, subject, off, off + len, ov,
+                              groups + 1);
+    if (rc < 0)
+        goto out;
+    unsigned n = (unsigned)rc < max ? (unsigned)rc : max;
+    for (unsigned g = 0; g < n; g++) {
+        size_t a = ov[2 * g], b = ov[2 * g + 1];
+        if (a == PATTERN_UNSET) {
+            ovec[2 * g] = ovec[2 * g + 1] = PATTERN_UNKNOWN;
+            continue;
+        }
+        /* Offsets in the subject (context byte first) to raw offsets
+         * from the scanner's start. */
+        uint64_t ra, rb;
+        if (!sc->skip) {
+            ra = a - off;
+            rb = b - off;
+        } else {
+            ra = a < off + len ? refilter_raw(&rf, a) - off : m->end - m->start;
+            rb = b > a ? refilter_raw(&rf, b - 1) - off + 1 : ra;
+        }
+        ovec[2 * g] = m->start + ra;
+        ovec[2 * g + 1] = m->start + rb;
+    }
+    rc = (int)n;
+out:
+    free(raw);
+    free(ov);
+    free(rf.out);
+    free(rf.runs);
+    return rc;
+}
+
 /* ---- the timeout message ------------------------------------------ */
 
 struct closest {
@@ -479,31 +623,75 @@ put_pattern(FILE *f, const struct pattern *p, size_t max)
     free(d);
 }
 
+/* "OP timed out waiting for `P`; timeout T" (or "one of A, B"). */
+static void
+put_waiting(FILE *f, const char *op,
+            const struct pattern *(*at)(const void *, unsigned),
+            const void *pats, unsigned n, uint64_t timeout)
+{
+    char t[32];
+
+    fprintf(f, "%s timed out waiting for ", op);
+    if (n == 1) {
+        put_pattern(f, at(pats, 0), 0);
+    } else {
+        fputs("one of ", f);
+        for (unsigned i = 0; i < n; i++) {
+            if (i)
+                fputs(", ", f);
+            put_pattern(f, at(pats, i), LIST_SHOWN);
+        }
+    }
+    duration_format(timeout, t, sizeof t);
+    fprintf(f, "; timeout %s", t);
+}
+
+static const struct pattern *
+set_at(const void *ps, unsigned i)
+{
+    return pattern_set_pattern(ps, i);
+}
+
+static const struct pattern *
+array_at(const void *pats, unsigned i)
+{
+    return (const struct pattern *)pats + i;
+}
+
+char *
+scan_compiling_message(const struct pattern *pats, unsigned n, const char *op,
+                       uint64_t timeout)
+{
+    char *msg = NULL;
+    size_t msglen = 0;
+    FILE *f = open_memstream(&msg, &msglen);
+
+    if (!f)
+        return NULL;
+    put_waiting(f, op, array_at, pats, n, timeout);
+    fputs("; the patterns were still being compiled (Hyperscan); no bytes "
+          "scanned",
+          f);
+    if (fclose(f) != 0) {
+        free(msg);
+        return NULL;
+    }
+    return msg;
+}
+
 char *
 scan_timeout_message(const struct scan *sc, const char *op, uint64_t timeout)
 {
     unsigned n = pattern_set_count(sc->ps);
     unsigned char win[SCAN_RING], last[SCAN_LAST];
     struct closest best = {0, 0, 0};
-    char t[32], *msg = NULL;
+    char *msg = NULL;
     size_t msglen = 0, wn, ln;
     FILE *f = open_memstream(&msg, &msglen);
 
     if (!f)
         return NULL;
-    fprintf(f, "%s timed out waiting for ", op);
-    if (n == 1) {
-        put_pattern(f, pattern_set_pattern(sc->ps, 0), 0);
-    } else {
-        fputs("one of ", f);
-        for (unsigned i = 0; i < n; i++) {
-            if (i)
-                fputs(", ", f);
-            put_pattern(f, pattern_set_pattern(sc->ps, i), LIST_SHOWN);
-        }
-    }
-    duration_format(timeout, t, sizeof t);
-    fprintf(f, "; timeout %s", t);
+    put_waiting(f, op, set_at, sc->ps, n, timeout);
     if (sc->raw == 0) {
         fputs("; no bytes seen", f);
     } else {

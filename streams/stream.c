@@ -10,10 +10,11 @@
  *  - a reader (a `data` file open) has its own offset from byte 0 and gets
  *    whatever lies between its offset and the end of the history;
  *  - the test's cursor (`cur`) is what next / read_until / expect / drain
- *    consume. "Pending bytes" (SPEC §6.2) are simply the rest of the frame
- *    the cursor stands in after a match ended mid-frame: next returns them
- *    as one frame, drain as the first record. Nothing is copied, so nothing
- *    can be lost, duplicated or reordered.
+ *    consume (peek looks without consuming). "Pending bytes" (SPEC §6.2)
+ *    are simply the rest of the frame the cursor stands in after a match
+ *    ended mid-frame: next returns them as one frame, drain as the first
+ *    record. Nothing is copied, so nothing can be lost, duplicated or
+ *    reordered.
  *
  * Ops run one at a time in submission order. Only the head op is started
  * (its deadline armed). Whichever comes first of data, end of stream,
@@ -33,10 +34,29 @@
  * ("history spool write failed: ..."); the bytes it could not write stay
  * history, in memory, so a reader that got them finds them in the log.
  *
+ * Matching (read_until, expect, peek; SPEC §9, docs/matching.md). Each op
+ * has its compiled pattern set (pattern.c: from the cache, or built on a
+ * compiler thread while the op waits) and, once it runs, its own scanner
+ * (scan.c), which it keeps across frames and wake-ups: every byte from
+ * the cursor on is fed to it exactly once, in order, and never read
+ * again. op->scan is how far the history has been fed. Two paths feed it,
+ * both on the reactor thread (the only one that touches a stream):
+ *
+ *  - op_try() reads the history from op->scan to the end of the spool
+ *    (the bytes that arrived before the op ran, or while it compiled),
+ *    from the file or from the write-behind buffer (spool_pread);
+ *  - stream_append() feeds the frame it has just written, from memory,
+ *    to the head op when that op has been fed everything before it
+ *    (op->scan == the size before the append), and only then: so a byte
+ *    is fed by one path or the other, never both, and never out of order.
+ *    A match found there is kept in the op (op->matched) and answered by
+ *    the deferred wake, never from inside stream_append.
+ *
  * Ownership. The registry, every open file, every reader, every queued op,
  * every reply with a history payload, a queued wake and a queued flush
- * hold a reference.
- * The spool is freed with the last one.
+ * hold a reference. The spool is freed with the last one. An op owns its
+ * copy of the patterns, its reference on the set, its scanner, and its
+ * compile job until done (pattern_job_cancel lets the job go).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -45,18 +65,30 @@
 
 #include "streams.h"
 
-#define LAST_BYTES_SHOWN 64 /* "last bytes seen" in timeout messages */
-
 struct stream_op {
     struct stream *s;
     struct stream_op *next;
-    struct stream_op_spec spec; /* spec.pattern points at our copy */
-    struct matcher *m;
-    uint64_t scan; /* read_until / expect: history matched up to here */
+    enum stream_op_kind kind;
+    uint64_t timeout;
     bool started;
     struct reactor_timer timer;
     stream_op_done_fn *done;
     void *arg;
+
+    /* read_until / expect / peek */
+    struct pattern *pats; /* our copies, one allocation with their bytes */
+    unsigned npats;
+    unsigned scan_opts;
+    bool marked;             /* reply with the alternative and span */
+    struct pattern_set *ps;  /* compiled; NULL while compiling */
+    struct pattern_job *job; /* compiling */
+    int err;                 /* compiling or scanning failed: answer it */
+    char *err_msg;           /* what to say (NULL: strerror) */
+    struct scan *sc;         /* from the op's start */
+    uint64_t base;           /* the cursor when it started: sc's 0 */
+    uint64_t scan;           /* history fed to sc up to here */
+    bool matched;
+    struct scan_match m;
 };
 
 struct stream_reader {
@@ -253,6 +285,26 @@ stream_flush_later(struct stream *s)
     }
 }
 
+/*
+ * The frame just appended at offset `at`, from memory, to the head op's
+ * scanner: only when the op has been fed every byte before it (see the
+ * top of the file). The answer waits for the deferred wake.
+ */
+static void
+op_feed(struct stream_op *op, const void *buf, size_t len, uint64_t at)
+{
+    int rc;
+
+    if (!op || !op->sc || op->matched || op->err || op->scan != at)
+        return;
+    rc = scan_feed(op->sc, buf, len, &op->m);
+    op->scan = at + len;
+    if (rc > 0)
+        op->matched = true;
+    else if (rc < 0)
+        op->err = rc;
+}
+
 int
 stream_append(struct stream *s, const void *buf, size_t len)
 {
@@ -271,12 +323,15 @@ stream_append(struct stream *s, const void *buf, size_t len)
         stream_end(s, -EFBIG, msg);
         return -EFBIG;
     }
+    uint64_t at = spool_size(s->sp);
     if ((rc = spool_append(s->sp, buf, len)) < 0) {
         spool_write_failed(s, rc);
         return rc;
     }
     if (spool_unflushed(s->sp))
         stream_flush_later(s);
+    /* The scanner sees the frame from memory, flushed or not. */
+    op_feed(s->head, buf, len, at);
     stream_wake(s);
     return 0;
 }
@@ -387,40 +442,12 @@ stream_pread(struct stream *s, void *buf, size_t len, uint64_t off)
 }
 
 ssize_t
-stream_peek(struct stream *s, uint64_t off, size_t max,
-            struct stream_span *out)
+stream_peek(struct stream *s, uint64_t off, size_t max, struct stream_span *out)
 {
     return spool_span(s->sp, off, max, out);
 }
 
 /* ---- message helpers --------------------------------------------- */
-
-/* C-escape bytes for a message; returns a malloc'd string or NULL. */
-static char *
-escape(const void *buf, size_t len)
-{
-    const unsigned char *b = buf;
-    char *out = malloc(len * 4 + 1), *o = out;
-
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = b[i];
-        switch (c) {
-        case '\n': *o++ = '\\'; *o++ = 'n'; break;
-        case '\r': *o++ = '\\'; *o++ = 'r'; break;
-        case '\t': *o++ = '\\'; *o++ = 't'; break;
-        case '\\': *o++ = '\\'; *o++ = '\\'; break;
-        default:
-            if (c >= 0x20 && c < 0x7f)
-                *o++ = (char)c;
-            else
-                o += sprintf(o, "\\x%02x", c);
-        }
-    }
-    *o = '\0';
-    return out;
-}
 
 static struct reply *
 end_reply(struct stream *s)
@@ -450,45 +477,43 @@ static const char *
 op_name(enum stream_op_kind k)
 {
     static const char *const names[] = {
-        [STREAM_OP_NEXT] = "next",       [STREAM_OP_READ_UNTIL] = "read_until",
-        [STREAM_OP_EXPECT] = "expect",   [STREAM_OP_DRAIN] = "drain",
-        [STREAM_OP_EOF] = "eof",         [STREAM_OP_CLOSE] = "close",
+            [STREAM_OP_NEXT] = "next",
+            [STREAM_OP_READ_UNTIL] = "read_until",
+            [STREAM_OP_EXPECT] = "expect",
+            [STREAM_OP_DRAIN] = "drain",
+            [STREAM_OP_EOF] = "eof",
+            [STREAM_OP_CLOSE] = "close",
+            [STREAM_OP_PEEK] = "peek",
     };
     return names[k];
+}
+
+static bool
+op_matches(enum stream_op_kind k)
+{
+    return k == STREAM_OP_READ_UNTIL || k == STREAM_OP_EXPECT ||
+           k == STREAM_OP_PEEK;
 }
 
 static struct reply *
 timeout_reply(struct stream_op *op)
 {
-    struct stream *s = op->s;
     struct reply *rp = NULL;
-    uint64_t size = spool_size(s->sp);
-    char t[32], seen[LAST_BYTES_SHOWN];
+    char t[32], *msg;
 
-    duration_format(op->spec.timeout, t, sizeof t);
-    if (op->spec.kind == STREAM_OP_NEXT) {
+    if (op->kind == STREAM_OP_NEXT) {
+        duration_format(op->timeout, t, sizeof t);
         reply_new_fmt(REPLY_TIMEOUT, &rp, "next timed out after %s", t);
         return rp;
     }
-    /* Show the newest bytes the op looked at: the end of the history. */
-    uint64_t from = size - s->cur > LAST_BYTES_SHOWN ? size - LAST_BYTES_SHOWN
-                                                     : s->cur;
-    ssize_t n = spool_pread(s->sp, seen, (size_t)(size - from), from);
-    char *pat = escape(op->spec.pattern, op->spec.pattern_len);
-    char *last = escape(seen, n > 0 ? (size_t)n : 0);
-    if (pat && last && n > 0)
-        reply_new_fmt(REPLY_TIMEOUT, &rp,
-                      "%s timed out waiting for `%s`; timeout %s; "
-                      "last bytes seen: `%s%s`",
-                      op_name(op->spec.kind), pat, t,
-                      from > s->cur ? "..." : "", last);
-    else if (pat && last)
-        reply_new_fmt(REPLY_TIMEOUT, &rp,
-                      "%s timed out waiting for `%s`; timeout %s; "
-                      "no bytes seen",
-                      op_name(op->spec.kind), pat, t);
-    free(pat);
-    free(last);
+    /* Provium's words first (SPEC §4.3), then what the scanner saw: the
+     * newest bytes, how many, the closest near miss (docs/matching.md). */
+    msg = op->sc ? scan_timeout_message(op->sc, op_name(op->kind), op->timeout)
+                 : scan_compiling_message(op->pats, op->npats,
+                                          op_name(op->kind), op->timeout);
+    if (msg)
+        reply_new_mem(REPLY_TIMEOUT, msg, strlen(msg), &rp);
+    free(msg);
     return rp;
 }
 
@@ -505,8 +530,11 @@ static void
 op_release(struct stream_op *op)
 {
     reactor_timer_stop(op->s->r, &op->timer);
-    matcher_free(op->m);
-    free((void *)(uintptr_t)op->spec.pattern);
+    pattern_job_cancel(op->job);
+    scan_free(op->sc);
+    pattern_set_put(op->ps);
+    free(op->pats);
+    free(op->err_msg);
     stream_unref(op->s);
     free(op);
 }
@@ -539,37 +567,6 @@ op_complete(struct stream_op *op, struct reply *rp)
     op_release(op);
 }
 
-/* Feed the matcher the history from op->scan on. 1 = match ending at
- * *end, 0 = none yet, -errno on a spool read failure. */
-static int
-op_scan(struct stream_op *op, uint64_t *end)
-{
-    struct stream *s = op->s;
-    uint64_t size = spool_size(s->sp);
-
-    /* An empty pattern matches at the cursor at once, bytes or not
-     * (Provium: "an empty pattern matches at 0"). */
-    if (op->spec.pattern_len == 0) {
-        *end = op->scan;
-        return 1;
-    }
-    while (op->scan < size) {
-        size_t want = size - op->scan < sizeof scratch
-                              ? (size_t)(size - op->scan)
-                              : sizeof scratch;
-        ssize_t n = spool_pread(s->sp, scratch, want, op->scan);
-        size_t at;
-        if (n <= 0)
-            return n < 0 ? (int)n : -EIO;
-        if (matcher_feed(op->m, scratch, (size_t)n, &at)) {
-            *end = op->scan + at;
-            return 1;
-        }
-        op->scan += (uint64_t)n;
-    }
-    return 0;
-}
-
 static struct reply *
 error_reply(struct stream *s, int err)
 {
@@ -596,6 +593,189 @@ drain_now(struct stream *s)
     return rp;
 }
 
+/* ---- matching ---------------------------------------------------- */
+
+/* An op that cannot match: answer `error` with why, when its turn comes. */
+static void
+op_fail(struct stream_op *op, int err, const char *msg)
+{
+    if (op->err)
+        return;
+    op->err = err < 0 ? err : -EIO;
+    if (msg && *msg &&
+        asprintf(&op->err_msg, "%s: %s", op_name(op->kind), msg) < 0)
+        op->err_msg = NULL;
+}
+
+static struct reply *
+op_error_reply(struct stream_op *op)
+{
+    struct reply *rp = NULL;
+
+    if (op->err_msg)
+        reply_new_mem(REPLY_ERROR, op->err_msg, strlen(op->err_msg), &rp);
+    else
+        rp = error_reply(op->s, op->err);
+    return rp;
+}
+
+/* The compiler thread built the op's set (pattern.c calls this from the
+ * reactor's loop). */
+static void
+op_compiled(struct pattern_set *ps, int err, const char *msg, void *arg)
+{
+    struct stream_op *op = arg;
+
+    op->job = NULL;
+    if (ps)
+        op->ps = ps;
+    else
+        op_fail(op, err, msg);
+    if (op->s->head == op)
+        stream_wake(op->s);
+}
+
+/* Feed the scanner the history from op->scan to the end: 0, or -errno
+ * on a spool read failure. Stops at a match. */
+static int
+op_scan(struct stream_op *op)
+{
+    struct stream *s = op->s;
+    uint64_t size = spool_size(s->sp);
+    int rc;
+
+    while (!op->matched && op->scan < size) {
+        size_t want = size - op->scan < sizeof scratch
+                              ? (size_t)(size - op->scan)
+                              : sizeof scratch;
+        ssize_t n = spool_pread(s->sp, scratch, want, op->scan);
+        if (n <= 0)
+            return n < 0 ? (int)n : -EIO;
+        rc = scan_feed(op->sc, scratch, (size_t)n, &op->m);
+        op->scan += (uint64_t)n;
+        if (rc < 0)
+            return rc;
+        op->matched = rc > 0;
+    }
+    return 0;
+}
+
+static ssize_t
+op_read(void *arg, void *buf, size_t len, uint64_t off)
+{
+    struct stream_op *op = arg;
+
+    return spool_pread(op->s->sp, buf, len, op->base + off);
+}
+
+/* "ALT FROM TO[ G1FROM G1TO ...]" for a marked form's reply: offsets
+ * from the op's cursor, `-` where unknown (docs/matching.md). */
+static char *
+match_fields(struct stream_op *op)
+{
+    const struct scan_match *m = &op->m;
+    unsigned groups = op->ps ? pattern_set_groups(op->ps, m->index) : 0;
+    uint64_t *ov = NULL;
+    char *out = NULL;
+    size_t len = 0;
+    int got = 0;
+    FILE *f;
+
+    if (groups && (ov = calloc(2 * (size_t)(groups + 1), sizeof *ov)))
+        got = scan_captures(op->sc, m, op_read, op, ov, groups + 1);
+    if (!(f = open_memstream(&out, &len))) {
+        free(ov);
+        return NULL;
+    }
+    fprintf(f, "%u ", m->index + 1);
+    if (m->start == PATTERN_UNKNOWN)
+        fputs("-", f);
+    else
+        fprintf(f, "%llu", (unsigned long long)m->start);
+    fprintf(f, " %llu", (unsigned long long)m->end);
+    for (unsigned g = 1; g <= groups; g++) {
+        if (ov && (int)g < got && ov[2 * g] != PATTERN_UNKNOWN)
+            fprintf(f, " %llu %llu", (unsigned long long)ov[2 * g],
+                    (unsigned long long)ov[2 * g + 1]);
+        else
+            fputs(" - -", f);
+    }
+    free(ov);
+    if (fclose(f) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/*
+ * The op matched: its reply, and the cursor moved past the match (not
+ * for peek). read_until and peek return the bytes from the cursor to
+ * the match end; expect nothing, or in a marked form the match itself.
+ */
+static struct reply *
+match_reply(struct stream_op *op)
+{
+    struct stream *s = op->s;
+    uint64_t end = op->base + op->m.end;
+    struct reply *rp = NULL;
+    char *fields = NULL;
+    int rc;
+
+    if (op->kind != STREAM_OP_EXPECT)
+        rc = reply_new_range(s, s->cur, end, &rp);
+    else if (op->marked && op->m.start != PATTERN_UNKNOWN)
+        rc = reply_new_range(s, op->base + op->m.start, end, &rp);
+    else
+        rc = reply_new_mem(REPLY_OK, "", 0, &rp);
+    if (rc == 0 && op->marked) {
+        fields = match_fields(op);
+        rc = fields ? reply_set_fields(rp, fields) : -ENOMEM;
+        free(fields);
+    }
+    if (rc == 0 && op->kind != STREAM_OP_PEEK)
+        rc = cursor_move(s, end);
+    if (rc < 0) {
+        reply_free(rp);
+        rp = error_reply(s, rc);
+    }
+    return rp;
+}
+
+/* read_until / expect / peek at the head: 1 with *rp when answered. */
+static int
+op_try_match(struct stream_op *op, struct reply **rp)
+{
+    struct stream *s = op->s;
+    int rc;
+
+    if (!op->err && !op->sc && op->ps) {
+        op->base = op->scan = s->cur;
+        if ((rc = scan_new(op->ps, op->scan_opts, &op->sc)) < 0)
+            op->err = rc;
+    }
+    if (!op->err && op->sc && (rc = op_scan(op)) < 0)
+        op->err = rc;
+    if (!op->err && op->sc && !op->matched) {
+        /* Everything the history holds was fed: the end of the data for
+         * now (`$`), or for good. */
+        rc = s->state == STREAM_LIVE ? scan_idle(op->sc, &op->m)
+                                     : scan_finish(op->sc, &op->m);
+        if (rc < 0)
+            op->err = rc;
+        op->matched = rc > 0;
+    }
+    if (op->err) {
+        *rp = op_error_reply(op);
+        return 1;
+    }
+    if (op->matched) {
+        *rp = match_reply(op);
+        return 1;
+    }
+    return 0; /* no match yet, or still compiling */
+}
+
 /*
  * Try to answer the head op from what the stream holds now. Returns true
  * if it was answered. An op that has to wait gets its deadline armed on
@@ -611,11 +791,8 @@ op_try(struct stream_op *op)
     struct reply *rp = NULL;
     int rc;
 
-    if (!op->started) {
-        op->started = true;
-        op->scan = s->cur;
-    }
-    switch (op->spec.kind) {
+    op->started = true;
+    switch (op->kind) {
     case STREAM_OP_EOF: {
         bool eof = s->state != STREAM_LIVE && s->cur == size;
         if (s->state == STREAM_CLOSED)
@@ -636,7 +813,7 @@ op_try(struct stream_op *op)
         op_complete(op, closed_reply(s));
         return true;
     }
-    switch (op->spec.kind) {
+    switch (op->kind) {
     case STREAM_OP_NEXT:
         if (s->cur < size) {
             if ((rc = spool_frame_end(s->sp, s->cur_frame, &end)) < 0 ||
@@ -652,20 +829,8 @@ op_try(struct stream_op *op)
         break;
     case STREAM_OP_READ_UNTIL:
     case STREAM_OP_EXPECT:
-        rc = op_scan(op, &end);
-        if (rc < 0) {
-            op_complete(op, error_reply(s, rc));
-            return true;
-        }
-        if (rc == 1) {
-            if (op->spec.kind == STREAM_OP_EXPECT)
-                rc = reply_new_mem(REPLY_OK, "", 0, &rp);
-            else
-                rc = reply_new_range(s, s->cur, end, &rp);
-            if (rc < 0 || (rc = cursor_move(s, end)) < 0) {
-                reply_free(rp);
-                rp = error_reply(s, rc);
-            }
+    case STREAM_OP_PEEK:
+        if (op_try_match(op, &rp)) {
             op_complete(op, rp);
             return true;
         }
@@ -679,20 +844,24 @@ op_try(struct stream_op *op)
     default:
         break;
     }
-    if (s->state != STREAM_LIVE) {
+    /* An op still compiling at the end waits for its patterns: the bytes
+     * it would scan are all there, and they may hold its match. */
+    if (s->state != STREAM_LIVE && !op->job) {
         op_complete(op, end_reply(s));
         return true;
     }
     if (!reactor_timer_armed(&op->timer)) {
-        if (op->spec.timeout == 0) {
-            op_complete(op, op->spec.kind == STREAM_OP_DRAIN
-                                ? drain_now(s)
-                                : timeout_reply(op));
+        /* A zero timeout looks at what is there now: once its patterns
+         * are compiled (op_compiled wakes it), not before. */
+        if (op->timeout == 0 && op->job)
+            return false;
+        if (op->timeout == 0) {
+            op_complete(op, op->kind == STREAM_OP_DRAIN ? drain_now(s)
+                                                        : timeout_reply(op));
             return true;
         }
-        if (reactor_timer_start(s->r, &op->timer,
-                                clock_now() + op->spec.timeout, op_timer_cb,
-                                op) < 0) {
+        if (reactor_timer_start(s->r, &op->timer, clock_now() + op->timeout,
+                                op_timer_cb, op) < 0) {
             op_complete(op, error_reply(s, -ENOMEM));
             return true;
         }
@@ -708,8 +877,8 @@ op_timer_cb(struct reactor *r, void *arg)
 
     /* Data that arrived in this very loop turn still counts. */
     if (!op_try(op))
-        op_complete(op, op->spec.kind == STREAM_OP_DRAIN ? drain_now(s)
-                                                         : timeout_reply(op));
+        op_complete(op, op->kind == STREAM_OP_DRAIN ? drain_now(s)
+                                                    : timeout_reply(op));
     stream_run(s);
     stream_unref(s);
 }
@@ -736,10 +905,9 @@ stream_run(struct stream *s)
 /* ---- ops --------------------------------------------------------- */
 
 /*
- * The stream ops of SPEC §5.2 as a command table (command.c): each entry
- * is the command's name, argument counts and usage, its kind, its default
- * timeout, and the parser of its arguments. An op with other arguments
- * (a pattern list, flags before the pattern) is one entry and one parser.
+ * The stream ops of SPEC §5.2 and §9 as a command table (command.c): each
+ * entry is the command's name, argument counts and usage, its kind, its
+ * default timeout, and the parser of its arguments.
  */
 struct op_entry;
 typedef int op_args_fn(const struct op_entry *op, const struct command *cmd,
@@ -762,37 +930,192 @@ args_timeout(const struct op_entry *op, const struct command *cmd, int argi,
                    : 0;
 }
 
-/* P [T]: a literal pattern (pointing into cmd), then the timeout. */
+/* A marker of a marked form: `-ex`, `-re`, `-re/FLAGS` (and, to say
+ * what is wrong with it, `-ex/...`). 1 with the kind and flags, 0 if w
+ * is none, -EINVAL with a message. */
 static int
-args_pattern(const struct op_entry *op, const struct command *cmd, int argi,
-             struct stream_op_spec *spec, char *err)
+word_marker(const struct op_entry *op, struct word w, enum pattern_kind *kind,
+            unsigned *flags, char *err)
 {
-    struct word p = cmd->argv[argi];
+    char perr[PATTERN_ERR_LEN];
 
-    if (p.len > MATCH_MAX_PATTERN) {
+    if (w.len < 3 || w.p[0] != '-' ||
+        !(memcmp(w.p + 1, "re", 2) == 0 || memcmp(w.p + 1, "ex", 2) == 0) ||
+        (w.len > 3 && w.p[3] != '/'))
+        return 0;
+    *kind = w.p[1] == 'r' ? PATTERN_REGEX : PATTERN_LITERAL;
+    *flags = 0;
+    if (w.len <= 4)
+        return w.len == 3 ? 1
+                          : (snprintf(err, COMMAND_ERR_LEN,
+                                      "%s: `-%.2s/` without flags "
+                                      "(expected -re/FLAGS, FLAGS from "
+                                      "imsx)",
+                                      op->c.name, w.p + 1),
+                             -EINVAL);
+    if (*kind == PATTERN_LITERAL) {
         snprintf(err, COMMAND_ERR_LEN,
-                 "%s: pattern too long (%zu bytes, at most %d)", op->c.name,
-                 p.len, MATCH_MAX_PATTERN);
+                 "%s: `-ex` takes no flags (a literal is matched exactly; "
+                 "use -re/i for caseless)",
+                 op->c.name);
         return -EINVAL;
     }
-    spec->pattern = p.p;
-    spec->pattern_len = p.len;
-    return args_timeout(op, cmd, argi + 1, spec, err);
+    if (pattern_flags_parse(w.p + 4, w.len - 4, flags, perr) < 0) {
+        snprintf(err, COMMAND_ERR_LEN, "%s: %s", op->c.name, perr);
+        return -EINVAL;
+    }
+    return 1;
 }
+
+/* The patterns of a marked form: MARKER WORD pairs from argv[argi]. */
+static int
+args_marked(const struct op_entry *op, const struct command *cmd, int *argi,
+            struct stream_op_spec *spec, char *err)
+{
+    enum pattern_kind kind;
+    unsigned flags, n = 0;
+    int i = *argi, rc;
+
+    spec->marked = true;
+    while (i < cmd->argc &&
+           (rc = word_marker(op, cmd->argv[i], &kind, &flags, err)) != 0) {
+        if (rc < 0)
+            return rc;
+        if (i + 1 >= cmd->argc) {
+            char what[16], problem[64];
+            command_quote(cmd->argv[i], 8, what, sizeof what);
+            snprintf(problem, sizeof problem, "`%s` without a pattern after it",
+                     what);
+            command_usage(&op->c, problem, err);
+            return -EINVAL;
+        }
+        if (n < PATTERN_MAX_COUNT) {
+            struct word p = cmd->argv[i + 1];
+            spec->pats[n] = (struct pattern){kind, flags, p.p, p.len};
+        }
+        n++;
+        i += 2;
+    }
+    if (n > PATTERN_MAX_COUNT) {
+        snprintf(err, COMMAND_ERR_LEN, "%s: too many patterns (%u, at most %d)",
+                 op->c.name, n, PATTERN_MAX_COUNT);
+        return -EINVAL;
+    }
+    spec->npats = n;
+    *argi = i;
+    return 0;
+}
+
+/*
+ * read_until / expect / peek (SPEC §5.2, §9.2; docs/matching.md):
+ *
+ *   OP P [T] [skip=printk]
+ *   OP {-ex P | -re P | -re/FLAGS P}... [T] [skip=printk]
+ *
+ * Today's commands keep their meaning byte for byte: words that are
+ * exactly `P` or `P T` with T a duration are a literal P and a timeout,
+ * whatever P looks like (`expect -re 5` waits 5 s for `-re`). Every other
+ * shape was an error before. A marked form's reply names the alternative
+ * and the span; a plain one's is today's.
+ */
+static int
+args_match(const struct op_entry *op, const struct command *cmd, int argi,
+           struct stream_op_spec *spec, char *err)
+{
+    const struct word *w = cmd->argv;
+    char tmp[COMMAND_ERR_LEN], perr[PATTERN_ERR_LEN];
+    enum pattern_kind kind;
+    unsigned flags;
+    uint64_t t;
+    int i = argi, n = cmd->argc - argi, rc;
+
+    if (n == 1 || (n == 2 && duration_parse(w[argi + 1], &t, tmp) == 0)) {
+        i++;
+    } else if ((rc = word_marker(op, w[i], &kind, &flags, err)) < 0) {
+        return rc;
+    } else if (rc == 1) {
+        if ((rc = args_marked(op, cmd, &i, spec, err)) < 0)
+            return rc;
+    } else {
+        i++;
+    }
+    if (!spec->marked) {
+        struct word p = w[argi];
+        if (p.len > MATCH_MAX_PATTERN) {
+            snprintf(err, COMMAND_ERR_LEN,
+                     "%s: pattern too long (%zu bytes, at most %d)", op->c.name,
+                     p.len, MATCH_MAX_PATTERN);
+            return -EINVAL;
+        }
+        spec->pattern = p.p;
+        spec->pattern_len = p.len;
+    }
+    /* [T]: a word without '=' (options have one, durations never). */
+    if (i < cmd->argc && !memchr(w[i].p, '=', w[i].len) &&
+        word_marker(op, w[i], &kind, &flags, tmp) == 0) {
+        if ((rc = duration_parse(w[i], &spec->timeout, err)) < 0)
+            return rc;
+        i++;
+    }
+    for (; i < cmd->argc; i++) {
+        struct word v;
+        char what[64];
+        if (word_option(w[i], "skip", &v)) {
+            if (word_is(v, "printk")) {
+                spec->scan_opts |= SCAN_SKIP_PRINTK;
+                continue;
+            }
+            if (word_is(v, "none")) {
+                spec->scan_opts &= ~SCAN_SKIP_PRINTK;
+                continue;
+            }
+            command_quote(v, 32, what, sizeof what);
+            snprintf(err, COMMAND_ERR_LEN,
+                     "%s: skip=%s: expected printk or none", op->c.name, what);
+            return -EINVAL;
+        }
+        command_quote(w[i], 32, what, sizeof what);
+        if (memchr(w[i].p, '=', w[i].len)) {
+            snprintf(tmp, sizeof tmp, "unknown option `%s` (expected skip=)",
+                     what);
+        } else if (word_marker(op, w[i], &kind, &flags, tmp) != 0) {
+            snprintf(tmp, sizeof tmp,
+                     "`%s` after the timeout (patterns come first)", what);
+        } else {
+            snprintf(tmp, sizeof tmp, "too many arguments");
+        }
+        command_usage(&op->c, tmp, err);
+        return -EINVAL;
+    }
+    if (spec->marked &&
+        pattern_set_check(spec->pats, spec->npats, 0, perr) < 0) {
+        snprintf(err, COMMAND_ERR_LEN, "%s: %s", op->c.name, perr);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+#define MATCH_USAGE(op)                                                        \
+    op " P [T] [skip=printk], or " op " {-ex P|-re[/imsx] P}... [T] "          \
+       "[skip=printk]"
 
 static const struct op_entry op_table[] = {
         {{"next", 0, 1, "next [T]", NULL},
          STREAM_OP_NEXT,
          STREAM_DEFAULT_NEXT_TIMEOUT,
          args_timeout},
-        {{"read_until", 1, 2, "read_until P [T]", "missing pattern"},
+        {{"read_until", 1, -1, MATCH_USAGE("read_until"), "missing pattern"},
          STREAM_OP_READ_UNTIL,
          STREAM_DEFAULT_UNTIL_TIMEOUT,
-         args_pattern},
-        {{"expect", 1, 2, "expect P [T]", "missing pattern"},
+         args_match},
+        {{"expect", 1, -1, MATCH_USAGE("expect"), "missing pattern"},
          STREAM_OP_EXPECT,
          STREAM_DEFAULT_UNTIL_TIMEOUT,
-         args_pattern},
+         args_match},
+        {{"peek", 1, -1, MATCH_USAGE("peek"), "missing pattern"},
+         STREAM_OP_PEEK,
+         STREAM_DEFAULT_UNTIL_TIMEOUT,
+         args_match},
         {{"drain", 0, 1, "drain [T]", NULL},
          STREAM_OP_DRAIN,
          STREAM_DEFAULT_DRAIN_TIMEOUT,
@@ -831,31 +1154,55 @@ stream_op_parse(const struct command *cmd, struct stream_op_spec *spec,
     return op->args ? op->args(op, cmd, argi, spec, err) : 0;
 }
 
+/* The op's own copy of the spec's patterns: pats[] (a marked form) or
+ * the one literal, in one allocation. */
+static int
+op_copy_patterns(struct stream_op *op, const struct stream_op_spec *spec)
+{
+    struct pattern one = {PATTERN_LITERAL, 0, spec->pattern, spec->pattern_len};
+    const struct pattern *from = spec->npats ? spec->pats : &one;
+    unsigned n = spec->npats ? spec->npats : 1;
+    size_t bytes = n * sizeof *op->pats;
+    char *p;
+
+    if (n > PATTERN_MAX_COUNT)
+        return -EINVAL;
+    for (unsigned i = 0; i < n; i++)
+        bytes += from[i].len + 1;
+    if (!(op->pats = malloc(bytes)))
+        return -ENOMEM;
+    p = (char *)&op->pats[n];
+    for (unsigned i = 0; i < n; i++) {
+        op->pats[i] = from[i];
+        if (from[i].len)
+            memcpy(p, from[i].src, from[i].len);
+        p[from[i].len] = '\0';
+        op->pats[i].src = p;
+        p += from[i].len + 1;
+    }
+    op->npats = n;
+    return 0;
+}
+
 int
 stream_op_submit(struct stream *s, const struct stream_op_spec *spec,
                  stream_op_done_fn *done, void *arg, struct stream_op **opp)
 {
     struct stream_op *op = calloc(1, sizeof *op);
+    char err[PATTERN_ERR_LEN];
     int rc;
 
     if (!op)
         return -ENOMEM;
-    op->spec = *spec;
-    op->spec.pattern = NULL;
-    if (spec->kind == STREAM_OP_READ_UNTIL || spec->kind == STREAM_OP_EXPECT) {
-        void *pat = malloc(spec->pattern_len + 1);
-        if (!pat) {
-            free(op);
-            return -ENOMEM;
-        }
-        if (spec->pattern_len)
-            memcpy(pat, spec->pattern, spec->pattern_len);
-        op->spec.pattern = pat;
-        if ((rc = matcher_new(pat, spec->pattern_len, &op->m)) < 0) {
-            free(pat);
+    op->kind = spec->kind;
+    op->timeout = spec->timeout;
+    if (op_matches(spec->kind)) {
+        if ((rc = op_copy_patterns(op, spec)) < 0) {
             free(op);
             return rc;
         }
+        op->scan_opts = spec->scan_opts;
+        op->marked = spec->marked;
     }
     op->s = stream_ref(s);
     op->done = done;
@@ -867,6 +1214,14 @@ stream_op_submit(struct stream *s, const struct stream_op_spec *spec,
     s->tail = op;
     if (opp)
         *opp = op;
+    /* The compile starts now, while earlier ops run; whatever it says is
+     * answered in the op's turn. */
+    if (op_matches(op->kind)) {
+        rc = pattern_set_get_async(op->pats, op->npats, 0, s->r, op_compiled,
+                                   op, &op->ps, &op->job, err);
+        if (rc < 0)
+            op_fail(op, rc, err);
+    }
     /* Never answer from inside submit: the caller may not be ready. */
     stream_wake(s);
     return 0;

@@ -172,8 +172,9 @@ outq_high(const struct outq *q)
 /* ------------------------------------------------------------------ */
 
 #define COMMAND_MAX_LINE 65536 /* bytes in one command write */
-#define COMMAND_MAX_WORDS 256
-#define COMMAND_ERR_LEN 256
+#define COMMAND_MAX_WORDS 1024 /* 256 marked patterns fit */
+/* Room for a pattern error (PATTERN_ERR_LEN) and its op's name. */
+#define COMMAND_ERR_LEN 1024
 
 struct word {
     const char *p; /* not NUL-terminated in general; may contain NULs */
@@ -407,6 +408,34 @@ struct pattern_set;
  */
 int pattern_set_get(const struct pattern *pats, unsigned n, unsigned opts,
                     struct pattern_set **out, char *err);
+/* The checks of pattern_set_get without building the set: every error a
+ * pattern can have but "too large once compiled" (milliseconds: no
+ * Hyperscan database is built; a cached set passes at once). */
+int pattern_set_check(const struct pattern *pats, unsigned n, unsigned opts,
+                      char *err);
+
+/*
+ * pattern_set_get for the reactor thread, which must not stall: a set in
+ * the cache, or of literals only, is returned at once (0, *out); a set
+ * with a regex is checked at once (-EINVAL with err as pattern_set_get;
+ * -EBUSY when PATTERN_MAX_JOBS sets are being compiled) and its
+ * database built on a compiler thread: 1 and *job, then done() runs once
+ * from r's loop, with a reference to the set, or NULL and -errno with a
+ * message (a set too large once compiled). After pattern_job_cancel (only
+ * before done) done is never called; the build goes on and its set
+ * still reaches the cache. Everything here but the build itself runs on
+ * the calling (reactor) thread.
+ */
+typedef void pattern_job_fn(struct pattern_set *ps, int err, const char *msg,
+                            void *arg);
+struct pattern_job;
+int pattern_set_get_async(const struct pattern *pats, unsigned n, unsigned opts,
+                          struct reactor *r, pattern_job_fn *done, void *arg,
+                          struct pattern_set **out, struct pattern_job **job,
+                          char *err);
+void pattern_job_cancel(struct pattern_job *job);
+/* Sets being compiled, or compiled and not yet in the cache (tests). */
+unsigned pattern_jobs(void);
 struct pattern_set *pattern_set_ref(struct pattern_set *ps);
 void pattern_set_put(struct pattern_set *ps);
 unsigned pattern_set_count(const struct pattern_set *ps);
@@ -521,6 +550,8 @@ struct scan_match {
     unsigned index; /* the pattern (0-based) */
     uint64_t start; /* first matched byte, PATTERN_UNKNOWN if not known */
     uint64_t end;   /* just past the match */
+    uint64_t ctx;   /* the byte the patterns saw before the match (for
+                     * captures), PATTERN_UNKNOWN if none or not known */
     /* Offsets are raw (kernel records included), from the scanner's
      * start. */
 };
@@ -560,6 +591,25 @@ const struct pattern_set *scan_patterns(const struct scan *sc);
  */
 char *scan_timeout_message(const struct scan *sc, const char *op,
                            uint64_t timeout);
+/* The same when the op timed out before its patterns were compiled. */
+char *scan_compiling_message(const struct pattern *pats, unsigned n,
+                             const char *op, uint64_t timeout);
+
+/* Read len raw bytes at off (from the scanner's start); short only at
+ * the end of what was fed. */
+typedef ssize_t scan_read_fn(void *arg, void *buf, size_t len, uint64_t off);
+/*
+ * The capture groups of match m (a regex's), from PCRE2 on the matched
+ * span only, read back through rd (with skip=printk, filtered again:
+ * the groups are those of the bytes the patterns saw). Fills ovec with
+ * raw offset pairs (from the scanner's start) for group 0 (the match)
+ * .. min(groups, max - 1); a group that took no part is PATTERN_UNKNOWN.
+ * Returns the number of pairs (0 for a pattern without groups), -ENOENT
+ * if the start is unknown or PCRE2 does not agree, -E2BIG for a span
+ * over PATTERN_MAX_CAPTURE_SPAN, -errno from rd or memory.
+ */
+int scan_captures(struct scan *sc, const struct scan_match *m, scan_read_fn *rd,
+                  void *arg, uint64_t *ovec, unsigned max);
 
 /* ------------------------------------------------------------------ */
 /* reply.c - the ctl reply: "<status> <length>\n" then the payload.     */
@@ -595,6 +645,9 @@ int reply_new_range(struct stream *s, uint64_t from, uint64_t to,
  * to must be a frame boundary. Holds a reference on s. */
 int reply_new_drain(struct stream *s, uint64_t from, uint64_t to,
                     struct reply **out);
+/* Add fields after the length on the status line (a matched
+ * alternative and its span: "ok 12 2 3 9\n"); the framing is as before. */
+int reply_set_fields(struct reply *rp, const char *fields);
 void reply_free(struct reply *rp);
 
 enum reply_status reply_status(const struct reply *rp);
@@ -677,19 +730,28 @@ enum stream_op_kind {
     STREAM_OP_DRAIN,
     STREAM_OP_EOF,
     STREAM_OP_CLOSE,
+    STREAM_OP_PEEK,
 };
 
 struct stream_op_spec {
     enum stream_op_kind kind;
     uint64_t timeout; /* usec */
-    const void *pattern; /* read_until / expect; copied by the op */
+    /* read_until / expect / peek: pats[0..npats) when npats > 0 (a marked
+     * form), else the one literal pattern (a plain form). Copied by the
+     * op. */
+    const void *pattern;
     size_t pattern_len;
+    unsigned npats;
+    struct pattern pats[PATTERN_MAX_COUNT];
+    unsigned scan_opts; /* SCAN_SKIP_PRINTK */
+    bool marked;        /* reply with the alternative and the span */
 };
 
-/* Parse a stream op command (next/read_until/expect/drain/eof/close with
- * their arguments and default timeouts) by the ops' command table. The
- * spec's pattern points into cmd. Returns 0 or -EINVAL with a message in
- * err. */
+/* Parse a stream op command (next/read_until/expect/peek/drain/eof/close
+ * with their arguments and default timeouts) by the ops' command table.
+ * The spec's patterns point into cmd; a marked form's patterns are
+ * checked (pattern_set_check: syntax, refused constructs, caps). Returns
+ * 0 or -EINVAL with a message in err. */
 int stream_op_parse(const struct command *cmd, struct stream_op_spec *spec,
                     char *err);
 /* The ops' command table (entries begin with a struct command_entry):
@@ -703,7 +765,10 @@ typedef void stream_op_done_fn(struct stream *s, struct reply *rp, void *arg);
 
 struct stream_op;
 /* Queue an op; ops run one at a time in queue order. *opp (optional)
- * receives a handle valid until done runs or stream_op_cancel returns. */
+ * receives a handle valid until done runs or stream_op_cancel returns.
+ * A matching op's patterns start compiling now (pattern.c; on a compiler
+ * thread if they must); a set that cannot be compiled is answered
+ * `error` with the reason in the op's turn. */
 int stream_op_submit(struct stream *s, const struct stream_op_spec *spec,
                      stream_op_done_fn *done, void *arg,
                      struct stream_op **opp);

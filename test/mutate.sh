@@ -113,6 +113,30 @@ mutant next-repeats-a-byte streams/stream.c '^(fs_ctl|fs_data|lua)$' \
     '(rc = reply_new_range(s, s->cur, end, &rp)) < 0) {' \
     '(rc = reply_new_range(s, s->cur - (s->cur > 0), end, &rp)) < 0) {' \
     "next returns one byte before the pending ones (status ok, bytes wrong)"
+mutant ties-to-the-higher-index streams/scan.c '^(scan|stream|lua)$' \
+    '(to == sc->best_to && id < sc->best)' \
+    '(to == sc->best_to && id > sc->best)' \
+    "two alternatives ending at the same byte: the higher index wins"
+mutant peek-consumes streams/stream.c '^(stream|lua|fs_match)$' \
+    'if (rc == 0 && op->kind != STREAM_OP_PEEK)' 'if (rc == 0)' \
+    "peek moves the cursor past the match"
+mutant printk-end-unmapped streams/scan.c '^(stream|fs_match)$' \
+    '    m->end = (last == PATTERN_UNKNOWN ? sc->best_to - 1 + sc->delta : last) + 1;' \
+    '    m->end = sc->best_to + 0 * last;' \
+    "with skip=printk the op consumes up to the filtered offset, not the raw one"
+mutant skip-printk-dropped streams/stream.c '^(stream|fs_match|lua)$' \
+    '        op->scan_opts = spec->scan_opts;' '        op->scan_opts = 0;' \
+    "skip=printk parsed but not handed to the op's scanner"
+mutant append-feed-drops-the-frame streams/stream.c '^stream$' \
+    '    rc = scan_feed(op->sc, buf, len, &op->m);' '    rc = 0;' \
+    "a frame appended while the op waits is not fed to its scanner"
+mutant alternative-off-by-one streams/stream.c '^(stream|fs_match|lua)$' \
+    'fprintf(f, "%u ", m->index + 1);' 'fprintf(f, "%u ", m->index);' \
+    "the reply names the alternative 0-based"
+mutant compile-on-the-reactor streams/pattern.c '^stream$' \
+    $'    if (!set_has_regex(ps))\n        goto at_once; /* literals build in milliseconds */' \
+    $'    if (1)\n        goto at_once;' \
+    "regex sets are compiled on the reactor thread, stalling the daemon"
 mutant creation-site-off-by-one lua/provium.lua '^lua$' \
     'return { file = src, line = info.currentline }' \
     'return { file = src, line = info.currentline + 1 }' \
@@ -138,6 +162,10 @@ mutant agent-credit-ignored guest/host.c fuzz:agent \
     'size_t n = ch->credit < PROTO_MAX_DATA ? ch->credit : PROTO_MAX_DATA;' \
     'size_t n = ch->credit ? PROTO_MAX_DATA : 0;' \
     "the agent sends data beyond the host's credit"
+mutant ctl-ties-to-the-higher-index streams/scan.c fuzz:ctl \
+    '(to == sc->best_to && id < sc->best)' \
+    '(to == sc->best_to && id > sc->best)' \
+    "two alternatives ending at the same byte: the higher index wins (the ctl model)"
 mutant ctl-eof-ignores-pending streams/stream.c fuzz:ctl \
     'bool eof = s->state != STREAM_LIVE && s->cur == size;' \
     'bool eof = s->state != STREAM_LIVE;' \

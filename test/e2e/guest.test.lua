@@ -30,6 +30,32 @@ provium.test("console writes reach the guest shell", function()
   c:expect("provium-42", "60s")
 end)
 
+provium.test("a login prompt with a kernel message spliced into it", function()
+  local c <close> = vm:console():read({ start = "end" })
+  -- In the guest: half a prompt on the console, a kernel record (the
+  -- kernel prints it on the console at once: `quiet` keeps console
+  -- messages up to priority 3), the other half, then nothing: the prompt
+  -- waits. The pauses let the UART send each part before the next.
+  local r = vm:run("printf provium-log >/dev/console; sleep 0.5; " ..
+    "echo '<2>provium: a spliced record' >/dev/kmsg; sleep 0.5; " ..
+    "printf 'in: ' >/dev/console", { timeout = "60s" })
+  u.eq(r.code, 0, "the guest's script")
+  local bytes, i, text = c:peek(provium.re("login: *$"), "60s",
+    { skip = "printk" })
+  u.eq(i, 1, "index")
+  u.eq(text, "login: ", "the prompt as the pattern saw it")
+  assert(bytes:find("provium%-log%[ *%d+%.%d+%] provium: a spliced " ..
+    "record\r\nin: $"), "the record is in the raw bytes: " .. bytes)
+  -- Without skip=printk the record breaks the prompt.
+  u.raises("peek timed out waiting for regex `login: *$`", c.peek, c,
+    provium.re("login: *$"), "1s")
+  -- peek left it all in place: expect finds the same prompt.
+  local i2, text2 = c:expect(provium.re("login: *$"), "10s",
+    { skip = "printk" })
+  u.eq(i2, 1, "expect after peek: index")
+  u.eq(text2, text, "expect after peek: the same prompt")
+end)
+
 provium.test("quiesce refuses while a console stream is live", function()
   local c = vm:console():read()
   local e = u.raises("vm:snapshot() failed for `" .. vm:name() .. "`",

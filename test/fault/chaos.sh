@@ -201,14 +201,19 @@ done
 
 # Everything closed: the daemon holds what it held at the start, plus
 # the histories of the processes it remembers (procs/<n>/stdout and
-# stderr: two streams of two spool fds each, at most 256 processes).
+# stderr: two streams of two spool fds each, at most 256 processes),
+# plus libfuse's splice pipes (two fds for each thread that has spliced
+# a reply: the loop and each reply thread, made at its first splice and
+# kept; docs/fs.md Threads).
 need "host agent up again" wait_for 15 eval '[ "$(agent_state_of host)" = up ]'
 NPROCS=$(ls "$MP/vms/host/procs" | wc -l)
+NPIPES=$(sed -n 's/^replies: spliced, \([0-9]*\) reply thread(s)$/\1/p' "$MP/ctl")
+NPIPES=$((${NPIPES:--1} + 1))
 fds_back() {
     FS_FDS=$(ls "/proc/$FS_PID/fd" | wc -l)
-    [ "$FS_FDS" -le $((FS_FDS0 + 4 * NPROCS + 2)) ]
+    [ "$FS_FDS" -le $((FS_FDS0 + 4 * NPROCS + 2 * NPIPES + 2)) ]
 }
-check "daemon fds back to the start ($FS_FDS0 + 4 x $NPROCS processes)" \
+check "daemon fds back to the start ($FS_FDS0 + 4 x $NPROCS processes + 2 x $NPIPES splice pipes)" \
     wait_for 10 fds_back
 log "daemon fds: $FS_FDS"
 if ! fds_back; then

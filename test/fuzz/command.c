@@ -139,7 +139,7 @@ check_op(const struct command *cmd, size_t size)
         check_err(err);
         return;
     }
-    CHECK(spec.kind >= STREAM_OP_NEXT && spec.kind <= STREAM_OP_CLOSE);
+    CHECK(spec.kind >= STREAM_OP_NEXT && spec.kind <= STREAM_OP_PEEK);
     if (spec.pattern) {
         const char *p = spec.pattern;
 

@@ -14,7 +14,12 @@
  *             4   read what a data reader has and compare it
  *             5   cancel an outstanding op (its requester went away)
  * Non-zero timeouts become an hour, so that only the input decides what
- * happens (a timeout of 0 answers at once).
+ * happens (a timeout of 0 answers at once). After a write whose patterns
+ * compile on a compiler thread, the target waits for the compile, so a
+ * run depends on the input alone. Regexes with a number of 4 digits or
+ * more are left out, as in fuzz_pattern (Hyperscan takes seconds on
+ * large bounded repeats; the compile is off the reactor thread, but the
+ * fuzzer would crawl).
  *
  * Invariants checked:
  *  - every submitted op is answered exactly once (never when cancelled),
@@ -25,6 +30,14 @@
  *  - next/read_until return exactly the history bytes they consumed;
  *    read_until/expect consume up to the earliest end of a match of
  *    their pattern; drain's records are the consumed bytes, in order;
+ *  - the marked forms (`-ex`/`-re` lists, SPEC §9) and peek: the reply's
+ *    fields name an alternative of the list and a span that ends where
+ *    the op stopped (read_until and expect consumed exactly up to it,
+ *    peek nothing); read_until and peek return the bytes up to it,
+ *    expect the match itself; a literal's span is its bytes, no literal
+ *    of the list ends earlier; a regex (PCRE2, compiled here) matches
+ *    the span exactly, anchored at both ends; each group lies inside the
+ *    match (without skip=printk, which changes what the patterns see);
  *  - eof is true only when the source ended and nothing is left (or the
  *    stream is closed);
  *  - the history (and a data reader) holds exactly the frames appended
@@ -35,6 +48,9 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -63,11 +79,16 @@ struct op {
     enum stream_op_kind kind;
     char *pattern;
     size_t pattern_len;
+    /* A marked form: its patterns (copies) and options. */
+    bool marked, skip;
+    unsigned npats;
+    struct pattern *pats;
     struct stream_op *handle;
     bool answered, cancelled;
 };
 
 struct model {
+    struct reactor *r;
     struct stream *s;
     uint8_t history[MAX_HISTORY];
     size_t size;     /* bytes appended and accepted */
@@ -86,6 +107,94 @@ static bool
 occurs(const uint8_t *buf, size_t len, const char *p, size_t plen)
 {
     return plen == 0 || (len >= plen && memmem(buf, len, p, plen) != NULL);
+}
+
+/* Does the regex match subj[from, to) exactly (the subject starting at
+ * the op's cursor, for ^ and \b)? */
+static bool
+regex_spans(const struct pattern *p, const uint8_t *subj, size_t from,
+            size_t to)
+{
+    uint32_t o = PCRE2_NEVER_UTF | PCRE2_NEVER_UCP |
+                 (p->flags & PATTERN_CASELESS ? PCRE2_CASELESS : 0) |
+                 (p->flags & PATTERN_MULTILINE ? PCRE2_MULTILINE : 0) |
+                 (p->flags & PATTERN_DOTALL ? PCRE2_DOTALL : 0) |
+                 (p->flags & PATTERN_EXTENDED ? PCRE2_EXTENDED : 0);
+    int e;
+    PCRE2_SIZE eo;
+    pcre2_code *re = pcre2_compile(p->src, p->len, o, &e, &eo, NULL);
+    pcre2_match_data *md;
+    int rc;
+
+    CHECK(re != NULL); /* the daemon compiled it */
+    md = pcre2_match_data_create_from_pattern(re, NULL);
+    rc = pcre2_match(re, subj, to, from, PCRE2_ANCHORED | PCRE2_ENDANCHORED, md,
+                     NULL);
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    /* A match limit (pathological backtracking) proves nothing. */
+    return rc > 0 || rc == PCRE2_ERROR_MATCHLIMIT ||
+           rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT;
+}
+
+/* The fields of a marked form's reply, checked against the op. */
+static void
+check_marked(struct op *op, const char *fields, const uint8_t *took,
+             size_t ntook, const uint8_t *pay, size_t plen, size_t avail)
+{
+    unsigned alt;
+    char from[32];
+    unsigned long long to;
+    int used = 0;
+
+    CHECK(sscanf(fields, "%u %31s %llu%n", &alt, from, &to, &used) == 3);
+    CHECK(alt >= 1 && alt <= op->npats);
+    CHECK(to <= avail);
+    bool known = strcmp(from, "-") != 0;
+    unsigned long long start = known ? strtoull(from, NULL, 10) : 0;
+    CHECK(start <= to);
+    if (op->kind == STREAM_OP_PEEK)
+        CHECK(ntook == 0);
+    else
+        CHECK(ntook == to);
+    if (op->kind == STREAM_OP_EXPECT)
+        CHECK(known ? plen == to - start && memcmp(pay, took + start, plen) == 0
+                    : plen == 0);
+    else
+        CHECK(plen == to && memcmp(pay, took, plen) == 0);
+    /* Groups: pairs inside the match, or "- -". */
+    const char *f = fields + used;
+    char a[32], b[32];
+    int k;
+    while (sscanf(f, " %31s %31s%n", a, b, &k) == 2) {
+        if (strcmp(a, "-") != 0 && !op->skip) {
+            unsigned long long ga = strtoull(a, NULL, 10),
+                               gb = strtoull(b, NULL, 10);
+            CHECK(ga <= gb && gb <= to && (!known || ga >= start));
+        }
+        f += k;
+    }
+    CHECK(*f == '\0');
+    if (op->skip)
+        return; /* the patterns saw other bytes than these */
+    const struct pattern *p = &op->pats[alt - 1];
+    if (p->kind == PATTERN_LITERAL) {
+        CHECK(to >= p->len && memcmp(took + to - p->len, p->src, p->len) == 0);
+        CHECK(!known || start == to - p->len);
+    } else if (known) {
+        CHECK(regex_spans(p, took, (size_t)start, (size_t)to));
+    }
+    /* The earliest end: no literal of the list ends before it. */
+    for (unsigned i = 0; i < op->npats; i++) {
+        const struct pattern *q = &op->pats[i];
+        if (q->kind != PATTERN_LITERAL || q->len == 0)
+            continue;
+        CHECK(to == 0 || !occurs(took, (size_t)to - 1, q->src, q->len));
+        /* ...nor at the same end with a lower index. */
+        if (i + 1 < alt)
+            CHECK(!(to >= q->len &&
+                    memcmp(took + to - q->len, q->src, q->len) == 0));
+    }
 }
 
 static void
@@ -112,8 +221,13 @@ on_done(struct stream *s, struct reply *rp, void *arg)
     hl = (size_t)(nl - buf) + 1;
     const uint8_t *pay = (const uint8_t *)buf + hl;
     size_t plen = len - hl;
-    snprintf(head, sizeof(head), "%s %zu\n", reply_status_name(st), plen);
-    CHECK(strlen(head) == hl && memcmp(head, buf, hl) == 0);
+    snprintf(head, sizeof(head), "%s %zu", reply_status_name(st), plen);
+    /* Fields follow the length only in a marked form's ok reply. */
+    bool fields = op->marked && st == REPLY_OK;
+    CHECK(memcmp(head, buf, strlen(head)) == 0);
+    CHECK(fields ? buf[strlen(head)] == ' ' && hl > strlen(head) + 1
+                 : hl == strlen(head) + 1);
+    *nl = '\0';
 
     CHECK(now >= m->cur);
     CHECK(now <= stream_size(s));
@@ -128,17 +242,35 @@ on_done(struct stream *s, struct reply *rp, void *arg)
             CHECK(plen > 0 && plen == ntook && memcmp(pay, took, plen) == 0);
             break;
         case STREAM_OP_READ_UNTIL:
-            CHECK(plen == ntook && memcmp(pay, took, plen) == 0);
-            /* FALLTHROUGH */
         case STREAM_OP_EXPECT:
-            if (op->kind == STREAM_OP_EXPECT)
+        case STREAM_OP_PEEK:
+            if (op->marked) {
+                check_marked(op, buf + strlen(head) + 1, took, ntook, pay, plen,
+                             (size_t)(stream_size(s) - m->cur));
+                break;
+            }
+            if (op->kind == STREAM_OP_PEEK) {
+                CHECK(ntook == 0);
+                /* What read_until would return, nothing consumed. */
+                took = pay;
+                ntook = plen;
+                CHECK(memcmp(pay, m->history + m->cur, plen) == 0);
+            } else if (op->kind == STREAM_OP_READ_UNTIL) {
+                CHECK(plen == ntook && memcmp(pay, took, plen) == 0);
+            } else {
                 CHECK(plen == 0);
+            }
+            if (op->skip)
+                break; /* records may lie inside the match */
             CHECK(ntook >= op->pattern_len);
-            CHECK(memcmp(took + ntook - op->pattern_len, op->pattern,
-                         op->pattern_len) == 0);
-            /* The earliest match end: none ends before the last byte. */
-            if (op->pattern_len > 0)
+            /* The earliest match end: none ends before the last byte.
+             * (No pattern: op->pattern is NULL, and memcmp's arguments must
+             * not be, even for 0 bytes.) */
+            if (op->pattern_len > 0) {
+                CHECK(memcmp(took + ntook - op->pattern_len, op->pattern,
+                             op->pattern_len) == 0);
                 CHECK(!occurs(took, ntook - 1, op->pattern, op->pattern_len));
+            }
             break;
         case STREAM_OP_DRAIN: {
             size_t at = 0, got = 0;
@@ -183,6 +315,30 @@ run_turns(struct reactor *r, int n)
 }
 
 static void
+op_free(struct op *op)
+{
+    free(op->pattern);
+    for (unsigned i = 0; op->pats && i < op->npats; i++)
+        free((void *)(uintptr_t)op->pats[i].src);
+    free(op->pats);
+}
+
+/* A number of 4 digits or more: a bounded repeat Hyperscan is slow on. */
+static bool
+slow_repeat(const void *src, size_t len)
+{
+    const uint8_t *p = src;
+    size_t run = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        run = p[i] >= '0' && p[i] <= '9' ? run + 1 : 0;
+        if (run >= 4)
+            return true;
+    }
+    return false;
+}
+
+static void
 ctl_write(struct model *m, const uint8_t *line, size_t len)
 {
     struct command cmd;
@@ -197,20 +353,45 @@ ctl_write(struct model *m, const uint8_t *line, size_t len)
         command_free(&cmd);
         return;
     }
+    for (unsigned i = 0; i < spec.npats; i++)
+        if (spec.pats[i].kind == PATTERN_REGEX &&
+            slow_repeat(spec.pats[i].src, spec.pats[i].len)) {
+            command_free(&cmd);
+            return;
+        }
     if (spec.timeout > 0)
         spec.timeout = 3600 * USEC_PER_SEC;
     struct op *op = &m->ops[m->nops];
-    *op = (struct op){.m = m, .seq = m->nops, .kind = spec.kind};
+    *op = (struct op){.m = m,
+                      .seq = m->nops,
+                      .kind = spec.kind,
+                      .marked = spec.marked,
+                      .skip = spec.scan_opts & SCAN_SKIP_PRINTK,
+                      .npats = spec.npats};
     if (spec.pattern_len) {
         CHECK((op->pattern = malloc(spec.pattern_len)) != NULL);
         memcpy(op->pattern, spec.pattern, spec.pattern_len);
         op->pattern_len = spec.pattern_len;
     }
+    if (spec.npats) {
+        CHECK((op->pats = calloc(spec.npats, sizeof *op->pats)) != NULL);
+        for (unsigned i = 0; i < spec.npats; i++) {
+            char *c = malloc(spec.pats[i].len + 1);
+            CHECK(c != NULL);
+            memcpy(c, spec.pats[i].src, spec.pats[i].len);
+            c[spec.pats[i].len] = '\0';
+            op->pats[i] = spec.pats[i];
+            op->pats[i].src = c;
+        }
+    }
     if (stream_op_submit(m->s, &spec, on_done, op, &op->handle) == 0)
         m->nops++;
     else
-        free(op->pattern);
-    command_free(&cmd); /* the op copied the pattern */
+        op_free(op);
+    command_free(&cmd); /* the op copied the patterns */
+    /* A compile on a compiler thread: wait for it (determinism). */
+    while (pattern_jobs() > 0)
+        CHECK(reactor_run_once(m->r, clock_now() + 10 * USEC_PER_MSEC) == 0);
 }
 
 static void
@@ -262,6 +443,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     m->ended = m->closed = false;
     m->end_err = 0;
     CHECK(reactor_new(&r) == 0);
+    m->r = r;
     CHECK(stream_new(r, &cfg, &m->s) == 0);
     CHECK(stream_reader_new(m->s, &rd) == 0);
 
@@ -337,7 +519,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run_turns(r, 8);
     for (unsigned i = 0; i < m->nops; i++) {
         CHECK(m->ops[i].answered || m->ops[i].cancelled);
-        free(m->ops[i].pattern);
+        op_free(&m->ops[i]);
     }
     stream_reader_free(rd);
     stream_unref(m->s);

@@ -47,6 +47,9 @@ expect 2 "expected KEY=VALUE" -- open host tail_file /x start
 expect 2 "usage: provium run" -- run host
 expect 2 "run: unknown option \`--bogus\`" -- run --bogus host true
 expect 2 "unknown vm command \`frob\`" -- vm frob
+expect 2 "usage: provium expect ID [-t T] [--skip printk] PATTERN..." -- expect 1
+expect 2 "peek: unknown option \`-x\` (a literal starting with - is -ex -x)" -- peek 1 -x
+expect 2 "-re needs a pattern after it" -- read_until 1 -re
 expect 2 "agent=ENDPOINT is required" -- vm add v1
 expect 2 "expected agent=, console= or nic=" -- vm add v1 agent=unix:/x foo=1
 
@@ -61,7 +64,7 @@ for cmd in "open nosuch tail_file /x" "open nosuch console" "run nosuch true" "v
     # shellcheck disable=SC2086
     expect 1 "no VM \`nosuch\` in $MP (VMs: host)" -- $cmd
 done
-for cmd in "info 99" "follow 99" "close 99"; do
+for cmd in "info 99" "follow 99" "close 99" "expect 99 x"; do
     # shellcheck disable=SC2086
     expect 1 "no stream 99 in $MP (see provium ls)" -- $cmd
 done

@@ -39,3 +39,26 @@ cli run host -- seq 1 20000 >"$T/seq.out"
 check "run: exit 0 after all of its output ($?)" test $? -eq 0
 check "run: every byte of its output" cmp "$T/seq.out" "$T/seq.expected"
 check "status" eval 'cli status | grep -q "^vms: host"'
+
+# read_until / expect / peek on a stream opened with `provium open`.
+G=$T/prompt.log
+printf 'boot\nREADY 8080 ok\nlog[ 1.5] x\r\nin: ' >"$G"
+ID=$(cli open host tail_file "$G" start=beginning)
+out=$(cli peek "$ID" -re 'READY [0-9]+ ok')
+check "peek prints the bytes up to the match ($out)" \
+    test "$out" = $'boot\nREADY 8080 ok'
+i=$(cli expect "$ID" -t 1s -ex FAIL -re '[0-9]+ ok')
+check "expect prints the alternative that matched ($i)" test "$i" = 2
+out=$(cli read_until "$ID" --skip printk login:)
+check "read_until with --skip printk ($out)" test "$out" = $'\nlog[ 1.5] x\r\nin:'
+cli expect "$ID" -t 200ms never 2>"$T/err"
+check "a timeout exits 1 ($?)" test $? -eq 1
+check "with the message ($(cat "$T/err"))" \
+    grep -q '^provium: expect timed out waiting for `never`; timeout 200ms' "$T/err"
+cli expect "$ID" -re 'a(' 2>"$T/err"
+check "a bad regex exits 1 ($?)" test $? -eq 1
+check "with the daemon's message ($(cat "$T/err"))" grep -qF \
+    'provium: expect: regex `a(`: missing closing parenthesis at offset 2' "$T/err"
+check "the stream stays open after the CLI's ops" \
+    eval 'cli info "$ID" | grep -q "^state: live"'
+cli close "$ID"

@@ -75,6 +75,10 @@ check "reads of 8 MiB on data (more than a FUSE request) get the bytes" \
     eval 'n=$(reads "$S/data" -1 8388608 8388608 8388608 8388608) &&
           [ $(($(echo $n | tr " " +))) -eq $((3 << 20)) ] ||
           { log "counts: $n"; false; }; cmp -s "$T/got" "$F"'
+# The splice cap (send.c): a spliced reply is at most 1 MiB - 16 KiB, or
+# libfuse's pipe cannot hold it and every reply is copied for good.
+check "a spliced reply to a 1 MiB read is 1 MiB - 16 KiB" \
+    eval '[ "$(reads "$S/data" -1 1048576 1048576)" = "1032192 1032192 " ]'
 check "a read of 8 MiB on log gets all of it" \
     eval '[ "$(reads "$S/log" 0 8388608)" = "$((3 << 20)) " ] && cmp -s "$T/got" "$F"'
 check "reads at and past the end of log return 0" \

@@ -68,8 +68,11 @@ bad 5 "capture" "capture: missing argument (usage: capture IFACE [kind=bridge|ni
 : >"$T/f.log"
 ctl_cmd 5 "tail_file host $T/f.log"
 check "the slot opens after its bad commands ($STATUS)" test "$STATUS" = ok
-bad 5 "read_until" "read_until: missing pattern (usage: read_until P [T])"
-bad 5 "expect x 1s 2" "expect: too many arguments (usage: expect P [T])"
+bad 5 "read_until" "read_until: missing pattern (usage: read_until P [T] [skip=printk], or read_until {-ex P|-re[/imsx] P}... [T] [skip=printk])"
+bad 5 "expect x 1s 2" "expect: too many arguments (usage: expect P [T] [skip=printk], or expect {-ex P|-re[/imsx] P}... [T] [skip=printk])"
+bad 5 "peek" "peek: missing pattern (usage: peek P [T] [skip=printk], or peek {-ex P|-re[/imsx] P}... [T] [skip=printk])"
+bad 5 'expect -re "ab("' "expect: regex \`ab(\`: missing closing parenthesis at offset 3"
+bad 5 'expect -ex a -re "(a)\\1"' "expect: pattern 2: regex \`(a)\\\\1\`: back-reference at offset 3 cannot be matched in a stream (Hyperscan: Back-references are unsupported.)"
 bad 5 "next 1 2" "next: too many arguments (usage: next [T])"
 bad 5 "drain 1 2" "drain: too many arguments (usage: drain [T])"
 bad 5 "eof 1" "eof: too many arguments (usage: eof)"

@@ -214,14 +214,17 @@ ctl_reply() {
     STATUS=
     PAYLOAD=
     PAYLOAD_RAW=
+    FIELDS=
     # bash's read takes a byte per read(2): nothing past the line.
     read_line "$fd" "$CTL_TIMEOUT" || { fail "ctl reply: no status line"; return 1; }
-    if ! [[ "$LINE" =~ ^(ok|timeout|eof|closed|error)\ ([0-9]+)$ ]]; then
+    # FIELDS: what a marked read_until/expect/peek puts after the length.
+    if ! [[ "$LINE" =~ ^(ok|timeout|eof|closed|error)\ ([0-9]+)(\ ([-0-9 ]+))?$ ]]; then
         fail "ctl reply: bad status line \`$LINE\`"
         return 1
     fi
     STATUS=${BASH_REMATCH[1]}
     len=${BASH_REMATCH[2]}
+    FIELDS=${BASH_REMATCH[4]}
     # The whole reply is there once its first byte was: no long wait.
     timeout 5 head -c "$len" <&"$fd" >"$T/payload"
     size=$(stat -c %s "$T/payload")

@@ -195,10 +195,10 @@ end)
 
 provium.test("wrong argument types name the method and the argument", function()
   local t <close> = host:tail_file(u.tmpfile())
-  u.raises("bad argument #1 to 'read_until' (string expected, got number)",
-    t.read_until, t, 42)
-  u.raises("bad argument #1 to 'expect' (string expected, got no value)",
-    t.expect, t)
+  u.raises("bad argument #1 to 'read_until' (string, provium.re or list " ..
+    "expected, got number)", t.read_until, t, 42)
+  u.raises("bad argument #1 to 'expect' (string, provium.re or list " ..
+    "expected, got no value)", t.expect, t)
   u.raises("bad argument #1 to 'vm' (string expected, got table)",
     provium.vm, {})
   u.raises("bad argument #2 to 'test' (function expected, got no value)",

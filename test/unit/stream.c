@@ -1,8 +1,12 @@
 /*
  * Stream core: the ops of SPEC §5.2 with the pending-bytes / EOF / close
- * semantics of §6.2, readers, the history limit, and a model-based
- * property test (random data, random frame splits, random op sequences:
- * everything returned, concatenated, is the input exactly).
+ * semantics of §6.2, the matching of §9 (regexes, alternatives, peek,
+ * skip=printk, the marked forms' replies, timeouts that explain
+ * themselves) through the real ops, readers, the history limit, and
+ * model-based property tests (random data, random frame splits, random
+ * op sequences and random pattern sets planted at random places:
+ * everything returned, concatenated with what is left, is the input
+ * exactly, and every match is the earliest end, the lower index at ties).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -13,6 +17,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "match_ref.h"
 #include "streams.h"
 
 static struct reactor *r;
@@ -38,6 +43,7 @@ struct result {
     enum reply_status st;
     char *payload;
     size_t len;
+    char fields[256]; /* after the length on the status line, if any */
 };
 
 static void
@@ -57,8 +63,16 @@ on_done(struct stream *s, struct reply *rp, void *arg)
     cr_assert_not_null(nl);
     unsigned long long len;
     char name[16];
-    cr_assert_eq(sscanf(all, "%15s %llu", name, &len), 2);
+    int at = 0;
+    cr_assert_eq(sscanf(all, "%15s %llu%n", name, &len, &at), 2);
     cr_assert_str_eq(name, reply_status_name(res->st));
+    res->fields[0] = '\0';
+    if (all + at < nl) {
+        cr_assert_eq(all[at], ' ', "fields follow the length after a blank");
+        cr_assert_lt((size_t)(nl - all - at - 1), sizeof res->fields);
+        memcpy(res->fields, all + at + 1, (size_t)(nl - all - at - 1));
+        res->fields[nl - all - at - 1] = '\0';
+    }
     res->len = n - (size_t)(nl + 1 - all);
     cr_assert_eq(len, res->len, "header length matches payload");
     res->payload = malloc(res->len + 1);
@@ -238,7 +252,7 @@ Test(stream, read_until_timeout_message_names_pattern_timeout_and_bytes)
     append(s, "no luck\n");
     expect_reply(s, "read_until \"x\\ty\" 50ms", REPLY_TIMEOUT,
                  "read_until timed out waiting for `x\\ty`; timeout 50ms; "
-                 "last bytes seen: `no luck\\n`");
+                 "last bytes seen: `no luck\\n`; 8 bytes scanned");
     /* Nothing was consumed by the timed-out op. */
     expect_reply(s, "next", REPLY_OK, "no luck\n");
     expect_reply(s, "expect zz 0", REPLY_TIMEOUT,
@@ -509,6 +523,450 @@ Test(stream, op_parse_defaults)
         cr_expect_eq(spec.timeout, good[i].timeout, "%s", good[i].line);
         command_free(&cmd);
     }
+}
+
+/* ---- matching: regexes, alternatives, peek, skip=printk ----------- */
+
+#define REC "[    3.141592] random: crng init done\r\n"
+
+static void
+expect_match(struct stream *s, const char *line, const char *payload,
+             size_t plen, const char *fields)
+{
+    struct result res = {0};
+    op(s, line, &res);
+    cr_assert_eq(res.st, REPLY_OK, "%s: status %s (payload `%s`)", line,
+                 reply_status_name(res.st), res.payload);
+    cr_assert_eq(res.len, plen, "%s: length %zu, want %zu", line, res.len,
+                 plen);
+    cr_assert_eq(memcmp(res.payload, payload, plen), 0, "%s: payload `%s`",
+                 line, res.payload);
+    cr_assert_str_eq(res.fields, fields, "%s: fields", line);
+    result_clear(&res);
+}
+#define EXPECT_MATCH(s, line, payload, fields)                                 \
+    expect_match(s, line, payload, strlen(payload), fields)
+
+Test(stream, marked_forms_name_the_alternative_the_span_and_groups)
+{
+    struct stream *s = new_stream(0);
+    append(s, "boot READY 42 ok\nrest");
+    /* read_until: the bytes up to the match end; alternative 1, the span
+     * 5..16 of them, group 1 at 11..13. */
+    EXPECT_MATCH(s, "read_until -re \"READY ([0-9]+) (x)?ok\" 0",
+                 "boot READY 42 ok", "1 5 16 11 13 - -");
+    expect_reply(s, "next", REPLY_OK, "\nrest");
+    /* expect: the payload is the match; offsets count what it consumed. */
+    append(s, "abc 123 def");
+    EXPECT_MATCH(s, "expect -ex zzz -re \"[0-9]+ \" 0", "123 ", "2 4 8");
+    expect_reply(s, "next", REPLY_OK, "def");
+    /* A plain form replies as it always did, skip= or not. */
+    append(s, "plain text");
+    expect_reply(s, "read_until text 0 skip=printk", REPLY_OK, "plain text");
+    stream_unref(s);
+}
+
+Test(stream, earliest_end_wins_then_the_lower_index)
+{
+    struct stream *s = new_stream(0);
+    append(s, "say hello, world");
+    /* `lo` and `hello` end at the same byte: the first listed wins. */
+    EXPECT_MATCH(s, "peek -ex lo -ex hello 0", "say hello", "1 7 9");
+    EXPECT_MATCH(s, "peek -ex hello -ex lo 0", "say hello", "1 4 9");
+    EXPECT_MATCH(s, "peek -re \"h[a-z]+o\" -ex lo 0", "say hello", "1 4 9");
+    EXPECT_MATCH(s, "peek -ex lo -re \"h[a-z]+o\" 0", "say hello", "1 7 9");
+    /* The earliest end, whatever the index. */
+    EXPECT_MATCH(s, "peek -ex world -ex \"o,\" 0", "say hello,", "2 8 10");
+    stream_unref(s);
+}
+
+Test(stream, peek_consumes_nothing_then_expect_returns_the_same_bytes)
+{
+    struct stream *s = new_stream(0);
+    append(s, "a");
+    append(s, "b READY");
+    append(s, " 7 ok tail");
+    EXPECT_MATCH(s, "peek -re \"READY [0-9]+ ok\" 0", "ab READY 7 ok",
+                 "1 3 13");
+    cr_expect_eq(stream_consumed(s), 0);
+    cr_expect_eq(stream_pending(s), 0);
+    expect_reply(s, "peek READY 0", REPLY_OK, "ab READY");
+    EXPECT_MATCH(s, "read_until -re \"READY [0-9]+ ok\" 0", "ab READY 7 ok",
+                 "1 3 13");
+    cr_expect_eq(stream_consumed(s), 13);
+    expect_reply(s, "next", REPLY_OK, " tail");
+    /* peek of what is not there yet waits, and times out as expect. */
+    expect_reply(s, "peek nope 20ms", REPLY_TIMEOUT,
+                 "peek timed out waiting for `nope`; timeout 20ms; no bytes "
+                 "seen");
+    stream_unref(s);
+}
+
+/* The same op, submitted before the frames (fed as they are appended)
+ * or after them (read back from the spool). */
+static void
+run_split(const char *line, const char *data, size_t len, size_t k, bool live,
+          struct result *res)
+{
+    struct stream *s = new_stream(0);
+    struct command cmd;
+    struct stream_op_spec spec;
+    char err[COMMAND_ERR_LEN];
+
+    result_clear(res);
+    if (!live) {
+        if (k)
+            cr_assert_eq(stream_append(s, data, k), 0);
+        if (len > k)
+            cr_assert_eq(stream_append(s, data + k, len - k), 0);
+    }
+    cr_assert_eq(command_parse(&cmd, line, strlen(line), err), 0, "%s", err);
+    cr_assert_eq(stream_op_parse(&cmd, &spec, err), 0, "%s", err);
+    cr_assert_eq(stream_op_submit(s, &spec, on_done, res, NULL), 0);
+    command_free(&cmd);
+    if (live) {
+        /* Let the op start (and its patterns compile), then feed it. */
+        while (pattern_jobs())
+            reactor_run_once(r, clock_now() + 10 * USEC_PER_MSEC);
+        reactor_run_once(r, 0);
+        cr_assert_not(res->done);
+        if (k)
+            cr_assert_eq(stream_append(s, data, k), 0);
+        reactor_run_once(r, 0);
+        if (len > k)
+            cr_assert_eq(stream_append(s, data + k, len - k), 0);
+    }
+    run_until(&res->done);
+    size_t consumed = (size_t)stream_consumed(s);
+    if (res->st == REPLY_OK && spec.kind == STREAM_OP_READ_UNTIL) {
+        cr_assert_eq(res->len, consumed);
+        cr_assert_eq(memcmp(res->payload, data, consumed), 0);
+    }
+    /* Whatever was not consumed is still there, frame by frame. */
+    stream_end(s, 0, NULL);
+    struct result rest = {0};
+    size_t got = 0;
+    for (;;) {
+        op(s, "next 0", &rest);
+        if (rest.st != REPLY_OK)
+            break;
+        cr_assert_eq(memcmp(rest.payload, data + consumed + got, rest.len), 0);
+        got += rest.len;
+    }
+    cr_assert_eq(consumed + got, len, "consumed + left = the input");
+    result_clear(&rest);
+    stream_unref(s);
+}
+
+Test(stream, regex_straddling_every_frame_split_of_a_4k_window, .timeout = 240)
+{
+    static char win[4096];
+    const char *hit = "READY 12345 ok";
+    size_t at = 2000, hl = strlen(hit);
+    char want[64];
+
+    srand(5);
+    for (size_t i = 0; i < sizeof win; i++)
+        win[i] = (char)("abcdefgh READY\n"[rand() % 15]);
+    memcpy(win + at, hit, hl);
+    snprintf(want, sizeof want, "1 %zu %zu", at, at + hl);
+    for (size_t k = 0; k <= sizeof win; k++) {
+        struct result res = {0};
+        run_split("read_until -re \"READY [0-9]+ ok\" 1h", win, sizeof win, k,
+                  k % 2, &res);
+        cr_assert_eq(res.st, REPLY_OK, "split at %zu", k);
+        cr_assert_eq(res.len, at + hl, "split at %zu: %zu bytes", k, res.len);
+        cr_assert_eq(memcmp(res.payload, win, res.len), 0);
+        cr_assert_str_eq(res.fields, want, "split at %zu", k);
+        result_clear(&res);
+    }
+}
+
+Test(stream, skip_printk_through_the_ops_at_every_position_and_split,
+     .timeout = 120)
+{
+    const char *want = "login:", *pre = "Debian GNU/Linux 12 vm ttyS0\r\n\r\n";
+    size_t pl = strlen(pre), wl = strlen(want), rl = strlen(REC);
+
+    for (size_t i = 0; i <= wl; i++) {
+        char d[256], fields[64];
+        size_t len = (size_t)snprintf(d, sizeof d, "%s%.*s%s%s tail", pre,
+                                      (int)i, want, REC, want + i);
+        /* The record inside the prompt is consumed with it; after it, it
+         * stays. */
+        size_t end = i < wl ? pl + rl + wl : pl + wl;
+        snprintf(fields, sizeof fields, "1 %zu %zu", i == 0 ? pl + rl : pl,
+                 end);
+        for (size_t k = 0; k <= len; k++) {
+            struct result res = {0};
+            run_split("read_until login: 1h skip=printk", d, len, k, k % 2,
+                      &res);
+            cr_assert_eq(res.st, REPLY_OK, "record at %zu, split %zu", i, k);
+            cr_assert_eq(res.len, end, "record at %zu, split %zu: %zu bytes", i,
+                         k, res.len);
+            cr_assert_str_eq(res.fields, "");
+            run_split("expect -re \"log[a-z]+:\" 1h skip=printk", d, len, k,
+                      !(k % 2), &res);
+            cr_assert_eq(res.st, REPLY_OK, "regex: record at %zu, split %zu", i,
+                         k);
+            cr_assert_str_eq(res.fields, fields, "record at %zu, split %zu", i,
+                             k);
+            result_clear(&res);
+        }
+    }
+}
+
+Test(stream, skip_printk_never_matches_across_a_real_newline)
+{
+    const char *cases[] = {"log\r\nin:", "log\n" REC "in:", "log" REC "\nin:",
+                           "log\r\n" REC "in:"};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        struct stream *s = new_stream(0);
+        struct result res = {0};
+        append(s, cases[c]);
+        op(s, "expect login: 0 skip=printk", &res);
+        cr_assert_eq(res.st, REPLY_TIMEOUT, "case %zu", c);
+        result_clear(&res);
+        stream_unref(s);
+    }
+}
+
+Test(stream, captures_see_the_bytes_the_patterns_saw)
+{
+    struct stream *s = new_stream(0);
+    /* A record spliced into the number: group 1 covers the raw bytes
+     * 6..(6+2+rl+2), the record inside it. */
+    char d[256];
+    size_t rl = strlen(REC);
+    size_t len = (size_t)snprintf(d, sizeof d, "READY 12%s34 ok!", REC);
+    char fields[64];
+    cr_assert_eq(stream_append(s, d, len), 0);
+    snprintf(fields, sizeof fields, "1 0 %zu 6 %zu", len - 1, 6 + 4 + rl);
+    expect_match(s, "read_until -re \"READY ([0-9]+) ok\" 0 skip=printk", d,
+                 len - 1, fields);
+    stream_unref(s);
+}
+
+Test(stream, timeouts_explain_themselves_through_the_ops)
+{
+    struct stream *s = new_stream(0);
+    append(s, "Debian GNU/Linux 12\r\nlogi" REC);
+    /* Provium's words first, then the near miss. */
+    expect_reply(s, "read_until login: 20ms", REPLY_TIMEOUT,
+                 "read_until timed out waiting for `login:`; timeout 20ms; "
+                 "last bytes seen: `Debian GNU/Linux 12\\r\\nlogi[    "
+                 "3.141592] random: crng init done\\r\\n`; 64 bytes "
+                 "scanned; closest: `logi` then `[    3.141592] random: "
+                 "crng init done\\r\\n`");
+    expect_reply(s, "expect -ex login: -re/i \"password: *$\" 0 skip=printk",
+                 REPLY_TIMEOUT,
+                 "expect timed out waiting for one of `login:`, regex "
+                 "`password: *$` (flags i); timeout 0s; last bytes seen: "
+                 "`Debian GNU/Linux 12\\r\\nlogi[    3.141592] random: crng "
+                 "init done\\r\\n`; 64 bytes scanned; kernel log records "
+                 "skipped: 1; closest: `logi` of `login:` at the end");
+    /* Nothing was consumed. */
+    cr_expect_eq(stream_consumed(s), 0);
+    stream_unref(s);
+}
+
+Test(stream, op_parse_keeps_todays_forms_and_reads_the_new_ones)
+{
+    static const struct {
+        const char *line;
+        unsigned npats; /* 0: a plain literal */
+        const char *first;
+        unsigned flags;
+        uint64_t timeout;
+        unsigned scan_opts;
+    } good[] = {
+            /* Today's shapes, whatever the word looks like. */
+            {"expect -re", 0, "-re", 0, 10 * USEC_PER_SEC, 0},
+            {"expect -re 5", 0, "-re", 0, 5 * USEC_PER_SEC, 0},
+            {"read_until -ex 2s", 0, "-ex", 0, 2 * USEC_PER_SEC, 0},
+            {"expect skip=printk", 0, "skip=printk", 0, 10 * USEC_PER_SEC, 0},
+            {"expect skip=printk 1", 0, "skip=printk", 0, USEC_PER_SEC, 0},
+            /* New shapes. */
+            {"expect -re 5 10s", 1, "5", 0, 10 * USEC_PER_SEC, 0},
+            {"expect -re/is x", 1, "x", PATTERN_CASELESS | PATTERN_DOTALL,
+             10 * USEC_PER_SEC, 0},
+            {"expect login: skip=printk", 0, "login:", 0, 10 * USEC_PER_SEC,
+             SCAN_SKIP_PRINTK},
+            {"peek login: 3s skip=printk", 0, "login:", 0, 3 * USEC_PER_SEC,
+             SCAN_SKIP_PRINTK},
+            {"read_until -ex a -re b -ex -re skip=printk", 3, "a", 0,
+             10 * USEC_PER_SEC, SCAN_SKIP_PRINTK},
+            {"expect -ex a 1s skip=printk skip=none", 1, "a", 0, USEC_PER_SEC,
+             0},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        struct command cmd;
+        struct stream_op_spec spec;
+        char err[COMMAND_ERR_LEN];
+        cr_assert_eq(
+                command_parse(&cmd, good[i].line, strlen(good[i].line), err),
+                0);
+        cr_assert_eq(stream_op_parse(&cmd, &spec, err), 0, "%s: %s",
+                     good[i].line, err);
+        cr_expect_eq(spec.npats, good[i].npats, "%s", good[i].line);
+        cr_expect_eq(spec.marked, good[i].npats > 0, "%s", good[i].line);
+        const void *p = spec.npats ? spec.pats[0].src : spec.pattern;
+        size_t len = spec.npats ? spec.pats[0].len : spec.pattern_len;
+        cr_expect(len == strlen(good[i].first) &&
+                          memcmp(p, good[i].first, len) == 0,
+                  "%s: first pattern", good[i].line);
+        if (spec.npats)
+            cr_expect_eq(spec.pats[0].flags, good[i].flags, "%s", good[i].line);
+        cr_expect_eq(spec.timeout, good[i].timeout, "%s", good[i].line);
+        cr_expect_eq(spec.scan_opts, good[i].scan_opts, "%s", good[i].line);
+        command_free(&cmd);
+    }
+}
+
+Test(stream, op_parse_refuses_bad_patterns_by_name)
+{
+    static const struct {
+        const char *line, *msg;
+    } bad[] = {
+            {"expect -re \"ab(c\"",
+             "expect: regex `ab(c`: missing closing parenthesis at offset 4"},
+            {"peek -re \"(a)\\\\1\" 1s",
+             "peek: regex `(a)\\\\1`: back-reference at offset 3 cannot be "
+             "matched in a stream"},
+            {"expect -ex x -re \"(?<=a)b\"",
+             "expect: pattern 2: regex `(?<=a)b`: lookbehind assertion at "
+             "offset 0 cannot be matched in a stream"},
+            {"expect -re a*", "expect: regex `a*`: can match the empty string"},
+            {"expect -re/q x",
+             "expect: unknown regex flag `q` (expected i, m, s "
+             "or x)"},
+            {"expect -ex/i x", "expect: `-ex` takes no flags"},
+            {"expect -re/ x", "expect: `-re/` without flags"},
+            {"read_until -re x -re",
+             "read_until: `-re` without a pattern after "
+             "it (usage: read_until P [T]"},
+            {"expect x skip=all", "expect: skip=all: expected printk or none"},
+            {"expect x 1s bogus=1",
+             "expect: unknown option `bogus=1` (expected skip=) (usage:"},
+            {"expect -ex a 1s -ex b",
+             "expect: `-ex` after the timeout (patterns come first)"},
+            {"expect x 1s 2",
+             "expect: too many arguments (usage: expect P [T]"},
+            {"expect x soon skip=printk", "duration: cannot parse `soon`"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct command cmd;
+        struct stream_op_spec spec;
+        char err[COMMAND_ERR_LEN];
+        cr_assert_eq(command_parse(&cmd, bad[i].line, strlen(bad[i].line), err),
+                     0, "%s", err);
+        cr_expect_eq(stream_op_parse(&cmd, &spec, err), -EINVAL, "%s",
+                     bad[i].line);
+        cr_expect(strncmp(err, bad[i].msg, strlen(bad[i].msg)) == 0,
+                  "%s: got `%s`", bad[i].line, err);
+        command_free(&cmd);
+    }
+}
+
+Test(stream, at_most_256_patterns)
+{
+    static char line[8192];
+    size_t n = (size_t)snprintf(line, sizeof line, "expect");
+    struct command cmd;
+    struct stream_op_spec spec;
+    char err[COMMAND_ERR_LEN];
+
+    for (int i = 0; i < 256; i++)
+        n += (size_t)snprintf(line + n, sizeof line - n, " -ex p%d", i);
+    cr_assert_eq(command_parse(&cmd, line, n, err), 0, "%s", err);
+    cr_assert_eq(stream_op_parse(&cmd, &spec, err), 0, "%s", err);
+    cr_assert_eq(spec.npats, 256);
+    command_free(&cmd);
+    n += (size_t)snprintf(line + n, sizeof line - n, " -re x 1s");
+    cr_assert_eq(command_parse(&cmd, line, n, err), 0, "%s", err);
+    cr_assert_eq(stream_op_parse(&cmd, &spec, err), -EINVAL);
+    cr_assert_str_eq(err, "expect: too many patterns (257, at most 256)");
+    command_free(&cmd);
+}
+
+/* Hyperscan's checks of a set stop after PATTERN_CHECK_BUDGET on the
+ * reactor thread (nested bounded repeats take a fifth of a second each
+ * to check): the write is answered at once, and what the rest of the
+ * checks find is the op's `error` reply, with the same message. */
+Test(stream, slow_checks_finish_off_the_reactor_thread, .timeout = 60)
+{
+    static char line[4096];
+    size_t n = (size_t)snprintf(line, sizeof line, "expect");
+    struct stream *s = new_stream(0);
+    struct command cmd;
+    struct stream_op_spec spec;
+    char err[COMMAND_ERR_LEN];
+    struct result res = {0};
+
+    for (int i = 0; i < 10; i++)
+        n += (size_t)snprintf(line + n, sizeof line - n,
+                              " -re \"((a{1,100}){1,100}){1,%d}\"", 10 + i);
+    /* The checks take about 2 s in a release build and over 5 s under
+     * ASan+UBSan: the timeout only bounds the test. */
+    snprintf(line + n, sizeof line - n, " -re \"x\\\\Ky\" 30s");
+    uint64_t t0 = clock_now();
+    cr_assert_eq(command_parse(&cmd, line, strlen(line), err), 0, "%s", err);
+    cr_assert_eq(stream_op_parse(&cmd, &spec, err), 0, "%s", err);
+    cr_assert_eq(stream_op_submit(s, &spec, on_done, &res, NULL), 0);
+    command_free(&cmd);
+    uint64_t took = clock_now() - t0;
+    cr_assert_lt(took, 700 * USEC_PER_MSEC, "parse and submit took %llu us",
+                 (unsigned long long)took);
+    run_until(&res.done);
+    cr_assert_eq(res.st, REPLY_ERROR);
+    cr_assert_str_eq(res.payload,
+                     "expect: pattern 11: regex `x\\\\Ky`: cannot be matched "
+                     "in a stream (Hyperscan: \\K at index 1 not "
+                     "supported.)");
+    result_clear(&res);
+    stream_unref(s);
+}
+
+/* A slow compile runs off the reactor thread: other streams go on, the
+ * op's deadline holds, and the work reaches the cache for the next try. */
+Test(stream, compiles_off_the_reactor_thread, .timeout = 60)
+{
+    struct stream *s = new_stream(0), *other = new_stream(0);
+    const char *slow = "read_until -re \"x[^y]{1,3000}y\" 1ms";
+    struct pattern_cache_stats st0, st1;
+    struct result res = {0};
+    uint64_t t0 = clock_now();
+
+    append(s, "abc xzy");
+    op(s, slow, &res);
+    uint64_t took = clock_now() - t0;
+    /* The compile (about 0.5 s here, tens of ms on the fastest machines)
+     * outlasted the op's 1 ms, and the deadline held. */
+    cr_assert_eq(res.st, REPLY_TIMEOUT, "%s", res.payload);
+    cr_assert_str_eq(res.payload,
+                     "read_until timed out waiting for regex `x[^y]{1,3000}y`; "
+                     "timeout 1ms; the patterns were still being compiled "
+                     "(Hyperscan); no bytes scanned");
+    cr_assert_lt(took, 100 * USEC_PER_MSEC, "the deadline held: %llu us",
+                 (unsigned long long)took);
+    cr_assert_eq(pattern_jobs(), 1, "still compiling");
+    /* Meanwhile the reactor serves everyone else at once. */
+    append(other, "ping");
+    t0 = clock_now();
+    expect_reply(other, "next", REPLY_OK, "ping");
+    cr_assert_lt(clock_now() - t0, 50 * USEC_PER_MSEC);
+    while (pattern_jobs())
+        reactor_run_once(r, clock_now() + 10 * USEC_PER_MSEC);
+    result_clear(&res);
+    pattern_cache_stats(&st0);
+    op(s, "read_until -re \"x[^y]{1,3000}y\" 5s", &res);
+    cr_assert_eq(res.st, REPLY_OK, "%s", res.payload);
+    cr_assert_str_eq(res.payload, "abc xzy");
+    pattern_cache_stats(&st1);
+    cr_assert_eq(st1.compiles, st0.compiles, "compiled once");
+    result_clear(&res);
+    stream_unref(s);
+    stream_unref(other);
 }
 
 /* ---- property test ----------------------------------------------- */
@@ -844,4 +1302,219 @@ Test(stream, failed_flush_ends_the_stream_and_keeps_what_readers_got)
     result_clear(&res);
     stream_reader_free(rd);
     stream_unref(s);
+}
+
+/* ---- property test: pattern sets through the ops ------------------ */
+
+/* `-re/FLAGS "\xHH..."` or `-ex "\xHH..."`: any byte survives. */
+static size_t
+put_marked(char *o, const struct pattern *p)
+{
+    char fl[8];
+    size_t n = 0;
+
+    if (p->kind == PATTERN_LITERAL) {
+        n += (size_t)sprintf(o, " -ex \"");
+    } else {
+        pattern_flags_format(p->flags, fl);
+        n += (size_t)sprintf(o, " -re%s%s \"", *fl ? "/" : "", fl);
+    }
+    for (size_t i = 0; i < p->len; i++)
+        n += (size_t)sprintf(o + n, "\\x%02x",
+                             ((const unsigned char *)p->src)[i]);
+    o[n++] = '"';
+    o[n] = '\0';
+    return n;
+}
+
+/* The reply's "ALT FROM TO [groups]" fields. */
+static void
+check_fields(const struct result *res, const struct rset *rs,
+             const struct expect *x, int iter)
+{
+    unsigned alt;
+    char from[32];
+    unsigned long long to;
+    int used = 0;
+
+    cr_assert_eq(sscanf(res->fields, "%u %31s %llu%n", &alt, from, &to, &used),
+                 3, "iter %d: fields `%s`", iter, res->fields);
+    cr_assert_eq(alt, x->index + 1, "iter %d: alternative %u, want %u", iter,
+                 alt, x->index + 1);
+    cr_assert_eq(to, (unsigned long long)x->end, "iter %d: to", iter);
+    if (start_known(rs->ps, x->index))
+        cr_assert_eq(strtoull(from, NULL, 10), (unsigned long long)x->start,
+                     "iter %d: from %s, want %ld", iter, from, x->start);
+    /* One pair per group, each a span inside the match or `- -`. */
+    unsigned groups = pattern_set_groups(rs->ps, x->index), pairs = 0;
+    const char *f = res->fields + used;
+    char a[32], b[32];
+    int k;
+    while (sscanf(f, " %31s %31s%n", a, b, &k) == 2) {
+        if (strcmp(a, "-") != 0) {
+            unsigned long long ga = strtoull(a, NULL, 10),
+                               gb = strtoull(b, NULL, 10);
+            cr_assert(ga <= gb && gb <= to &&
+                              (!start_known(rs->ps, x->index) ||
+                               ga >= (unsigned long long)x->start),
+                      "iter %d: group %s %s outside the match", iter, a, b);
+        }
+        pairs++;
+        f += k;
+    }
+    cr_assert_eq(pairs, groups, "iter %d: %u groups, fields `%s`", iter, groups,
+                 res->fields);
+}
+
+Test(stream, property_pattern_sets_through_the_ops, .timeout = 240)
+{
+    static const char *kinds[] = {"read_until", "expect", "peek"};
+    unsigned char input[400];
+    static char line[16384];
+
+    srand(getenv("SEED") ? (unsigned)atoi(getenv("SEED")) : 4242);
+    for (int iter = 0; iter < 400; iter++) {
+        struct rset rs;
+        gen_set(&rs, false, 0);
+        size_t total = gen_data(input, sizeof input, &rs);
+        size_t bounds[400], nb = 0, delivered = 0, pos = 0;
+        unsigned char *out = malloc(total + 1);
+        size_t outlen = 0;
+        struct stream *s = new_stream(0);
+        struct result res = {0};
+        bool ended = false;
+
+        /* Random frames, delivered a few at a time. */
+        size_t frames[400], nf = 0;
+        for (size_t off = 0; off < total;) {
+            size_t k = 1 + (size_t)rand() % 40;
+            if (k > total - off)
+                k = total - off;
+            frames[nf++] = k;
+            off += k;
+        }
+        size_t fi = 0;
+        for (int round = 0; round < 12 && !(ended && pos == delivered);
+             round++) {
+            int kind = rand() % 3;
+            bool live = !ended && rand() % 2;
+            bool plain =
+                    rs.n == 1 && rs.p[0].kind == PATTERN_LITERAL && rand() % 2;
+            size_t n = (size_t)sprintf(line, "%s", kinds[kind]);
+            if (plain) {
+                n += (size_t)sprintf(line + n, " \"");
+                for (size_t i = 0; i < rs.p[0].len; i++)
+                    n += (size_t)sprintf(
+                            line + n, "\\x%02x",
+                            ((const unsigned char *)rs.p[0].src)[i]);
+                n += (size_t)sprintf(line + n, "\"");
+            } else {
+                for (unsigned i = 0; i < rs.n; i++)
+                    n += put_marked(line + n, &rs.p[i]);
+            }
+            sprintf(line + n, live ? " 1h" : " 0");
+
+            /* Where the op will look at the end of the data: at every
+             * loop turn after it started (relative to pos). */
+            bool idle[401] = {false};
+            if (!live) {
+                for (int f = rand() % 3; f > 0 && fi < nf; f--) {
+                    cr_assert_eq(
+                            stream_append(s, input + delivered, frames[fi]), 0);
+                    delivered += frames[fi++];
+                    bounds[nb++] = delivered;
+                }
+                if (fi == nf && !ended && rand() % 2) {
+                    stream_end(s, 0, NULL);
+                    ended = true;
+                }
+                idle[delivered - pos] = true;
+                op(s, line, &res);
+            } else {
+                struct command cmd;
+                struct stream_op_spec spec;
+                char err[COMMAND_ERR_LEN];
+                result_clear(&res);
+                cr_assert_eq(command_parse(&cmd, line, strlen(line), err), 0);
+                cr_assert_eq(stream_op_parse(&cmd, &spec, err), 0, "%s", err);
+                cr_assert_eq(stream_op_submit(s, &spec, on_done, &res, NULL),
+                             0);
+                command_free(&cmd);
+                while (pattern_jobs())
+                    reactor_run_once(r, clock_now() + 10 * USEC_PER_MSEC);
+                reactor_run_once(r, 0);
+                idle[delivered - pos] = true;
+                while (!res.done && fi < nf) {
+                    for (int f = 1 + rand() % 2; f > 0 && fi < nf; f--) {
+                        cr_assert_eq(
+                                stream_append(s, input + delivered, frames[fi]),
+                                0);
+                        delivered += frames[fi++];
+                        bounds[nb++] = delivered;
+                    }
+                    reactor_run_once(r, 0);
+                    idle[delivered - pos] = true;
+                }
+                if (!res.done) {
+                    stream_end(s, 0, NULL);
+                    ended = true;
+                    run_until(&res.done);
+                }
+            }
+            struct expect x = reference(rs.refs, rs.n, input + pos,
+                                        delivered - pos, idle);
+            if (x.end < 0) {
+                cr_assert(res.st == (ended ? REPLY_EOF : REPLY_TIMEOUT),
+                          "iter %d: %s: no match expected, got %s `%s`", iter,
+                          line, reply_status_name(res.st), res.payload);
+                continue;
+            }
+            if (res.st != REPLY_OK)
+                dump_case(&rs, input + pos, delivered - pos, NULL, 0, idle);
+            cr_assert_eq(res.st, REPLY_OK, "iter %d: %s: %s `%s`", iter, line,
+                         reply_status_name(res.st), res.payload);
+            size_t end = (size_t)x.end;
+            if (plain)
+                cr_assert_str_eq(res.fields, "");
+            else
+                check_fields(&res, &rs, &x, iter);
+            if (kind == 1 && !plain && start_known(rs.ps, x.index))
+                cr_assert(res.len == end - (size_t)x.start &&
+                                  memcmp(res.payload, input + pos + x.start,
+                                         res.len) == 0,
+                          "iter %d: expect returns the match", iter);
+            else if (kind == 1)
+                cr_assert(plain ? res.len == 0 : true);
+            else
+                cr_assert(res.len == end &&
+                                  memcmp(res.payload, input + pos, end) == 0,
+                          "iter %d: %s returns the bytes to the match end",
+                          iter, kinds[kind]);
+            if (kind != 2) {
+                memcpy(out + outlen, input + pos, end);
+                outlen += end;
+                pos += end;
+            }
+            cr_assert_eq(stream_consumed(s), pos, "iter %d", iter);
+        }
+        /* Whatever is left, whole. */
+        while (fi < nf) {
+            cr_assert_eq(stream_append(s, input + delivered, frames[fi]), 0);
+            delivered += frames[fi++];
+            bounds[nb++] = delivered;
+        }
+        if (!ended)
+            stream_end(s, 0, NULL);
+        op(s, "drain", &res);
+        cr_assert_eq(res.st, REPLY_OK);
+        outlen += check_drain(&res, (const char *)input, pos, bounds, nb,
+                              (char *)out, outlen);
+        cr_assert_eq(outlen, total, "iter %d: returned + left = the input",
+                     iter);
+        cr_assert_eq(memcmp(out, input, total), 0, "iter %d", iter);
+        result_clear(&res);
+        stream_unref(s);
+        rset_free(&rs);
+        free(out);
+    }
 }
