@@ -5,7 +5,8 @@
  *
  *   provium-agent [--listen unix:PATH | --listen vsock:PORT |
  *                  --virtio-port NAME | --stdio]
- *                 [--spool-dir DIR] [--proc-spool-max BYTES] [-v]
+ *                 [--spool-dir DIR] [--proc-spool-max BYTES]
+ *                 [--max-channels N] [-v]
  *
  * One thread, one reactor. The agent runs until SIGTERM/SIGINT, or, with
  * --stdio, until the host closes its end or the process that started it
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,7 +128,8 @@ usage(FILE *f)
     fprintf(f, "usage: provium-agent [--listen unix:PATH | --listen "
                "vsock:PORT | --virtio-port NAME | --stdio]\n"
                "                     [--spool-dir DIR] [--proc-spool-max "
-               "BYTES] [-v]\n");
+               "BYTES]\n"
+               "                     [--max-channels N] [-v]\n");
 }
 
 /* Children get the agent's fds 0-2 replaced by pipes, but the agent
@@ -158,6 +161,22 @@ default_env(void)
         setenv("LANG", "C.UTF-8", 1);
 }
 
+/* Each tail holds its file open (and each stream two spool files in
+ * the daemon): the default soft limit of 1024 descriptors would stop a
+ * VM far below --max-channels. The hard limit is the administrator's;
+ * the soft one is ours to raise, as proviumfs does. Processes the agent
+ * starts inherit it (as they do from a daemon-spawned agent). */
+static void
+raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -167,6 +186,7 @@ main(int argc, char **argv)
             {"stdio", no_argument, NULL, 's'},
             {"spool-dir", required_argument, NULL, 'd'},
             {"proc-spool-max", required_argument, NULL, 'm'},
+            {"max-channels", required_argument, NULL, 'c'},
             {"verbose", no_argument, NULL, 'v'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
@@ -178,6 +198,7 @@ main(int argc, char **argv)
 
     g.a.spool_dir = tmp && *tmp ? tmp : "/tmp";
     g.a.proc_spool_max = 1ull << 30;
+    g.a.max_channels = AGENT_MAX_CHANNELS;
     g.a.instance = draw_instance();
     while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
         switch (c) {
@@ -202,6 +223,19 @@ main(int argc, char **argv)
             }
             break;
         }
+        case 'c': {
+            char *end;
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (*end || optarg[0] == '-' || n == 0 || n > (1ul << 24)) {
+                fprintf(stderr,
+                        "provium-agent: --max-channels: `%s` is not a "
+                        "number from 1 to 16777216\n",
+                        optarg);
+                return 2;
+            }
+            g.a.max_channels = (unsigned)n;
+            break;
+        }
         case 'v':
             agent_log_set_verbose(true);
             break;
@@ -219,6 +253,7 @@ main(int argc, char **argv)
     }
     ensure_std_fds();
     default_env();
+    raise_nofile();
     /* A host that goes away shows as EPIPE on write, not a signal. */
     signal(SIGPIPE, SIG_IGN);
     /* Before any other fd exists: the keeper keeps none of ours. */

@@ -462,8 +462,8 @@ fileio_stream_open(struct agent *a, struct chan *ch,
         off_t pos = lseek(h->fd, 0, SEEK_CUR);
         st->off = pos > 0 ? (uint64_t)pos : 0;
         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", h->fd);
-        if ((err = watch_add(a->watch, proc, hstream_event, st, &st->sub)) <
-            0) {
+        if ((err = watch_add(a->watch, proc, IN_MODIFY, hstream_event, st,
+                             &st->sub)) < 0) {
             free(st);
             host_error(ch, err, "file#%llu: cannot watch it: %s",
                        (unsigned long long)id, strerror(-err));

@@ -16,6 +16,28 @@
  * cannot see a truncation that is followed by growth past the old size
  * before the agent looks (inotify coalesces the events).
  *
+ * What an append costs (issue 12: no syscall that does not move bytes):
+ * one inotify read, one pread, then the agent's socket write. Each
+ * branch rests on a kernel behaviour:
+ *  - a write is one event, IN_MODIFY on the file's watch: the
+ *    directory is watched for name events only (watch.c), so the kernel
+ *    does not queue its IN_MODIFY with the name. A write does not change
+ *    which file the name refers to, so the name is looked at again (a
+ *    stat by path) only on the directory's IN_CREATE, IN_MOVED_TO,
+ *    IN_MOVED_FROM and IN_DELETE of the name (a rename over it, a delete
+ *    and re-create) and on the file's IN_ATTRIB (its link count: unlinked,
+ *    renamed over), IN_MOVE_SELF and IN_DELETE_SELF;
+ *  - pread of a regular file comes back short only at its end of file
+ *    (the page-cache read stops at i_size), so a short read means we have
+ *    all it held then: the next read waits for the next event instead of
+ *    a second pread and an fstat. A write that lands after the read is
+ *    reported after it lands (fsnotify_modify follows the write), a
+ *    truncation too (IN_MODIFY from notify_change), so nothing waits for
+ *    a later event. Only a read that returns nothing looks at the size
+ *    (the truncation check). A file system that returned short reads
+ *    before the end (none of the local ones) would be read on at its next
+ *    event.
+ *
  * Sources that do not behave like growing files are never re-read in a
  * loop (SPEC §6.3); they are read as what they are:
  *  - a FIFO, character device or other non-regular file is read as a
@@ -49,6 +71,13 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+/* What the file's own watch wants: its writes and truncations, and what
+ * may mean it was unlinked or renamed away. */
+#define FILE_EVENTS (IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+/* What its directory's watch wants: only events that can change what the
+ * name refers to (a write to the file is the file watch's business). */
+#define NAME_EVENTS (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)
+
 struct follow {
     struct agent *a;
     struct chan *ch;
@@ -62,6 +91,7 @@ struct follow {
     ino_t ino;
     uint64_t pos;
     uint64_t seen; /* largest size seen since the (re)start */
+    bool drained;  /* the last pread came back short: wait for an event */
     int next_fd;   /* the file now at the name, once fd is drained */
     bool deleted;  /* end once fd is drained */
     struct watch_sub *fsub, *dsub;
@@ -76,9 +106,11 @@ watch_fd_inode(struct follow *f)
 {
     char proc[64];
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
-    int err = watch_add(f->a->watch, proc, follow_file_event, f, &f->fsub);
+    int err = watch_add(f->a->watch, proc, FILE_EVENTS, follow_file_event, f,
+                        &f->fsub);
     if (err == -ENOENT)
-        err = watch_add(f->a->watch, f->path, follow_file_event, f, &f->fsub);
+        err = watch_add(f->a->watch, f->path, FILE_EVENTS, follow_file_event, f,
+                        &f->fsub);
     return err;
 }
 
@@ -121,8 +153,10 @@ follow_file_event(void *arg, uint32_t mask, const char *name)
 {
     struct follow *f = arg;
 
-    if (mask & (IN_MODIFY | IN_Q_OVERFLOW))
+    if (mask & (IN_MODIFY | IN_Q_OVERFLOW)) {
+        f->drained = false;
         host_wake(f->ch);
+    }
     if (mask & (IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_Q_OVERFLOW)) {
         if (f->by_name)
             check_name(f);
@@ -135,7 +169,8 @@ static void
 follow_dir_event(void *arg, uint32_t mask, const char *name)
 {
     struct follow *f = arg;
-    if ((mask & IN_Q_OVERFLOW) || (name && strcmp(name, f->base) == 0))
+    if ((mask & IN_Q_OVERFLOW) ||
+        ((mask & NAME_EVENTS) && name && strcmp(name, f->base) == 0))
         check_name(f);
 }
 
@@ -166,6 +201,7 @@ switch_file(struct follow *f)
     f->ino = st.st_ino;
     f->pos = 0;
     f->seen = 0;
+    f->drained = false;
     snprintf(msg, sizeof(msg), "%s: file rotated, following the new file",
              f->path);
     host_note(f->ch, PROTO_NOTE_ROTATED, (uint64_t)st.st_ino, msg);
@@ -216,12 +252,18 @@ follow_read(void *src, void *buf, size_t len)
 
     if (f->stream_fd)
         return read_stream_fd(f, buf, len);
+    /* At the end of the file at the last read, and no event since: no
+     * read would find more (see the top). A switch or an end pending
+     * reads on: it must find the old file's end itself. */
+    if (f->drained && f->next_fd < 0 && !f->deleted)
+        return 0;
     for (;;) {
         ssize_t n = pread(f->fd, buf, len, (off_t)f->pos);
         if (n > 0) {
             f->pos += (uint64_t)n;
             if (f->pos > f->seen)
                 f->seen = f->pos;
+            f->drained = (size_t)n < len;
             return n;
         }
         if (n < 0)
@@ -441,8 +483,8 @@ follow_open(struct agent *a, struct chan *ch, const union proto_body *body)
     }
     f->seen = size;
     if ((err = watch_fd_inode(f)) < 0 ||
-        (f->by_name && (err = watch_add(a->watch, f->dir, follow_dir_event, f,
-                                        &f->dsub)) < 0)) {
+        (f->by_name && (err = watch_add(a->watch, f->dir, NAME_EVENTS,
+                                        follow_dir_event, f, &f->dsub)) < 0)) {
         snprintf(msg, sizeof(msg), "%.600s: cannot watch it: %s", req->path,
                  strerror(-err));
         goto err_free;

@@ -44,6 +44,10 @@ typedef void host_request_fn(struct agent *a, struct chan *ch,
                              const union proto_body *req);
 
 /* The agent-wide state: what outlives a host connection. */
+/* Channels (streams and requests) open at once on one host connection,
+ * unless --max-channels says otherwise: 5000 tails of one VM fit. */
+#define AGENT_MAX_CHANNELS 65536
+
 struct agent {
     /* The handler of each request and open type: agent.c's table. */
     host_request_fn *const *requests;
@@ -53,6 +57,7 @@ struct agent {
     struct fileio *files;
     const char *spool_dir;   /* process output spools */
     uint64_t proc_spool_max; /* bytes per output stream */
+    unsigned max_channels;   /* open at once on one host connection */
     uint64_t instance;       /* random, never 0: hello_ok's instance */
 };
 
@@ -159,10 +164,11 @@ typedef void watch_fn(void *arg, uint32_t mask, const char *name);
 
 int watch_new(struct reactor *r, struct watch **out);
 void watch_free(struct watch *w);
-/* Watch path (a file, a directory, or /proc/self/fd/N for a descriptor).
- * Returns 0 and *out, or -errno. */
-int watch_add(struct watch *w, const char *path, watch_fn *fn, void *arg,
-              struct watch_sub **out);
+/* Watch path (a file, a directory, or /proc/self/fd/N for a descriptor)
+ * for the inotify events in mask (fn also gets IN_Q_OVERFLOW). Returns 0
+ * and *out, or -errno. */
+int watch_add(struct watch *w, const char *path, uint32_t mask, watch_fn *fn,
+              void *arg, struct watch_sub **out);
 /* Safe from any callback; no call for sub after it returns. NULL ok. */
 void watch_remove(struct watch_sub *sub);
 

@@ -24,7 +24,6 @@
 #define IN_CAP (64 * 1024)
 #define OUT_HIGH (256 * 1024)
 #define CHAN_BUCKETS 1024
-#define MAX_CHANNELS 4096
 #define MAX_CREDIT 0xffffffffull
 #define READS_PER_TURN 4 /* input reads per readiness callback */
 
@@ -380,6 +379,11 @@ host_io(struct reactor *r, int fd, unsigned events, void *arg)
         process_input(s);
         if (s->dead)
             return;
+        /* A short read took all there was: asking again would only say
+         * EAGAIN. The watch is level-triggered (reactor.c), so bytes that
+         * come later call us back. */
+        if ((size_t)n < IN_CAP)
+            break;
     }
     host_update(s);
 }
@@ -495,8 +499,11 @@ on_request(struct host *s, const struct proto_frame *f)
         fail(s, "out of memory for a channel");
         return;
     }
-    if (s->nchans > MAX_CHANNELS) {
-        host_error(ch, -EMFILE, "too many channels (max %d)", MAX_CHANNELS);
+    if (s->nchans > s->a->max_channels) {
+        host_error(ch, -EMFILE,
+                   "too many channels: this agent serves at most %u at once "
+                   "(provium-agent --max-channels)",
+                   s->a->max_channels);
         return;
     }
     rc = proto_msg_decode(f, 0, s->msg);

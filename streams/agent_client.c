@@ -1066,6 +1066,11 @@ read_input(struct agent_client *c)
             if (rc == 1)
                 on_frame(c, &f);
         }
+        /* A short read took all there was: another would only say
+         * EAGAIN (issue 12: a syscall per wake-up that moves nothing).
+         * The watch is level-triggered, so later bytes call us back. */
+        if ((size_t)n < IN_CAP)
+            return;
     }
 }
 

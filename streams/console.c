@@ -214,9 +214,13 @@ deliver(struct console *c, const void *buf, size_t len)
     struct console_stream *cs, *next;
     int rc;
 
-    if ((rc = spool_append(c->hist, buf, len)) < 0) {
-        /* The history misses this chunk; the live streams still get it.
-         * Counted and shown, never silent. */
+    /* Written through (a console's chunks are few and up to 64 KiB each):
+     * the console has no per-turn flush of its own. */
+    if ((rc = spool_append(c->hist, buf, len)) < 0 ||
+        (rc = spool_flush(c->hist)) < 0) {
+        /* The history misses this chunk (or holds it in memory until a
+         * flush succeeds); the live streams still get it. Counted and
+         * shown, never silent. */
         c->history_errors++;
         snprintf(c->error, sizeof c->error, "console history: %s",
                  strerror(-rc));

@@ -1,18 +1,22 @@
 /*
- * reactor.c - the event loop: fd watches, timers, deferred calls and
- * signals over one epoll instance. The only file that includes
- * <sys/epoll.h>.
+ * reactor.c - the event loop: fd watches, timers, deferred calls, calls
+ * before polling, and signals over one epoll instance. The only file that
+ * includes <sys/epoll.h>.
  *
  * One turn (reactor_run_once) is:
  *   1. the deferred calls queued before the turn began, in FIFO order;
  *      calls they queue wait for the next turn, so a call that keeps
  *      re-queueing itself cannot starve the fds;
  *   2. expired timers, earliest deadline first;
- *   3. one epoll_wait, and dispatch of its events. It blocks (until the
+ *   3. the calls queued to run before polling (reactor_before_poll), in
+ *      FIFO order: work that is cheaper done once per turn than once per
+ *      event (the spools' write-behind), finished before the loop may
+ *      block; calls they queue run before the next poll;
+ *   4. one epoll_wait, and dispatch of its events. It blocks (until the
  *      earliest timer or max_deadline) only when steps 1 and 2 ran nothing
  *      and no deferred call is queued: a turn that did work returns
  *      promptly, so that a caller of reactor_run_once() sees its effects;
- *   4. the timers that expired during the wait.
+ *   5. the timers that expired during the wait.
  *
  * Callbacks may unwatch or close any fd and stop or free any timer,
  * including ones whose events sit later in the batch being dispatched.
@@ -81,6 +85,8 @@ struct reactor {
     size_t heap_len, heap_cap;
     struct defer_queue defer;   /* queued for the next turn */
     struct defer_queue running; /* being drained in this turn */
+    struct defer_queue prepoll; /* queued for the next poll */
+    struct defer_queue prepoll_running;
     struct sigwatch *signals;
     bool stopped;
 };
@@ -146,6 +152,8 @@ reactor_free(struct reactor *r)
     free(r->heap);
     free(r->defer.items);
     free(r->running.items);
+    free(r->prepoll.items);
+    free(r->prepoll_running.items);
     free(r);
 }
 
@@ -383,11 +391,9 @@ run_timers(struct reactor *r)
 
 /* ---- deferred calls ---- */
 
-int
-reactor_defer(struct reactor *r, reactor_fn *fn, void *arg)
+static int
+queue_call(struct defer_queue *q, reactor_fn *fn, void *arg)
 {
-    struct defer_queue *q = &r->defer;
-
     if (!fn)
         return -EINVAL;
     if (q->len == q->cap) {
@@ -403,19 +409,32 @@ reactor_defer(struct reactor *r, reactor_fn *fn, void *arg)
     return 0;
 }
 
-/* Run what was queued before now; what these calls queue lands in the
- * other (swapped-in, empty) queue and waits for the next turn. */
-static size_t
-run_deferred(struct reactor *r)
+int
+reactor_defer(struct reactor *r, reactor_fn *fn, void *arg)
 {
-    struct defer_queue q = r->running;
+    return queue_call(&r->defer, fn, arg);
+}
+
+int
+reactor_before_poll(struct reactor *r, reactor_fn *fn, void *arg)
+{
+    return queue_call(&r->prepoll, fn, arg);
+}
+
+/* Run what was queued in *queued before now; what these calls queue lands
+ * in the other (swapped-in, empty) queue and waits for the next time. */
+static size_t
+run_queued(struct reactor *r, struct defer_queue *queued,
+           struct defer_queue *running)
+{
+    struct defer_queue q = *running;
     size_t ran;
 
-    r->running = r->defer;
-    r->defer = q;
-    for (ran = 0; ran < r->running.len; ran++)
-        r->running.items[ran].fn(r, r->running.items[ran].arg);
-    r->running.len = 0;
+    *running = *queued;
+    *queued = q;
+    for (ran = 0; ran < running->len; ran++)
+        running->items[ran].fn(r, running->items[ran].arg);
+    running->len = 0;
     return ran;
 }
 
@@ -517,8 +536,11 @@ reactor_run_once(struct reactor *r, uint64_t max_deadline)
     size_t ran;
     int n;
 
-    ran = run_deferred(r);
+    ran = run_queued(r, &r->defer, &r->running);
     ran += run_timers(r);
+    /* Not counted in ran: work before a poll is no reason not to block
+     * (a call that queues a deferred call makes wait_timeout 0). */
+    run_queued(r, &r->prepoll, &r->prepoll_running);
     n = epoll_wait(r->epfd, evs, REACTOR_MAX_EVENTS,
                    ran > 0 ? 0 : wait_timeout(r, max_deadline));
     if (n < 0)

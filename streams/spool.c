@@ -9,10 +9,33 @@
  * reader of `data` or `log` needs no frame boundaries). A frame is found
  * by its number in O(1) and by a byte offset with a binary search.
  *
+ * Write-behind. One pwrite per frame was half of what an `expect` on a
+ * busy stream cost (issue 12: 4 KiB frames): appended bytes are gathered
+ * in memory and written by spool_flush, which the owner calls once per
+ * loop turn (stream.c, from reactor_before_poll), so a turn's frames go
+ * out in one write of up to WB_MAX bytes, and memory stays bounded: by
+ * WB_MAX per spool, and in all by what the loop took in during one turn,
+ * whatever the number of streams. A frame that does not fit flushes what
+ * is buffered first; a frame of WB_MAX or more is written directly. The
+ * buffer is freed by every flush that empties it (an idle stream holds
+ * none) and allocated again at the size the last one reached (a busy
+ * stream does not regrow it every turn).
+ *
+ * The history is [0, size): [0, written) in the data file, [written, size)
+ * in the buffer. spool_pread, spool_span and the index serve both, so a
+ * reader or a matcher never waits for a flush. A flush that fails (the
+ * file system full) writes what it can, keeps the rest in memory, still
+ * part of the history and served from there, and returns the error; the
+ * next flush or append tries again, and an append that finds the buffer
+ * full and cannot flush it is refused (all or nothing, as always). So a
+ * byte that was ever readable stays readable: nothing a reader was given
+ * is lost, and the owner (stream.c) ends the stream with the error.
+ *
  * Bytes below the size never change and the data file is never shortened
- * below it (a failed append is cut back to the old size), so a span
- * (spool_span) handed out stays valid while the spool lives: a reply can
- * splice it from the file without copying.
+ * below `written` (a failed direct write is cut back to it), so an fd
+ * span (spool_span) handed out stays valid while the spool lives: a reply
+ * can splice it from the file without copying, from another thread. A
+ * memory span is valid until the next spool_append or spool_flush.
  *
  * The files are unlinked at creation (O_TMPFILE where the file system has
  * it) so a crashed daemon leaves nothing behind in the spool directory.
@@ -31,11 +54,17 @@
 
 #define INDEX_BLOCK 512 /* entries per buffer: 4 KiB */
 #define INDEX_FIRST 16  /* the write-behind buffer's first size: it grows */
+#define WB_MIN (4 * 1024)   /* the data buffer's first size */
+#define WB_MAX (256 * 1024) /* and its largest: one write per flush */
 
 struct spool {
     int data_fd;
     int index_fd;
-    uint64_t size;
+    uint64_t size;    /* the history's, buffered bytes included */
+    uint64_t written; /* [0, written) is in data_fd */
+    char *wb;         /* [written, size), wb_cap bytes of room */
+    size_t wb_cap;
+    size_t wb_last; /* wb_cap when the last buffer was freed */
     uint64_t frames;
     uint64_t flushed; /* index entries already in index_fd */
     uint64_t *tail;   /* entries [flushed, frames), tail_cap of them */
@@ -100,6 +129,7 @@ spool_free(struct spool *sp)
         close(sp->index_fd);
     free(sp->cache);
     free(sp->tail);
+    free(sp->wb);
     free(sp);
 }
 
@@ -140,6 +170,60 @@ flush_tail(struct spool *sp)
 }
 
 int
+spool_flush(struct spool *sp)
+{
+    size_t len = (size_t)(sp->size - sp->written), done = 0;
+    int rc = 0;
+
+    while (done < len) {
+        ssize_t n = pwrite(sp->data_fd, sp->wb + done, len - done,
+                           (off_t)(sp->written + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : -EIO;
+            break;
+        }
+        done += (size_t)n;
+    }
+    sp->written += done;
+    if (rc < 0) {
+        /* What was not written stays history, in memory, at the front. */
+        memmove(sp->wb, sp->wb + done, len - done);
+        return rc;
+    }
+    if (sp->wb) {
+        sp->wb_last = sp->wb_cap;
+        free(sp->wb);
+        sp->wb = NULL;
+        sp->wb_cap = 0;
+    }
+    return 0;
+}
+
+/* Room in the buffer for len more bytes (len < WB_MAX, and it fits). */
+static int
+wb_reserve(struct spool *sp, size_t len)
+{
+    size_t have = (size_t)(sp->size - sp->written), cap = sp->wb_cap;
+    char *p;
+
+    if (have + len <= cap)
+        return 0;
+    if (!cap)
+        cap = sp->wb_last > WB_MIN ? sp->wb_last : WB_MIN;
+    while (cap < have + len)
+        cap *= 2;
+    if (cap > WB_MAX)
+        cap = WB_MAX;
+    if (!(p = realloc(sp->wb, cap)))
+        return -ENOMEM;
+    sp->wb = p;
+    sp->wb_cap = cap;
+    return 0;
+}
+
+int
 spool_append(struct spool *sp, const void *buf, size_t len)
 {
     int rc;
@@ -158,17 +242,33 @@ spool_append(struct spool *sp, const void *buf, size_t len)
             return rc;
         }
     }
-    if ((rc = pwrite_all(sp->data_fd, buf, len, sp->size)) < 0) {
-        /* All or nothing: drop a partial write. Readers never see bytes
-         * past size, so a failed truncate only wastes disk. */
-        if (ftruncate(sp->data_fd, (off_t)sp->size) < 0)
-            (void)0;
-        return rc;
+    if (sp->size - sp->written + len > WB_MAX && (rc = spool_flush(sp)) < 0)
+        return rc; /* the buffer is full and stays so: refused */
+    if (len >= WB_MAX) {
+        /* As large as the buffer: write it as it is. All or nothing:
+         * readers never see bytes past size, so a failed truncate only
+         * wastes disk. */
+        if ((rc = pwrite_all(sp->data_fd, buf, len, sp->written)) < 0) {
+            if (ftruncate(sp->data_fd, (off_t)sp->written) < 0)
+                (void)0;
+            return rc;
+        }
+        sp->written += len;
+    } else {
+        if ((rc = wb_reserve(sp, len)) < 0)
+            return rc;
+        memcpy(sp->wb + (sp->size - sp->written), buf, len);
     }
     sp->size += len;
     sp->tail[sp->frames - sp->flushed] = sp->size;
     sp->frames++;
     return 0;
+}
+
+uint64_t
+spool_unflushed(const struct spool *sp)
+{
+    return sp->size - sp->written;
 }
 
 uint64_t
@@ -248,8 +348,17 @@ spool_span(struct spool *sp, uint64_t off, size_t max, struct stream_span *out)
         return 0;
     if (max > sp->size - off)
         max = (size_t)(sp->size - off);
-    out->mem = NULL;
-    out->fd = sp->data_fd;
+    if (off < sp->written) {
+        /* Never across into the buffer: the file's part is what may be
+         * spliced, from another thread. */
+        if (max > sp->written - off)
+            max = (size_t)(sp->written - off);
+        out->mem = NULL;
+        out->fd = sp->data_fd;
+    } else {
+        out->mem = sp->wb + (off - sp->written);
+        out->fd = -1;
+    }
     out->off = off;
     out->len = max;
     return (ssize_t)max;
@@ -259,14 +368,17 @@ ssize_t
 spool_pread(struct spool *sp, void *buf, size_t len, uint64_t off)
 {
     char *p = buf;
-    size_t done = 0;
+    size_t done = 0, infile;
 
     if (off >= sp->size)
         return 0;
     if (len > sp->size - off)
         len = (size_t)(sp->size - off);
-    while (done < len) {
-        ssize_t n = pread(sp->data_fd, p + done, len - done,
+    infile = off >= sp->written        ? 0
+             : sp->written - off < len ? (size_t)(sp->written - off)
+                                       : len;
+    while (done < infile) {
+        ssize_t n = pread(sp->data_fd, p + done, infile - done,
                           (off_t)(off + done));
         if (n < 0) {
             if (errno == EINTR)
@@ -277,5 +389,7 @@ spool_pread(struct spool *sp, void *buf, size_t len, uint64_t off)
             return -EIO; /* the file shrank under us */
         done += (size_t)n;
     }
-    return (ssize_t)done;
+    if (done < len)
+        memcpy(p + done, sp->wb + (off + done - sp->written), len - done);
+    return (ssize_t)len;
 }

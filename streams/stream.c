@@ -26,6 +26,14 @@
  * callback cannot be re-entered by the FUSE layer and a burst of frames is
  * matched in one pass.
  *
+ * Write-behind (spool.c). Appended bytes are history at once but reach
+ * the spool's file only when the stream flushes it, once per loop turn,
+ * right before the loop polls (reactor_before_poll): after the wake that
+ * served this turn's frames to readers and ops from memory, before the
+ * loop may block. A flush that fails ends the stream with the error
+ * ("history spool write failed: ..."); the bytes it could not write stay
+ * history, in memory, so a reader that got them finds them in the log.
+ *
  * Matching (read_until, expect, peek; SPEC §9, docs/matching.md). Each op
  * has its compiled pattern set (pattern.c: from the cache, or built on a
  * compiler thread while the op waits) and, once it runs, its own scanner
@@ -35,7 +43,8 @@
  * both on the reactor thread (the only one that touches a stream):
  *
  *  - op_try() reads the history from op->scan to the end of the spool
- *    (the bytes that arrived before the op ran, or while it compiled);
+ *    (the bytes that arrived before the op ran, or while it compiled),
+ *    from the file or from the write-behind buffer (spool_pread);
  *  - stream_append() feeds the frame it has just written, from memory,
  *    to the head op when that op has been fed everything before it
  *    (op->scan == the size before the append), and only then: so a byte
@@ -44,10 +53,10 @@
  *    the deferred wake, never from inside stream_append.
  *
  * Ownership. The registry, every open file, every reader, every queued op,
- * every reply with a history payload and a queued wake hold a reference.
- * The spool is freed with the last one. An op owns its copy of the
- * patterns, its reference on the set, its scanner, and its compile job
- * until done (pattern_job_cancel lets the job go).
+ * every reply with a history payload, a queued wake and a queued flush
+ * hold a reference. The spool is freed with the last one. An op owns its
+ * copy of the patterns, its reference on the set, its scanner, and its
+ * compile job until done (pattern_job_cancel lets the job go).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -108,6 +117,7 @@ struct stream {
     struct stream_op *head, *tail;
     bool running, rerun; /* stream_run() in progress / asked again */
     bool wake_queued;
+    bool flush_queued;
 
     struct stream_reader *readers;
     unsigned nreaders;
@@ -232,6 +242,49 @@ stream_wake(struct stream *s)
 
 /* ---- producer side ----------------------------------------------- */
 
+static void
+spool_write_failed(struct stream *s, int rc)
+{
+    char msg[160];
+    /* ENOSPC alone could be any device: say which one is full. */
+    const char *why = rc == -ENOSPC || rc == -EDQUOT
+                              ? " (the spool file system is full)"
+                              : "";
+
+    snprintf(msg, sizeof msg, "history spool write failed: %s%s", strerror(-rc),
+             why);
+    stream_end(s, rc, msg);
+}
+
+static void
+flush_cb(struct reactor *r, void *arg)
+{
+    struct stream *s = arg;
+    int rc;
+
+    s->flush_queued = false;
+    if ((rc = spool_flush(s->sp)) < 0)
+        spool_write_failed(s, rc);
+    stream_unref(s);
+}
+
+/* Flush the spool before the loop next polls. Without memory for the
+ * queue entry, flush now: nothing may stay unwritten for longer. */
+static void
+stream_flush_later(struct stream *s)
+{
+    int rc;
+
+    if (s->flush_queued)
+        return;
+    if (reactor_before_poll(s->r, flush_cb, s) == 0) {
+        s->flush_queued = true;
+        stream_ref(s);
+    } else if ((rc = spool_flush(s->sp)) < 0) {
+        spool_write_failed(s, rc);
+    }
+}
+
 /*
  * The frame just appended at offset `at`, from memory, to the head op's
  * scanner: only when the op has been fed every byte before it (see the
@@ -272,12 +325,12 @@ stream_append(struct stream *s, const void *buf, size_t len)
     }
     uint64_t at = spool_size(s->sp);
     if ((rc = spool_append(s->sp, buf, len)) < 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "history spool write failed: %s",
-                 strerror(-rc));
-        stream_end(s, rc, msg);
+        spool_write_failed(s, rc);
         return rc;
     }
+    if (spool_unflushed(s->sp))
+        stream_flush_later(s);
+    /* The scanner sees the frame from memory, flushed or not. */
     op_feed(s->head, buf, len, at);
     stream_wake(s);
     return 0;

@@ -80,6 +80,12 @@ reactor_timer_armed(const struct reactor_timer *t)
 /* Run fn(arg) on the next loop turn, before any fd is polled again.
  * Deferred calls run in the order they were queued. */
 int reactor_defer(struct reactor *r, reactor_fn *fn, void *arg);
+/* Run fn(arg) once, right before the loop next polls its fds (after this
+ * turn's deferred calls and timers, so before it may block): work batched
+ * per turn, such as a spool's write-behind. In the order queued; a call
+ * queued by such a call runs before the following poll. Queued calls are
+ * dropped by reactor_free, as deferred calls are. */
+int reactor_before_poll(struct reactor *r, reactor_fn *fn, void *arg);
 
 /* Deliver signo through a signalfd: the signal is blocked in the calling
  * thread and fn runs from the loop when it arrives. */
@@ -87,7 +93,8 @@ int reactor_signal(struct reactor *r, int signo, reactor_fn *fn, void *arg);
 
 /* Run until reactor_stop(). Returns 0, or -errno if epoll itself fails. */
 int reactor_run(struct reactor *r);
-/* Run one turn: deferred calls, expired timers, then poll fds. The poll
+/* Run one turn: deferred calls, expired timers, the calls before polling,
+ * then poll fds. The poll
  * waits, at most until max_deadline (0 = don't wait, UINT64_MAX = wait
  * forever), only when the turn found no deferred call or timer to run. */
 int reactor_run_once(struct reactor *r, uint64_t max_deadline);
@@ -269,7 +276,8 @@ size_t text_keyval(char *buf, size_t len, const char *key, const char *value);
 /* ------------------------------------------------------------------ */
 /* spool.c - append-only history of one stream in an unlinked file,   */
 /* with the frame boundaries kept in a second unlinked file. Memory    */
-/* is bounded: a small write-behind buffer for the index.              */
+/* is bounded: write-behind buffers for the bytes (flushed by the      */
+/* owner once per loop turn) and for the index.                        */
 /* ------------------------------------------------------------------ */
 
 struct spool;
@@ -300,8 +308,15 @@ int spool_new(const char *dir, struct spool **out);
 int spool_tmpfile(const char *dir);
 void spool_free(struct spool *sp);
 /* Append one frame (len > 0). All or nothing: -errno leaves the spool as
- * it was. */
+ * it was. The bytes may stay in memory until spool_flush (they are
+ * history at once: every read below serves them). */
 int spool_append(struct spool *sp, const void *buf, size_t len);
+/* Write the buffered bytes to the file; call once per loop turn after
+ * appending. 0, or -errno: then what could not be written stays in
+ * memory, still history, and the next flush tries again. */
+int spool_flush(struct spool *sp);
+/* Bytes appended and not yet in the file. */
+uint64_t spool_unflushed(const struct spool *sp);
 uint64_t spool_size(const struct spool *sp);
 uint64_t spool_frames(const struct spool *sp);
 /* End offset of frame k (k < spool_frames). Frame k covers
@@ -313,7 +328,9 @@ int spool_frame_at(struct spool *sp, uint64_t off, uint64_t *k);
 /* Read history bytes at off; short only at the end of history. */
 ssize_t spool_pread(struct spool *sp, void *buf, size_t len, uint64_t off);
 /* Where the history bytes from off are, at most max of them, in one
- * piece: the span's length (> 0), or 0 at or past the end. */
+ * piece: the span's length (> 0), or 0 at or past the end. A span never
+ * runs from the file into memory: a memory span (bytes not flushed yet)
+ * is valid until the next spool_append or spool_flush. */
 ssize_t spool_span(struct spool *sp, uint64_t off, size_t max,
                    struct stream_span *out);
 

@@ -3,7 +3,8 @@
 # with a `cat data` reader parked on it: the daemon's RSS per stream, its
 # CPU (and its agent's) while idle for 10 s, and the wake-up latency of one
 # parked reader when its tailed file grows (append → read(2) returns),
-# beside the same wake-up through a FIFO as the floor.
+# beside the same wake-up through a FIFO as the floor (fs_probe wake: one
+# program, one clock).
 #   PROVIUM_BUILD_DIR=build test/bench/fs_idle.sh [N]
 . "$(dirname "$0")/../integration/lib.sh"
 
@@ -23,6 +24,7 @@ done
 wait_for 60 eval 'grep -q "^streams: $N$" "$MP/ctl"'
 for i in $(seq "$N"); do
     cat "$MP/streams/${ids[$((i - 1))]}/data" >/dev/null &
+    disown # killed at exit without a job notice
     PIDS+=($!)
 done
 wait_for 60 eval 'grep -q "^parked: $N$" "$MP/ctl"' ||
@@ -40,36 +42,15 @@ printf 'idle CPU over 10 s: daemon %d ticks, agent %d ticks (%d Hz) = %s%% / %s%
     "$(awk -v t=$((c1 - c0)) -v hz="$hz" 'BEGIN { printf "%.2f", t * 100 / (hz * 10) }')" \
     "$(awk -v t=$((a1 - a0)) -v hz="$hz" 'BEGIN { printf "%.2f", t * 100 / (hz * 10) }')"
 
-# Wake-up latency: 21 samples, each on a different stream whose history is
-# still empty (a new reader starts at byte 0), and through a FIFO.
-for j in $(seq 21); do
-    k=$((j * (N / 22)))
-    D=$MP/streams/${ids[$((k - 1))]}/data
-    "$PROBE" read "$D" >"$T/probe" &
-    p=$!
-    wait_for 5 eval 'grep -q "^parked: $((N + 1))$" "$MP/ctl"'
-    t0=$(date +%s%N)
-    echo "wake $j" >>"$T/f$k"
-    wait $p
-    read -r t1 _ <"$T/probe"
-    echo $(((t1 - t0) / 1000)) >>"$T/lat"
-done
+# Wake-up latency (issue 12 (c)): one more stream, with no other reader,
+# tailing its own file; fs_probe's wake mode measures, in one program with
+# one clock (CLOCK_MONOTONIC), a thread parked in read(2) of its `data`
+# woken by a 16-byte append, and a thread blocked in read(2) of a FIFO
+# woken by a 16-byte write, alternating, $WAKE_N samples of each.
+WAKE_N=${WAKE_N:-500}
+: >"$T/wake"
+id=$(cat "$MP/clone")
+echo "tail_file host $T/wake keep" >"$MP/streams/$id/ctl"
+wait_for 10 eval 'grep -q "^streams: $((N + 1))$" "$MP/ctl"'
 mkfifo "$T/fifo"
-for j in $(seq 21); do
-    "$PROBE" read "$T/fifo" >"$T/probe" &
-    p=$!
-    exec 7>"$T/fifo" # opens once the reader has; then it is in read(2)
-    sleep 0.05 # let the reader block in read(2): nothing to wait on here
-    t0=$(date +%s%N)
-    echo "wake" >&7
-    wait $p
-    exec 7>&-
-    read -r t1 _ <"$T/probe"
-    echo $(((t1 - t0) / 1000)) >>"$T/fifolat"
-done
-med() { sort -n "$1" | sed -n 11p; }
-p90() { sort -n "$1" | sed -n 19p; }
-printf 'wake-up latency, append to tailed file -> read returns: median %d us, p90 %d us\n' \
-    "$(med "$T/lat")" "$(p90 "$T/lat")"
-printf 'baseline, write to FIFO -> read returns:              median %d us, p90 %d us\n' \
-    "$(med "$T/fifolat")" "$(p90 "$T/fifolat")"
+"$PROBE" wake "$MP/ctl" "$MP/streams/$id/data" "$T/wake" "$T/fifo" "$WAKE_N"

@@ -75,7 +75,7 @@ ctl_cmd 3 "wait $P 15s"
 check "daemon spool full: wait answers error ($STATUS: $PAYLOAD)" \
     test "$STATUS" = error
 check "daemon spool full: names the daemon's history as the cause" \
-    eval '[[ "$PAYLOAD" == "exit 0; stdout not recorded past "*"history spool write failed: No space left on device" ]]'
+    eval '[[ "$PAYLOAD" == "exit 0; stdout not recorded past "*"history spool write failed: No space left on device (the spool file system is full)" ]]'
 check "daemon spool full: procs/N/status says the same" \
     test "$(cat "$MP/vms/g/procs/$P/status")" = "$PAYLOAD"
 exec 3>&-

@@ -33,6 +33,26 @@
  *                                 still queued in the kernel is withdrawn
  *                                 by the kernel itself).
  *
+ *   fs_probe wake STATUS DATA FILE FIFO N
+ *                                 wake-up latency, one program and one
+ *                                 clock (CLOCK_MONOTONIC) for both paths,
+ *                                 N samples of each, alternating: a thread
+ *                                 blocked in read(2) of DATA (a `data`
+ *                                 file whose stream tails FILE), woken by
+ *                                 a 16-byte append to FILE, and a thread
+ *                                 blocked in read(2) of the FIFO, woken by
+ *                                 a 16-byte write. Each append waits until
+ *                                 the reader shows parked in the mount's
+ *                                 STATUS and is asleep (its /proc state);
+ *                                 each FIFO write until its reader is
+ *                                 asleep. A third path, in the same loop:
+ *                                 the append path's shape without the
+ *                                 mount (relay(): an inotify-woken
+ *                                 process preads and sends on a socket, a
+ *                                 second writes to a pipe the reader
+ *                                 blocks on). Prints p50, p90, p99 and
+ *                                 max in µs for each, and the ratios
+ *
  * With CMD the file (a ctl) is opened read-write and CMD written first,
  * so the read waits for that command's reply.
  *
@@ -45,12 +65,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -218,6 +243,207 @@ probe_eintr(char **argv, int argc)
     return rc;
 }
 
+/* ---- wake: append -> parked reader, beside a FIFO ------------------- */
+
+struct waker {
+    int fd;
+    pid_t tid;
+    sem_t done;
+    long long t1; /* CLOCK_MONOTONIC ns when the last read returned */
+    ssize_t n;
+};
+
+static long long
+ns_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void *
+wake_reader(void *arg)
+{
+    struct waker *w = arg;
+    char buf[65536];
+
+    w->tid = (pid_t)syscall(SYS_gettid);
+    for (;;) {
+        ssize_t n = read(w->fd, buf, sizeof(buf));
+        w->t1 = ns_now();
+        w->n = n;
+        sem_post(&w->done);
+        if (n <= 0)
+            return NULL;
+    }
+}
+
+/* Is the thread asleep (state S: blocked in its read)? */
+static bool
+asleep(pid_t tid)
+{
+    char path[64], buf[512], *p;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    if ((fd = open(path, O_RDONLY)) < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] == 'S';
+}
+
+static int
+cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? -1 : x > y;
+}
+
+static long long
+pct(const long long *v, int n, int p)
+{
+    int i = (int)(((long long)n * p + 99) / 100) - 1;
+    return v[i < 0 ? 0 : i];
+}
+
+/* One sample: wait until w's reader sleeps (and, with a status file,
+ * the mount shows `want` parked reads), write 16 bytes to fd, wait for
+ * the read to return. The latency in ns, or -1. */
+static long long
+wake_once(struct waker *w, int fd, const char *status, long want)
+{
+    static const char line[16] = "wake-up latency\n";
+    long deadline = ms_now() + 5000;
+
+    while (!(w->tid && asleep(w->tid) && (!status || parked(status) == want))) {
+        if (ms_now() > deadline) {
+            fprintf(stderr, "fs_probe: the reader never parked\n");
+            return -1;
+        }
+        usleep(200);
+    }
+    long long t0 = ns_now();
+    if (write(fd, line, sizeof(line)) != (ssize_t)sizeof(line))
+        return -1;
+    sem_wait(&w->done);
+    if (w->n <= 0) {
+        fprintf(stderr, "fs_probe: the reader got %zd\n", w->n);
+        return -1;
+    }
+    return w->t1 - t0;
+}
+
+static void
+wake_report(const char *what, long long *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(v[0]), cmp_ll);
+    printf("%s: n %d p50 %.1f us p90 %.1f us p99 %.1f us max %.1f us\n", what,
+           n, pct(v, n, 50) / 1e3, pct(v, n, 90) / 1e3, pct(v, n, 99) / 1e3,
+           v[n - 1] / 1e3);
+}
+
+/* The floor of the append path's shape without proviumfs: a process
+ * woken by inotify that preads the appended bytes and sends them on a
+ * Unix socket (as the agent), a process that receives them and writes
+ * them to a pipe (as the daemon answering the reader), the reader
+ * blocked on the pipe. Each relay blocks in epoll_wait, as ours do. */
+static pid_t
+relay(int in, int out, int file)
+{
+    pid_t pid = fork();
+    char buf[65536], ev[4096];
+    off_t off = 0;
+
+    if (pid != 0)
+        return pid;
+    int ep = epoll_create1(0);
+    struct epoll_event e = {.events = EPOLLIN};
+    epoll_ctl(ep, EPOLL_CTL_ADD, in, &e);
+    for (;;) {
+        if (epoll_wait(ep, &e, 1, -1) < 0)
+            continue;
+        ssize_t n = file >= 0 ? read(in, ev, sizeof(ev))
+                              : read(in, buf, sizeof(buf));
+        if (n <= 0)
+            _exit(0);
+        if (file >= 0 && (n = pread(file, buf, sizeof(buf), off)) > 0)
+            off += n;
+        if (n > 0 && write(out, buf, (size_t)n) < 0)
+            _exit(1);
+    }
+}
+
+static int
+probe_wake(char **argv)
+{
+    const char *status = argv[2], *data = argv[3], *file = argv[4];
+    const char *fifo = argv[5];
+    int n = atoi(argv[6]);
+    struct waker d = {0}, f = {0}, r = {0};
+    pthread_t td, tf, tr;
+    long long *ld, *lf, *lr;
+    int afd, wfd, rfd, sv[2], p[2], ino;
+    char rfile[4200];
+
+    if (n < 1 || !(ld = calloc((size_t)n, sizeof(*ld))) ||
+        !(lf = calloc((size_t)n, sizeof(*lf))) ||
+        !(lr = calloc((size_t)n, sizeof(*lr))))
+        return 2;
+    /* The relay's file: FILE's name with ".relay" (not FILE: the agent
+     * follows that one). */
+    snprintf(rfile, sizeof(rfile), "%s.relay", file);
+    if ((rfd = open(rfile, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600)) < 0 ||
+        (ino = inotify_init1(IN_CLOEXEC)) < 0 ||
+        inotify_add_watch(ino, rfile, IN_MODIFY) < 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 || pipe(p) < 0) {
+        fprintf(stderr, "fs_probe: relay: %s\n", strerror(errno));
+        return 1;
+    }
+    pid_t r1 = relay(ino, sv[0], rfd), r2 = relay(sv[1], p[1], -1);
+    r.fd = p[0];
+    long base = parked(status);
+    if ((d.fd = open(data, O_RDONLY)) < 0 ||
+        (afd = open(file, O_WRONLY | O_APPEND)) < 0 ||
+        (f.fd = open(fifo, O_RDWR)) < 0 || (wfd = open(fifo, O_WRONLY)) < 0) {
+        fprintf(stderr, "fs_probe: open: %s\n", strerror(errno));
+        return 1;
+    }
+    sem_init(&d.done, 0, 0);
+    sem_init(&f.done, 0, 0);
+    sem_init(&r.done, 0, 0);
+    if (pthread_create(&td, NULL, wake_reader, &d) ||
+        pthread_create(&tf, NULL, wake_reader, &f) ||
+        pthread_create(&tr, NULL, wake_reader, &r))
+        return 1;
+    for (int i = 0; i < n; i++) {
+        if ((ld[i] = wake_once(&d, afd, status, base + 1)) < 0 ||
+            (lf[i] = wake_once(&f, wfd, NULL, 0)) < 0 ||
+            (lr[i] = wake_once(&r, rfd, NULL, 0)) < 0)
+            return 1;
+    }
+    kill(r1, SIGKILL);
+    kill(r2, SIGKILL);
+    unlink(rfile);
+    wake_report("append -> parked data read", ld, n);
+    wake_report("FIFO write -> blocked read", lf, n);
+    wake_report("append -> inotify relay -> socket relay -> pipe read", lr, n);
+    printf("ratio data/FIFO: p50 %.2fx p99 %.2fx\n",
+           (double)pct(ld, n, 50) / (double)pct(lf, n, 50),
+           (double)pct(ld, n, 99) / (double)pct(lf, n, 99));
+    printf("ratio data/relay: p50 %.2fx p99 %.2fx\n",
+           (double)pct(ld, n, 50) / (double)pct(lr, n, 50),
+           (double)pct(ld, n, 99) / (double)pct(lr, n, 99));
+    fflush(stdout);
+    _exit(0); /* the readers stay blocked: no join */
+}
+
 int
 main(int argc, char **argv)
 {
@@ -229,6 +455,13 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: fs_probe nonblock|poll|epoll|read|reads|eintr FILE "
                         "...\n");
         return 2;
+    }
+    if (strcmp(argv[1], "wake") == 0) {
+        if (argc < 7) {
+            fprintf(stderr, "usage: fs_probe wake STATUS DATA FILE FIFO N\n");
+            return 2;
+        }
+        return probe_wake(argv);
     }
     if (strcmp(argv[1], "eintr") == 0) {
         if (argc < 7) {

@@ -488,6 +488,65 @@ Test(agent, many_channels_at_once)
     }
 }
 
+/* The agent's inotify subscribers by watch descriptor (watch.c): many
+ * tails in one directory share its watch, two tails of one file share
+ * that file's; closing half of them (swept, each watch removed only when
+ * its last subscriber goes) disturbs none of the others; a rotation by
+ * name and a deletion among them are still seen. */
+#define SHARED 300
+
+Test(agent, watches_shared_by_many_tails)
+{
+    static struct coll c[SHARED];
+    struct coll twin;
+    char path[PATH_MAX], old[PATH_MAX], want[64];
+
+    for (int i = 0; i < SHARED; i++) {
+        snprintf(path, sizeof(path), "%s/w%d", H_dir, i);
+        file_put(path, "");
+        cr_assert_eq(open_tail(&c[i], path, PROTO_START_END, 0, 0), 0);
+    }
+    snprintf(path, sizeof(path), "%s/w0", H_dir);
+    cr_assert_eq(open_tail(&twin, path, PROTO_START_END, 0, 0), 0);
+    for (int i = 1; i < SHARED; i += 2) {
+        agent_client_cancel(c[i].ch);
+        coll_free(&c[i]);
+    }
+    for (int i = 0; i < SHARED; i++) {
+        snprintf(path, sizeof(path), "%s/w%d", H_dir, i);
+        snprintf(want, sizeof(want), "%d\n", i);
+        file_append(path, want, strlen(want));
+    }
+    for (int i = 0; i < SHARED; i += 2) {
+        snprintf(want, sizeof(want), "%d\n", i);
+        expect_bytes(&c[i], want);
+    }
+    expect_bytes(&twin, "0\n");
+    /* The first subscriber of w0's watch goes: the twin still hears. */
+    agent_client_cancel(c[0].ch);
+    coll_free(&c[0]);
+    snprintf(path, sizeof(path), "%s/w0", H_dir);
+    file_append(path, "again\n", 6);
+    expect_bytes(&twin, "0\nagain\n");
+    coll_free(&twin);
+    /* A rotation by name in the shared directory. */
+    snprintf(path, sizeof(path), "%s/w2", H_dir);
+    snprintf(old, sizeof(old), "%s/w2.1", H_dir);
+    cr_assert_eq(rename(path, old), 0);
+    file_append(path, "new\n", 4);
+    expect_bytes(&c[2], "2\nnew\n");
+    cr_assert_eq(c[2].notes[PROTO_NOTE_ROTATED], 1);
+    /* A deletion. */
+    snprintf(path, sizeof(path), "%s/w4", H_dir);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert(run_until(coll_is_ended, &c[4], 10));
+    for (int i = 2; i < SHARED; i += 2) {
+        if (i != 4) /* ended: its channel is gone */
+            agent_client_cancel(c[i].ch);
+        coll_free(&c[i]);
+    }
+}
+
 struct fair {
     struct coll *big, *small;
 };

@@ -358,6 +358,91 @@ Test(reactor, defer_does_not_starve_fds)
     close(p[1]);
 }
 
+/* ---- calls before polling ---- */
+
+static void
+defer_tag(struct reactor *rr, void *arg)
+{
+    log_tag(rr, arg);
+    reactor_defer(rr, log_tag, (void *)(intptr_t)((intptr_t)arg + 100));
+}
+
+static void
+prepoll_again(struct reactor *rr, void *arg)
+{
+    log_tag(rr, arg);
+    cr_assert_eq(reactor_before_poll(rr, log_tag, (void *)(intptr_t)9), 0);
+}
+
+static void
+log_fd(struct reactor *rr, int fd, unsigned events, void *arg)
+{
+    char c;
+
+    log_tag(rr, arg);
+    cr_assert_eq(read(fd, &c, 1), 1);
+}
+
+/* Calls before polling run after the turn's deferred calls and timers and
+ * before the fds it polls, in FIFO order, once; one queued from such a
+ * call runs before the next poll (the write-behind of a spool is flushed
+ * after the readers woken this turn took their bytes, before the loop
+ * may block). */
+Test(reactor, before_poll_runs_after_work_before_fds)
+{
+    struct tagged_timer a = {.tag = 2};
+    int p[2];
+
+    cr_assert_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    cr_assert_eq(write(p[1], "a", 1), 1);
+    cr_assert_eq(reactor_watch(r, p[0], REACTOR_IN, log_fd, (void *)7), 0);
+    tlog.n = 0;
+    cr_assert_eq(reactor_before_poll(r, log_tag, (void *)(intptr_t)3), 0);
+    cr_assert_eq(reactor_before_poll(r, prepoll_again, (void *)(intptr_t)4), 0);
+    cr_assert_eq(reactor_defer(r, log_tag, (void *)(intptr_t)1), 0);
+    reactor_timer_start(r, &a.t, clock_now(), log_fire, &a);
+    cr_assert_eq(reactor_run_once(r, UINT64_MAX), 0);
+    cr_assert_eq(tlog.n, 5);
+    cr_expect_eq(tlog.order[0], 1);
+    cr_expect_eq(tlog.order[1], 2);
+    cr_expect_eq(tlog.order[2], 3);
+    cr_expect_eq(tlog.order[3], 4);
+    cr_expect_eq(tlog.order[4], 7);
+    cr_assert_eq(write(p[1], "b", 1), 1);
+    cr_assert_eq(reactor_run_once(r, UINT64_MAX), 0);
+    cr_assert_eq(tlog.n, 7,
+                 "the call queued by one before the poll ran "
+                 "before the next poll, once");
+    cr_expect_eq(tlog.order[5], 9);
+    cr_expect_eq(tlog.order[6], 7);
+    cr_expect_eq(reactor_before_poll(r, NULL, NULL), -EINVAL);
+    reactor_unwatch(r, p[0]);
+    close(p[0]);
+    close(p[1]);
+}
+
+/* A call before polling is no work that keeps the poll from blocking
+ * (a spool flush must not make the loop spin), unless it queues a
+ * deferred call, which then runs at once. */
+Test(reactor, before_poll_blocks_unless_it_defers)
+{
+    uint64_t start = clock_now();
+
+    tlog.n = 0;
+    cr_assert_eq(reactor_before_poll(r, log_tag, (void *)(intptr_t)1), 0);
+    cr_assert_eq(reactor_run_once(r, start + 50 * USEC_PER_MSEC), 0);
+    cr_expect_eq(tlog.n, 1);
+    cr_expect_geq(clock_now(), start + 50 * USEC_PER_MSEC,
+                  "the poll waited for its deadline");
+    start = clock_now();
+    cr_assert_eq(reactor_before_poll(r, defer_tag, (void *)(intptr_t)2), 0);
+    cr_assert_eq(reactor_run_once(r, UINT64_MAX), 0);
+    cr_assert_eq(reactor_run_once(r, UINT64_MAX), 0);
+    cr_assert_eq(tlog.n, 3);
+    cr_expect_eq(tlog.order[2], 102);
+    cr_expect_lt(clock_now(), start + USEC_PER_SEC);
+}
+
 /* ---- fd watches ---- */
 
 static unsigned seen_events;

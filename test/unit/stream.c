@@ -10,9 +10,12 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "match_ref.h"
 #include "streams.h"
@@ -1101,6 +1104,204 @@ Test(stream, property_everything_returned_is_the_input_exactly,
         free(input);
         free(out);
     }
+}
+
+/* ---- write-behind (spool.c): property test ------------------------ */
+
+/* A reader's next bytes, taken by peek/advance (spans: memory or the
+ * spool's file) or by stream_reader_read, at most max; checked against
+ * the input at its offset. Returns what it took, or the peek's value. */
+static ssize_t
+reader_take(struct stream_reader *rd, const char *input, size_t max,
+            bool by_span)
+{
+    static char buf[2 * 1024 * 1024];
+    uint64_t off = stream_reader_offset(rd);
+    struct stream_span sp;
+    ssize_t n;
+
+    if (!by_span) {
+        n = stream_reader_read(rd, buf, max);
+        if (n > 0)
+            cr_assert_eq(memcmp(buf, input + off, (size_t)n), 0, "read at %llu",
+                         (unsigned long long)off);
+        return n;
+    }
+    n = stream_reader_peek(rd, max, &sp);
+    if (n <= 0)
+        return n;
+    cr_assert_eq((size_t)n, sp.len);
+    cr_assert_eq(sp.off, off);
+    if (sp.mem) {
+        cr_assert_eq(memcmp(sp.mem, input + off, sp.len), 0,
+                     "memory span at %llu", (unsigned long long)off);
+    } else {
+        /* An fd span's bytes must be in the file already (a reply thread
+         * splices them from there). */
+        cr_assert_eq(pread(sp.fd, buf, sp.len, (off_t)off), (ssize_t)sp.len,
+                     "fd span at %llu past the file", (unsigned long long)off);
+        cr_assert_eq(memcmp(buf, input + off, sp.len), 0);
+    }
+    /* Take a random part of it: the rest is peeked again. */
+    size_t take = 1 + (size_t)rand() % sp.len;
+    stream_reader_advance(rd, take);
+    return (ssize_t)take;
+}
+
+/* Frames of random sizes (1 byte to past the write-behind buffer), loop
+ * turns (flushes) at random points, three readers reading at random
+ * sizes by span and by read, the log read at random offsets, and ops on
+ * the test's cursor: every byte anyone gets is the input at its offset,
+ * whether it was flushed yet or not, and everyone gets every byte. */
+Test(stream, property_write_behind_every_reader_sees_the_input, .timeout = 120)
+{
+    static char input[3 * 1024 * 1024], buf[2 * 1024 * 1024];
+
+    srand(4242);
+    for (size_t i = 0; i < sizeof input; i++)
+        input[i] = "abcdefgh\n\0"[rand() % 10];
+    for (int round = 0; round < 12; round++) {
+        size_t total = 1 + (size_t)rand() % sizeof input, delivered = 0;
+        size_t pos = 0; /* the test's cursor, as the model has it */
+        struct stream *s = new_stream(0);
+        struct stream_reader *rd[3];
+        struct result res = {0};
+
+        for (int k = 0; k < 3; k++)
+            cr_assert_eq(stream_reader_new(s, &rd[k]), 0);
+        while (delivered < total) {
+            size_t n;
+            switch (rand() % 10) {
+            case 0:
+                n = 1 + (size_t)rand() % (300 * 1024);
+                break;
+            case 1:
+            case 2:
+                n = 1 + (size_t)rand() % (64 * 1024);
+                break;
+            default:
+                n = 1 + (size_t)rand() % 700;
+                break;
+            }
+            if (n > total - delivered)
+                n = total - delivered;
+            cr_assert_eq(stream_append(s, input + delivered, n), 0);
+            delivered += n;
+            if (rand() % 3 == 0)
+                reactor_run_once(r, 0); /* a turn: wake, then flush */
+            /* Readers take some of what is there. */
+            for (int k = 0; k < 3; k++) {
+                for (int t = rand() % 3; t > 0; t--) {
+                    size_t max = 1 + (size_t)rand() % (2 * 1024 * 1024);
+                    ssize_t got = reader_take(rd[k], input, max, k != 2);
+                    cr_assert(got > 0 || got == -EAGAIN, "reader %d: %zd", k,
+                              got);
+                }
+                cr_assert_leq(stream_reader_offset(rd[k]), delivered);
+            }
+            /* The log at a random offset and size. */
+            size_t off = (size_t)rand() % delivered;
+            size_t len = 1 + (size_t)rand() % sizeof buf;
+            ssize_t got = stream_pread(s, buf, len, off);
+            cr_assert_eq(
+                    got,
+                    (ssize_t)(len < delivered - off ? len : delivered - off));
+            cr_assert_eq(memcmp(buf, input + off, (size_t)got), 0);
+            /* Now and then an op: read_until a pattern delivered ahead. */
+            if (rand() % 8 == 0 && pos < delivered) {
+                size_t at = pos + (size_t)rand() % (delivered - pos);
+                size_t plen = 1 + (size_t)rand() % 8, mend;
+                char line[64], *l = line;
+                if (plen > delivered - at)
+                    plen = delivered - at;
+                l += sprintf(l, "read_until \"");
+                for (size_t i = 0; i < plen; i++)
+                    l += sprintf(l, "\\x%02x", (unsigned char)input[at + i]);
+                sprintf(l, "\" 0");
+                op(s, line, &res);
+                mend = (size_t)((char *)memmem(input + pos, delivered - pos,
+                                               input + at, plen) -
+                                input) +
+                       plen;
+                cr_assert_eq(res.st, REPLY_OK, "%s", res.payload);
+                cr_assert_eq(res.len, mend - pos);
+                cr_assert_eq(memcmp(res.payload, input + pos, res.len), 0);
+                pos = mend;
+                result_clear(&res);
+            }
+        }
+        stream_end(s, 0, NULL);
+        /* Every reader gets the rest, then the end. */
+        for (int k = 0; k < 3; k++) {
+            ssize_t got;
+            while ((got = reader_take(rd[k], input, sizeof buf, k != 2)) > 0)
+                ;
+            cr_assert_eq(got, 0);
+            cr_assert_eq(stream_reader_offset(rd[k]), total);
+            stream_reader_free(rd[k]);
+        }
+        reactor_run_once(r, 0);
+        cr_assert_eq(spool_unflushed(stream_spool(s)), 0,
+                     "a turn flushed everything");
+        cr_assert_eq(stream_pread(s, buf, sizeof buf, 0),
+                     (ssize_t)(total < sizeof buf ? total : sizeof buf));
+        cr_assert_eq(
+                memcmp(buf, input, total < sizeof buf ? total : sizeof buf), 0);
+        stream_unref(s);
+    }
+}
+
+/* The spool's file system refuses the bytes at flush time (RLIMIT_FSIZE
+ * here; a full disk in test/fault/tail_sources.sh): the stream ends with
+ * the error, saying so; a reader that got bytes from memory before the
+ * flush still finds them all in the history, then gets the error. */
+Test(stream, failed_flush_ends_the_stream_and_keeps_what_readers_got)
+{
+    static char input[100000], buf[200000];
+    struct rlimit old, lim;
+    struct stream *s = new_stream(0);
+    struct stream_reader *rd;
+    struct result res = {0};
+
+    for (size_t i = 0; i < sizeof input; i++)
+        input[i] = (char)('a' + i % 23);
+    cr_assert_eq(stream_reader_new(s, &rd), 0);
+    signal(SIGXFSZ, SIG_IGN);
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 30000;
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    for (size_t off = 0; off < sizeof input; off += 10000)
+        cr_assert_eq(stream_append(s, input + off, 10000), 0);
+    /* Read before the loop turns: everything, from memory. */
+    cr_assert_eq(stream_reader_read(rd, buf, sizeof buf),
+                 (ssize_t)sizeof input);
+    cr_assert_eq(memcmp(buf, input, sizeof input), 0);
+    reactor_run_once(r, 0); /* the flush fails */
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    cr_expect_eq(stream_state(s), STREAM_ENDED);
+    const char *msg;
+    cr_expect_eq(stream_end_error(s, &msg), -EFBIG);
+    cr_expect_str_eq(msg, "history spool write failed: File too large");
+    cr_expect_eq(stream_append(s, "x", 1), -EPIPE);
+    cr_expect_eq(stream_size(s), sizeof input, "the history keeps them");
+    cr_assert_eq(stream_pread(s, buf, sizeof buf, 0), (ssize_t)sizeof input);
+    cr_expect_eq(memcmp(buf, input, sizeof input), 0);
+    cr_expect_eq(stream_reader_read(rd, buf, sizeof buf), -EFBIG);
+    cr_expect_eq(stream_reader_read(rd, buf, sizeof buf), 0);
+    op(s, "read_until \"a\" 0", &res); /* the test's cursor: all there */
+    cr_expect_eq(res.st, REPLY_OK);
+    cr_expect_eq(res.len, 1);
+    op(s, "drain 0", &res);
+    cr_expect_eq(res.st, REPLY_OK);
+    cr_expect_gt(res.len, sizeof input - 1, "drain has every byte");
+    op(s, "next 0", &res);
+    cr_expect_eq(res.st, REPLY_ERROR);
+    cr_expect_str_eq(res.payload,
+                     "stream EOF; history spool write failed: File too large");
+    result_clear(&res);
+    stream_reader_free(rd);
+    stream_unref(s);
 }
 
 /* ---- property test: pattern sets through the ops ------------------ */
