@@ -287,7 +287,7 @@ bool
 history_open_log(struct file *f, struct slot *sl)
 {
     struct logcache *lc;
-
+    /* A measurement switch (docs/benchmarks.md): log served direct_io. */
     const char *direct = getenv("PROVIUM_LOG_DIRECT_IO");
 
     if (sl->state != SLOT_OPEN || (direct && *direct == '1') ||
