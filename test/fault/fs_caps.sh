@@ -110,13 +110,6 @@ if [ "$(refused)" != 6 ]; then # where the others are
     for p in "${readers[@]}"; do
         [ -e "/proc/$p" ] && log "reader $p: $(cat "/proc/$p/wchan" 2>/dev/null)"
     done | sort -k3 | uniq -c -f2 >&2
-    # Which request a stuck reader waits on (a READ, or a FLUSH or
-    # GETATTR of its own), and how many the kernel has not had answered.
-    for p in "${readers[@]}"; do
-        [ -e "/proc/$p" ] && [ "$(cat "/proc/$p/wchan" 2>/dev/null)" = request_wait_answer ] &&
-            { log "stack of $p:"; cat "/proc/$p/stack" >&2; break; }
-    done
-    log "kernel: $(cat "/sys/fs/fuse/connections/$(stat -c %d "$MP")/waiting" 2>/dev/null) request(s) waiting"
 fi
 ctl_cmd 5 close
 check "closing the stream answers every parked read" \
