@@ -289,7 +289,10 @@ keeper_finish(void)
         close(keeper_fd); /* the keeper starts ending the groups */
     keeper_fd = -1;
     /* Our children die now: reap them, or the keeper would count them
-     * (zombies are still group members to kill()) until the grace ends. */
+     * (zombies are still group members to kill()) until the grace ends.
+     * A poll with a deadline: no wait for children takes a timeout, and
+     * this runs once, at exit (the keeper's own loop polls for the same
+     * reason: no fd reports that a process group has emptied). */
     deadline = now_ms() + (long)(KEEPER_GRACE / USEC_PER_MSEC) + 1000;
     for (;;) {
         int status;

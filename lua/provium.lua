@@ -518,6 +518,16 @@ local function match_results(op, payload, fields, skip)
   return tonumber(alt), text(from, to), table.unpack(caps, 1, n)
 end
 
+-- A matching op's command line (match_command, called by the method
+-- itself so that its argument errors name the caller's line) sent, its
+-- reply checked: the payload and the reply's fields.
+local function run_match(self, line)
+  check_live(self)
+  local st, payload, fields = call(self._fd, line)
+  if st ~= "ok" then raise(self, st, payload) end
+  return payload, fields
+end
+
 --- The bytes up to and including the first match of `pattern`; the
 --- bytes after it stay pending. A string is a literal (as Provium); a
 --- `provium.re` regex or a list of patterns (up to 256, the earliest
@@ -535,9 +545,7 @@ end
 ---@return string? ... the captures
 function Stream:read_until(pattern, t, opts)
   local line, marked, skip = match_command("read_until", pattern, t, opts)
-  check_live(self)
-  local st, payload, fields = call(self._fd, line)
-  if st ~= "ok" then raise(self, st, payload) end
+  local payload, fields = run_match(self, line)
   if not marked then return payload end
   return payload, match_results("read_until", payload, fields, skip)
 end
@@ -552,9 +560,7 @@ end
 ---@return string? ... the captures
 function Stream:expect(pattern, t, opts)
   local line, marked, skip = match_command("expect", pattern, t, opts)
-  check_live(self)
-  local st, payload, fields = call(self._fd, line)
-  if st ~= "ok" then raise(self, st, payload) end
+  local payload, fields = run_match(self, line)
   if not marked then return end
   return match_results("expect", payload, fields, skip)
 end
@@ -571,9 +577,7 @@ end
 ---@return string? ... the captures
 function Stream:peek(pattern, t, opts)
   local line, marked, skip = match_command("peek", pattern, t, opts)
-  check_live(self)
-  local st, payload, fields = call(self._fd, line)
-  if st ~= "ok" then raise(self, st, payload) end
+  local payload, fields = run_match(self, line)
   if not marked then return payload end
   return payload, match_results("peek", payload, fields, skip)
 end

@@ -1014,6 +1014,40 @@ cache_add(struct pattern_set *ps, uint64_t h)
 
 static void jobs_reap(void);
 
+/* The start of both gets: the caps checked, finished compiles taken in,
+ * the set's hash in *h. 1 with *out from the cache, 0 if not cached. */
+static int
+cache_lookup(const struct pattern *pats, unsigned n, unsigned opts,
+             uint64_t *h, struct pattern_set **out, char *err)
+{
+    struct pattern_set *ps;
+    int rc;
+
+    if ((rc = set_limits(pats, n, err)) < 0)
+        return rc;
+    jobs_reap();
+    *h = set_hash(pats, n, opts);
+    if (!(ps = cache_find(pats, n, opts, *h)))
+        return 0;
+    *out = cache_use(ps);
+    return 1;
+}
+
+/* The end of both gets when the set is built here: ps is consumed. */
+static int
+build_here(struct pattern_set *ps, uint64_t h, struct pattern_set **out,
+           char *err)
+{
+    int rc;
+
+    if ((rc = set_build(ps, err)) < 0 || (rc = set_adopt(ps)) < 0) {
+        set_discard(ps);
+        return rc;
+    }
+    *out = cache_add(ps, h);
+    return 0;
+}
+
 int
 pattern_set_get(const struct pattern *pats, unsigned n, unsigned opts,
                 struct pattern_set **out, char *err)
@@ -1022,22 +1056,11 @@ pattern_set_get(const struct pattern *pats, unsigned n, unsigned opts,
     uint64_t h;
     int rc;
 
-    if ((rc = set_limits(pats, n, err)) < 0)
-        return rc;
-    jobs_reap();
-    h = set_hash(pats, n, opts);
-    if ((ps = cache_find(pats, n, opts, h))) {
-        *out = cache_use(ps);
-        return 0;
-    }
+    if ((rc = cache_lookup(pats, n, opts, &h, out, err)) != 0)
+        return rc < 0 ? rc : 0;
     if ((rc = set_prepare(pats, n, opts, 0, &ps, err)) < 0)
         return rc;
-    if ((rc = set_build(ps, err)) < 0 || (rc = set_adopt(ps)) < 0) {
-        set_discard(ps);
-        return rc;
-    }
-    *out = cache_add(ps, h);
-    return 0;
+    return build_here(ps, h, out, err);
 }
 
 /* The set pattern_set_check prepared last: a ctl write is parsed, then
@@ -1331,14 +1354,8 @@ pattern_set_get_async(const struct pattern *pats, unsigned n, unsigned opts,
     uint64_t h;
     int rc;
 
-    if ((rc = set_limits(pats, n, err)) < 0)
-        return rc;
-    jobs_reap();
-    h = set_hash(pats, n, opts);
-    if ((ps = cache_find(pats, n, opts, h))) {
-        *out = cache_use(ps);
-        return 0;
-    }
+    if ((rc = cache_lookup(pats, n, opts, &h, out, err)) != 0)
+        return rc < 0 ? rc : 0;
     /* Being compiled for an op that gave up on it: wait for that. */
     pthread_mutex_lock(&jobs.lock);
     for (job = jobs.all; job; job = job->next)
@@ -1394,12 +1411,7 @@ pattern_set_get_async(const struct pattern *pats, unsigned n, unsigned opts,
     return 1;
 at_once:
     /* Literals only, or no thread or fd to be had: build it here. */
-    if ((rc = set_build(ps, err)) < 0 || (rc = set_adopt(ps)) < 0) {
-        set_discard(ps);
-        return rc;
-    }
-    *out = cache_add(ps, h);
-    return 0;
+    return build_here(ps, h, out, err);
 }
 
 void
